@@ -1,0 +1,1 @@
+"""Metacontroller's wire format: decoding sync requests, encoding responses (pure)."""

@@ -1,0 +1,39 @@
+"""The request's own notion of "now": the newest timestamp in what was observed.
+
+The core never reads a clock. A status timestamp that has to move takes this value, so the
+same request always yields the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+EPOCH = "1970-01-01T00:00:00Z"
+
+
+def normalise(stamp: str) -> str | None:
+    """An RFC 3339 timestamp as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC, or None if it is not one."""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def newest(stamps: Iterable[Any]) -> str | None:
+    found = [n for s in stamps if isinstance(s, str) and (n := normalise(s)) is not None]
+    return max(found) if found else None
+
+
+def parent_timestamps(parent: Mapping[str, Any]) -> Iterable[Any]:
+    """Creation, deletion and every write the API server recorded on the parent."""
+    metadata = parent.get("metadata") or {}
+    yield metadata.get("creationTimestamp")
+    yield metadata.get("deletionTimestamp")
+    for entry in metadata.get("managedFields") or []:
+        if isinstance(entry, Mapping):
+            yield entry.get("time")

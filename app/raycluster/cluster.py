@@ -1,0 +1,84 @@
+"""What every builder needs to know about the cluster: its identity, spec and addresses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.raycluster.command import head_port
+from app.raycluster.names import head_service_name
+from app.raycluster.spec import RayClusterSpec, WorkerGroupSpec
+
+FT_ANNOTATION = "ray.io/ft-enabled"
+OVERWRITE_CMD_ANNOTATION = "ray.io/overwrite-container-cmd"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Operator-wide settings; the shell reads them from its environment and passes them in."""
+
+    cluster_domain: str = "cluster.local"
+    wait_gcs_init_container: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    name: str
+    namespace: str
+    uid: str
+    annotations: Mapping[str, str]
+    spec: RayClusterSpec
+    options: Options = field(default_factory=Options)
+
+    @classmethod
+    def from_parent(
+        cls, parent: Mapping[str, Any], spec: RayClusterSpec, options: Options
+    ) -> Cluster:
+        metadata = parent.get("metadata") or {}
+        annotations = metadata.get("annotations") or {}
+        return cls(
+            name=metadata["name"],
+            namespace=metadata.get("namespace") or "default",
+            uid=metadata.get("uid") or "",
+            annotations={k: v for k, v in annotations.items() if isinstance(v, str)},
+            spec=spec,
+            options=options,
+        )
+
+    @property
+    def head_service_name(self) -> str:
+        custom = self.spec.headGroupSpec.headService
+        name = ((custom or {}).get("metadata") or {}).get("name")
+        return name if isinstance(name, str) and name else head_service_name(self.name)
+
+    @property
+    def head_fqdn(self) -> str:
+        return f"{self.head_service_name}.{self.namespace}.svc.{self.options.cluster_domain}"
+
+    @property
+    def head_port(self) -> str:
+        return head_port(self.spec.headGroupSpec.rayStartParams)
+
+    @property
+    def head_address(self) -> str:
+        return f"{self.head_fqdn}:{self.head_port}"
+
+    @property
+    def ft_enabled(self) -> bool:
+        annotated = self.annotations.get(FT_ANNOTATION, "").lower() == "true"
+        return annotated or self.spec.gcsFaultToleranceOptions is not None
+
+    @property
+    def overwrite_command(self) -> bool:
+        return self.annotations.get(OVERWRITE_CMD_ANNOTATION, "").lower() == "true"
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.spec.enableInTreeAutoscaling
+
+    def group(self, name: str) -> WorkerGroupSpec | None:
+        for group in self.spec.workerGroupSpecs:
+            if group.groupName == name:
+                return group
+        return None

@@ -1,0 +1,98 @@
+"""Names of a cluster's children, and the Kubernetes name rules they must follow.
+
+Pod names are deterministic (Metacontroller cannot use ``generateName``): a 5-character suffix
+derived from the cluster's uid, the pod's role and an ordinal, in Kubernetes' own name alphabet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Collection, Iterator
+
+MAX_CLUSTER_NAME = 53
+MAX_LABEL = 63
+SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+SUFFIX_LENGTH = 5
+HEAD_ROLE = "head"
+
+_DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_POD_NAME_SEGMENT = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def is_dns1035_label(name: str, max_length: int = MAX_LABEL) -> bool:
+    return len(name) <= max_length and _DNS1035.match(name) is not None
+
+
+def is_dns1123_label(name: str) -> bool:
+    return len(name) <= MAX_LABEL and _DNS1123_LABEL.match(name) is not None
+
+
+def is_label_value(value: str) -> bool:
+    return len(value) <= MAX_LABEL and _LABEL_VALUE.match(value) is not None
+
+
+def is_pod_name_segment(value: str) -> bool:
+    return len(value) <= MAX_LABEL and _POD_NAME_SEGMENT.match(value) is not None
+
+
+def head_service_name(cluster: str) -> str:
+    return f"{cluster}-head-svc"
+
+
+def pod_prefix(cluster: str, group: str | None) -> str:
+    """``<cluster>-head-`` for the head, ``<cluster>-worker-<group>-`` for a worker group."""
+    return f"{cluster}-head-" if group is None else f"{cluster}-worker-{group}-"
+
+
+def suffix(uid: str, role: str, ordinal: int) -> str:
+    """Five name characters, a pure function of (cluster uid, role, ordinal)."""
+    digest = hashlib.sha256(f"{uid}\0{role}\0{ordinal}".encode()).digest()
+    number = int.from_bytes(digest[:8], "big")
+    chars = []
+    for _ in range(SUFFIX_LENGTH):
+        number, index = divmod(number, len(SUFFIX_ALPHABET))
+        chars.append(SUFFIX_ALPHABET[index])
+    return "".join(chars)
+
+
+def pod_name(cluster: str, uid: str, group: str | None, ordinal: int) -> str:
+    role = HEAD_ROLE if group is None else f"worker/{group}"
+    return pod_prefix(cluster, group) + suffix(uid, role, ordinal)
+
+
+def candidate_names(cluster: str, uid: str, group: str | None) -> Iterator[tuple[int, str]]:
+    """Every (ordinal, name) a pod of this role may take, lowest ordinal first."""
+    ordinal = 0
+    while True:
+        yield ordinal, pod_name(cluster, uid, group, ordinal)
+        ordinal += 1
+
+
+def new_pod_names(
+    cluster: str, uid: str, group: str | None, count: int, taken: Collection[str]
+) -> list[str]:
+    """``count`` new names: the lowest ordinals whose names are not ``taken``."""
+    names: list[str] = []
+    for _, name in candidate_names(cluster, uid, group):
+        if len(names) == count:
+            break
+        if name not in taken and name not in names:
+            names.append(name)
+    return names
+
+
+def ordinals(cluster: str, uid: str, group: str | None, names: Collection[str]) -> dict[str, int]:
+    """The ordinal of each of ``names`` that metaray generated; others are absent."""
+    found: dict[str, int] = {}
+    wanted = set(names)
+    # New names take the lowest free ordinal, so ours all lie below this bound.
+    bound = 2 * len(wanted) + 16
+    for ordinal, name in candidate_names(cluster, uid, group):
+        if ordinal >= bound or len(found) == len(wanted):
+            break
+        if name in wanted:
+            found[name] = ordinal
+    return found

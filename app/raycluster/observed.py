@@ -1,0 +1,159 @@
+"""The observed children, reduced to what the decisions need.
+
+These slim models are what the wire layer decodes Metacontroller's children into: everything
+else in a child (managedFields, most of spec and status) is never materialised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from app.raycluster import labels as lbl
+
+JSONObject = dict[str, Any]
+POD_KEY = "Pod.v1"
+SERVICE_KEY = "Service.v1"
+TERMINAL_PHASES = ("Failed", "Succeeded")
+
+
+class _Slim(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ObjectMeta(_Slim):
+    name: str
+    namespace: str = ""
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    creationTimestamp: str | None = None
+    deletionTimestamp: str | None = None
+
+
+class Reason(_Slim):
+    reason: str | None = None
+
+
+class ContainerState(_Slim):
+    waiting: Reason | None = None
+    terminated: Reason | None = None
+
+
+class ContainerStatus(_Slim):
+    name: str = ""
+    ready: bool = False
+    state: ContainerState | None = None
+
+
+class PodCondition(_Slim):
+    type: str
+    status: str = ""
+    reason: str | None = None
+    lastTransitionTime: str | None = None
+
+
+class PodStatus(_Slim):
+    phase: str = ""
+    podIP: str = ""
+    reason: str | None = None
+    startTime: str | None = None
+    conditions: list[PodCondition] = []
+    containerStatuses: list[ContainerStatus] = []
+
+
+class ObservedPod(_Slim):
+    metadata: ObjectMeta
+    status: PodStatus = PodStatus()
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def terminating(self) -> bool:
+        return self.metadata.deletionTimestamp is not None
+
+    @property
+    def finished(self) -> bool:
+        """Failed or Succeeded: the pod will never run Ray again and must be replaced."""
+        return self.status.phase in TERMINAL_PHASES
+
+    @property
+    def running(self) -> bool:
+        return self.status.phase == "Running"
+
+    @property
+    def ready(self) -> bool:
+        return self.running and any(
+            c.type == "Ready" and c.status == "True" for c in self.status.conditions
+        )
+
+    @property
+    def node_type(self) -> str | None:
+        return self.metadata.labels.get(lbl.NODE_TYPE)
+
+    @property
+    def group(self) -> str | None:
+        return self.metadata.labels.get(lbl.GROUP)
+
+    def timestamps(self) -> Iterator[str | None]:
+        yield self.metadata.creationTimestamp
+        yield self.metadata.deletionTimestamp
+        yield self.status.startTime
+        for condition in self.status.conditions:
+            yield condition.lastTransitionTime
+
+
+class ServicePort(_Slim):
+    name: str = ""
+    port: int = 0
+    nodePort: int = 0
+    targetPort: int | str | None = None
+
+
+class ServiceSpec(_Slim):
+    clusterIP: str = ""
+    ports: list[ServicePort] = []
+
+
+class ObservedService(_Slim):
+    metadata: ObjectMeta
+    spec: ServiceSpec = ServiceSpec()
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+class ObservedObject(_Slim):
+    """A child of a kind metaray does not manage (yet): it is only ever kept as it is."""
+
+    metadata: ObjectMeta
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """All observed children, plus for each one the object metaray last asked for.
+
+    ``applied`` is keyed by (child-type key, name): the child's last-applied configuration,
+    or the observed object without server-set fields where there is none. Answering it
+    unchanged makes Metacontroller leave that child exactly as it is.
+    """
+
+    pods: tuple[ObservedPod, ...] = ()
+    services: tuple[ObservedService, ...] = ()
+    others: Mapping[str, tuple[ObservedObject, ...]] = field(default_factory=dict)
+    applied: Mapping[tuple[str, str], JSONObject] = field(default_factory=dict)
+
+    def keys(self) -> Iterator[tuple[str, str]]:
+        """(child-type key, name) of every observed child."""
+        for pod in self.pods:
+            yield POD_KEY, pod.name
+        for service in self.services:
+            yield SERVICE_KEY, service.name
+        for kind, objects in self.others.items():
+            for obj in objects:
+                yield kind, obj.metadata.name

@@ -1,0 +1,170 @@
+"""Head and worker pods, built from the user's pod templates with what Ray needs added."""
+
+from __future__ import annotations
+
+import copy
+
+from app.raycluster import labels as lbl
+from app.raycluster.cluster import FT_ANNOTATION, OVERWRITE_CMD_ANNOTATION, Cluster
+from app.raycluster.command import (
+    METRICS_PORT,
+    ULIMIT,
+    container_resources,
+    group_resources,
+    ray_start,
+    start_params,
+)
+from app.raycluster.env import head_service_env, merge_env, ray_env
+from app.raycluster.probes import add_probes
+from app.raycluster.spec import JSONObject, WorkerGroupSpec
+
+SHM_VOLUME = "shared-mem"
+SHM_PATH = "/dev/shm"
+WAIT_GCS = "wait-gcs-ready"
+WAIT_GCS_RESOURCES = {"cpu": "200m", "memory": "256Mi"}
+
+
+def head_pod_template(cluster: Cluster) -> JSONObject:
+    """The head pod without its name: the same for every head this spec creates."""
+    head = cluster.spec.headGroupSpec
+    return _build(cluster, None, head.template, head.rayStartParams, head.resources, head.labels)
+
+
+def worker_pod_template(cluster: Cluster, group: WorkerGroupSpec) -> JSONObject:
+    """A worker pod of ``group`` without its name: shared by every pod the group creates."""
+    return _build(
+        cluster, group, group.template, group.rayStartParams, group.resources, group.labels
+    )
+
+
+def named(pod: JSONObject, name: str) -> JSONObject:
+    """``pod`` with ``name``; the rest is shared, not copied (the result is only serialised)."""
+    return {**pod, "metadata": {"name": name, **pod["metadata"]}}
+
+
+def _build(
+    cluster: Cluster,
+    group: WorkerGroupSpec | None,
+    template: JSONObject,
+    user_params: dict[str, str],
+    resource_overrides: dict[str, str],
+    group_labels: dict[str, str],
+) -> JSONObject:
+    head = group is None
+    pod_spec: JSONObject = copy.deepcopy(template.get("spec") or {})
+    ray: JSONObject = pod_spec["containers"][0]
+    params = start_params(
+        user_params,
+        head=head,
+        head_address=cluster.head_address,
+        resources=group_resources(container_resources(ray), resource_overrides),
+        labels=group_labels,
+        autoscaling=cluster.autoscaling,
+    )
+    start = ray_start(params, head=head)
+    if not cluster.overwrite_command:
+        _wrap_command(ray, start)
+    ray["env"] = merge_env(ray.get("env"), ray_env(cluster, head=head, start_command=start))
+    _add_metrics_port(ray)
+    if "plasma-directory" not in params:
+        _add_shared_memory(pod_spec, ray)
+    add_probes(ray, params, head=head, ray_version=cluster.spec.rayVersion)
+    if not head and cluster.options.wait_gcs_init_container:
+        pod_spec["initContainers"] = [
+            *pod_spec.get("initContainers", []),
+            _wait_gcs_container(cluster, ray),
+        ]
+    for init in pod_spec.get("initContainers", []):
+        init["env"] = merge_env(init.get("env"), head_service_env(cluster))
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _metadata(cluster, group, template, group_labels),
+        "spec": pod_spec,
+    }
+
+
+def _metadata(
+    cluster: Cluster,
+    group: WorkerGroupSpec | None,
+    template: JSONObject,
+    group_labels: dict[str, str],
+) -> JSONObject:
+    meta = template.get("metadata") or {}
+    annotations = dict(meta.get("annotations") or {})
+    if group is None:
+        annotations[FT_ANNOTATION] = "true" if cluster.ft_enabled else "false"
+    if cluster.overwrite_command:
+        annotations[OVERWRITE_CMD_ANNOTATION] = "true"
+    metadata: JSONObject = {
+        "namespace": cluster.namespace,
+        "labels": lbl.pod_labels(
+            cluster.name,
+            cluster.uid,
+            None if group is None else group.groupName,
+            meta.get("labels") or {},
+            group_labels,
+        ),
+    }
+    if annotations:
+        metadata["annotations"] = dict(sorted(annotations.items()))
+    return metadata
+
+
+def _wrap_command(ray: JSONObject, start: str) -> None:
+    """Run ``ray start`` through bash after the user's own command, unless it already does."""
+    user = " ".join(str(part) for part in [*ray.get("command", []), *ray.get("args", [])])
+    if "ray start" in user:
+        return
+    script = f"{ULIMIT}; {start}"
+    ray["command"] = ["/bin/bash", "-c", "--"]
+    ray["args"] = [f"{user} && {script}" if user else script]
+
+
+def _add_metrics_port(ray: JSONObject) -> None:
+    ports = ray.setdefault("ports", [])
+    if not any(port.get("name") == "metrics" for port in ports):
+        ports.append({"containerPort": METRICS_PORT, "name": "metrics"})
+
+
+def _add_shared_memory(pod_spec: JSONObject, ray: JSONObject) -> None:
+    """Ray's object store lives in /dev/shm: back it with memory sized like the container."""
+    mounts = ray.setdefault("volumeMounts", [])
+    if any(mount.get("mountPath") == SHM_PATH for mount in mounts):
+        return
+    mounts.append({"mountPath": SHM_PATH, "name": SHM_VOLUME})
+    volumes = pod_spec.setdefault("volumes", [])
+    if any(volume.get("name") == SHM_VOLUME for volume in volumes):
+        return
+    resources = ray.get("resources") or {}
+    size = (resources.get("limits") or {}).get("memory") or (resources.get("requests") or {}).get(
+        "memory"
+    )
+    empty_dir: JSONObject = {"medium": "Memory"}
+    if size is not None:
+        empty_dir["sizeLimit"] = str(size)
+    volumes.append({"emptyDir": empty_dir, "name": SHM_VOLUME})
+
+
+def _wait_gcs_container(cluster: Cluster, ray: JSONObject) -> JSONObject:
+    """Holds the worker back until the head's GCS answers, so Ray does not start too early."""
+    address = cluster.head_address
+    script = (
+        "SECONDS=0; "
+        f"until ray health-check --address {address} > /dev/null 2>&1; do "
+        'if [ "$SECONDS" -ge 120 ]; then '
+        f'echo "Still waiting for the GCS at {address} after $SECONDS s"; fi; '
+        "sleep 5; done; "
+        'echo "GCS is ready."'
+    )
+    container: JSONObject = {
+        "name": WAIT_GCS,
+        "image": ray.get("image"),
+        "command": ["/bin/bash", "-c", "--"],
+        "args": [script],
+        "resources": {"limits": dict(WAIT_GCS_RESOURCES), "requests": dict(WAIT_GCS_RESOURCES)},
+    }
+    for key in ("imagePullPolicy", "securityContext", "env", "volumeMounts"):
+        if key in ray:
+            container[key] = copy.deepcopy(ray[key])
+    return container

@@ -1,0 +1,81 @@
+"""Kubernetes resource quantities: exact parsing and canonical formatting."""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 10**3),
+    "": Fraction(1),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
+}
+_QUANTITY = re.compile(
+    r"^(?P<sign>[+-]?)(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE](?P<exp>[+-]?[0-9]+))?$"
+)
+
+
+class QuantityError(ValueError):
+    """A string that is not a Kubernetes quantity."""
+
+
+def parse_quantity(value: str | int | float) -> Fraction:
+    """The exact value of a quantity such as ``500m``, ``2Gi`` or ``1e3``."""
+    if isinstance(value, bool):
+        raise QuantityError(f"{value!r} is not a quantity")
+    if isinstance(value, int):
+        return Fraction(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise QuantityError(f"{value!r} is not a quantity")
+        return Fraction(value)
+    match = _QUANTITY.match(value.strip())
+    if match is None:
+        raise QuantityError(f"{value!r} is not a quantity")
+    number = Fraction(match["num"])
+    if match["exp"] is not None:
+        exponent = int(match["exp"])
+        if abs(exponent) > 30:
+            raise QuantityError(f"{value!r} is out of range")
+        number *= Fraction(10) ** exponent
+    else:
+        suffix = match["suffix"] or ""
+        number *= _BINARY[suffix] if suffix in _BINARY else _DECIMAL[suffix]
+    return -number if match["sign"] == "-" else number
+
+
+def ceil_int(value: Fraction) -> int:
+    """Round up to a whole number, as Kubernetes' ``Quantity.Value()`` does."""
+    return math.ceil(value)
+
+
+def format_cpu(value: Fraction) -> str:
+    """CPU in canonical form: whole cores as ``2``, otherwise millicores (``1500m``)."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{math.ceil(value * 1000)}m"
+
+
+def format_bytes(value: Fraction) -> str:
+    """Bytes in canonical form: the largest exact binary suffix, then decimal, else plain."""
+    amount = math.ceil(value)
+    if amount == 0:
+        return "0"
+    for suffix, factor in reversed(_BINARY.items()):
+        if amount % factor == 0:
+            return f"{amount // factor}{suffix}"
+    for suffix in ("E", "P", "T", "G", "M", "k"):
+        factor = int(_DECIMAL[suffix])
+        if amount % factor == 0:
+            return f"{amount // factor}{suffix}"
+    return str(amount)

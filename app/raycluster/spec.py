@@ -1,0 +1,278 @@
+"""The RayCluster spec: its model, its defaults, and the checks a CRD schema cannot make.
+
+Pod templates and the custom head Service stay plain JSON objects: metaray copies them into the
+children and adds what Ray needs, it does not model the whole Kubernetes Pod.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from app.raycluster.names import (
+    MAX_CLUSTER_NAME,
+    is_dns1035_label,
+    is_label_value,
+    is_pod_name_segment,
+)
+from app.raycluster.quantity import QuantityError, parse_quantity
+
+JSONObject = dict[str, Any]
+INT32_MAX = 2147483647
+API_VERSIONS = ("ray.io/v1", "ray.io/v1alpha1")
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+_FLAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
+
+
+class _Model(BaseModel):
+    """Unknown fields are errors (never silently ignored); JSON nulls mean 'not set'."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+
+class ScaleStrategy(_Model):
+    workersToDelete: list[str] = []
+
+
+class HeadGroupSpec(_Model):
+    template: JSONObject
+    rayStartParams: dict[str, str] = {}
+    serviceType: str | None = None
+    headService: JSONObject | None = None
+    enableIngress: bool = False
+    ingressOptions: JSONObject | None = None
+    # Deprecated in KubeRay and ignored there too; accepted so v0.6 manifests still apply.
+    replicas: Int32 | None = None
+    resources: dict[str, str] = {}
+    labels: dict[str, str] = {}
+
+
+class WorkerGroupSpec(_Model):
+    groupName: str
+    template: JSONObject
+    replicas: Int32 | None = None
+    minReplicas: Int32 = 0
+    maxReplicas: Int32 = INT32_MAX
+    numOfHosts: Int32 = 1
+    rayStartParams: dict[str, str] = {}
+    scaleStrategy: ScaleStrategy = ScaleStrategy()
+    suspend: bool = False
+    idleTimeoutSeconds: Int32 | None = None
+    priority: Int32 | None = None
+    resources: dict[str, str] = {}
+    labels: dict[str, str] = {}
+
+    @property
+    def target(self) -> int:
+        """Pods wanted: ``replicas`` (default ``minReplicas``) clamped to [min, max], per host."""
+        if self.suspend:
+            return 0
+        wanted = self.minReplicas if self.replicas is None else self.replicas
+        return max(self.minReplicas, min(wanted, self.maxReplicas)) * self.numOfHosts
+
+
+class AutoscalerOptions(_Model):
+    image: str | None = None
+    imagePullPolicy: str | None = None
+    resources: JSONObject | None = None
+    env: list[JSONObject] = []
+    envFrom: list[JSONObject] = []
+    volumeMounts: list[JSONObject] = []
+    securityContext: JSONObject | None = None
+    idleTimeoutSeconds: Int32 | None = None
+    upscalingMode: Literal["Default", "Aggressive", "Conservative"] | None = None
+    version: Literal["v1", "v2"] | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
+
+
+class RedisCredential(_Model):
+    value: str | None = None
+    valueFrom: JSONObject | None = None
+
+
+class GcsFaultToleranceOptions(_Model):
+    redisAddress: str | None = None
+    redisPassword: RedisCredential | None = None
+    redisUsername: RedisCredential | None = None
+    externalStorageNamespace: str | None = None
+
+
+class UpgradeStrategy(_Model):
+    type: Literal["Recreate", "None"] | None = None
+    maxUnavailable: Int32 | None = None
+
+
+class RayClusterSpec(_Model):
+    headGroupSpec: HeadGroupSpec
+    workerGroupSpecs: list[WorkerGroupSpec] = []
+    rayVersion: str | None = None
+    enableInTreeAutoscaling: bool = False
+    autoscalerOptions: AutoscalerOptions | None = None
+    headServiceAnnotations: dict[str, str] = {}
+    suspend: bool = False
+    managedBy: str | None = None
+    gcsFaultToleranceOptions: GcsFaultToleranceOptions | None = None
+    upgradeStrategy: UpgradeStrategy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason the spec cannot be acted on, with the field it concerns."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class InvalidSpec(ValueError):
+    """The RayCluster cannot be understood; ``problems`` says why, field by field."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(problem) for problem in problems))
+
+
+def parse_spec(parent: Mapping[str, Any]) -> RayClusterSpec:
+    """Validate and default a RayCluster object's spec, or raise ``InvalidSpec``."""
+    problems = list(_check_identity(parent))
+    raw = parent.get("spec")
+    if not isinstance(raw, Mapping):
+        problems.append(Problem("spec", "must be an object"))
+        raise InvalidSpec(problems)
+    try:
+        spec = RayClusterSpec.model_validate(raw)
+    except ValidationError as error:
+        problems.extend(_pydantic_problems(error))
+        raise InvalidSpec(problems) from None
+    problems.extend(_check_spec(spec))
+    if problems:
+        raise InvalidSpec(problems)
+    return spec
+
+
+def _pydantic_problems(error: ValidationError) -> Iterator[Problem]:
+    for item in error.errors(include_url=False):
+        path = "spec" + "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]
+        )
+        message = "unknown field" if item["type"] == "extra_forbidden" else item["msg"]
+        yield Problem(path, message)
+
+
+def _check_identity(parent: Mapping[str, Any]) -> Iterator[Problem]:
+    if parent.get("apiVersion") not in API_VERSIONS:
+        yield Problem("apiVersion", f"must be one of {', '.join(API_VERSIONS)}")
+    metadata = parent.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if not isinstance(name, str) or not is_dns1035_label(name, MAX_CLUSTER_NAME):
+        yield Problem(
+            "metadata.name",
+            f"must be a DNS-1035 label of at most {MAX_CLUSTER_NAME} characters "
+            "(lower-case letters, digits and '-', starting with a letter)",
+        )
+
+
+def _check_spec(spec: RayClusterSpec) -> Iterator[Problem]:
+    head = spec.headGroupSpec
+    yield from _check_template("spec.headGroupSpec.template", head.template)
+    yield from _check_params("spec.headGroupSpec.rayStartParams", head.rayStartParams)
+    yield from _check_quantities("spec.headGroupSpec.resources", head.resources)
+    if head.serviceType is not None and head.serviceType not in SERVICE_TYPES:
+        yield Problem(
+            "spec.headGroupSpec.serviceType", f"must be one of {', '.join(SERVICE_TYPES)}"
+        )
+    if head.headService is not None and not isinstance(head.headService.get("spec", {}), dict):
+        yield Problem("spec.headGroupSpec.headService.spec", "must be an object")
+    seen: set[str] = set()
+    for index, group in enumerate(spec.workerGroupSpecs):
+        path = f"spec.workerGroupSpecs[{index}]"
+        yield from _check_group(path, group)
+        if group.groupName in seen:
+            yield Problem(f"{path}.groupName", f"{group.groupName!r} is used by another group")
+        seen.add(group.groupName)
+
+
+def _check_group(path: str, group: WorkerGroupSpec) -> Iterator[Problem]:
+    if not is_label_value(group.groupName) or not is_pod_name_segment(group.groupName):
+        yield Problem(
+            f"{path}.groupName",
+            "must be a valid label value usable in pod names: 1 to 63 lower-case letters, "
+            "digits, '-' or '.', starting and ending with a letter or digit",
+        )
+    for field in ("minReplicas", "maxReplicas", "replicas"):
+        value = getattr(group, field)
+        if value is not None and value < 0:
+            yield Problem(f"{path}.{field}", "must not be negative")
+    if group.numOfHosts < 1:
+        yield Problem(f"{path}.numOfHosts", "must be at least 1")
+    if group.minReplicas > group.maxReplicas:
+        yield Problem(
+            f"{path}.minReplicas",
+            f"must not exceed maxReplicas ({group.minReplicas} > {group.maxReplicas})",
+        )
+    yield from _check_template(f"{path}.template", group.template)
+    yield from _check_params(f"{path}.rayStartParams", group.rayStartParams)
+    yield from _check_quantities(f"{path}.resources", group.resources)
+
+
+def _check_template(path: str, template: JSONObject) -> Iterator[Problem]:
+    pod_spec = template.get("spec")
+    containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
+    if not isinstance(containers, list) or not containers:
+        yield Problem(f"{path}.spec.containers", "must list at least one container (Ray's first)")
+        return
+    for index, container in enumerate(containers):
+        if not isinstance(container, dict) or not all(
+            isinstance(container.get(key), str) and container[key] for key in ("name", "image")
+        ):
+            yield Problem(
+                f"{path}.spec.containers[{index}]", "must be an object with a name and an image"
+            )
+    ray = containers[0]
+    if isinstance(ray, dict):
+        resources = ray.get("resources") or {}
+        for kind in ("limits", "requests"):
+            values = resources.get(kind) if isinstance(resources, dict) else None
+            if isinstance(values, dict):
+                yield from _check_quantities(f"{path}.spec.containers[0].resources.{kind}", values)
+    metadata = template.get("metadata", {})
+    labels = metadata.get("labels", {}) if isinstance(metadata, dict) else None
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        yield Problem(f"{path}.metadata.labels", "must map strings to strings")
+
+
+def _check_quantities(path: str, values: Mapping[str, Any]) -> Iterator[Problem]:
+    for key, value in values.items():
+        try:
+            parse_quantity(value)
+        except (QuantityError, TypeError):
+            yield Problem(f"{path}.{key}", f"{value!r} is not a Kubernetes quantity")
+
+
+def _check_params(path: str, params: Mapping[str, str]) -> Iterator[Problem]:
+    for key, value in params.items():
+        if not _FLAG_NAME.match(key):
+            yield Problem(f"{path}.{key}", "is not a ray start flag name")
+        elif any(char in value for char in "\n\r\0"):
+            yield Problem(f"{path}.{key}", "must not contain a newline or NUL character")
+        else:
+            try:
+                shlex.split(value)
+            except ValueError:
+                yield Problem(f"{path}.{key}", "has unbalanced quotes")

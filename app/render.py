@@ -1,0 +1,69 @@
+"""Offline rendering: run the core on a manifest file, with no cluster and no Metacontroller."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from app.hooks.request import BadRequest, decode
+from app.raycluster.cluster import Options
+from app.raycluster.sync import sync
+
+
+class RenderError(ValueError):
+    """The input files cannot be rendered."""
+
+
+def render(manifest: Path, observed: Path | None, options: Options) -> dict[str, Any]:
+    """The children and status metaray would answer, as one document."""
+    parent = _the_raycluster(_load(manifest))
+    children = _as_children(_load(observed) if observed is not None else [])
+    body = orjson.dumps({"parent": parent, "children": children})
+    try:
+        request = decode(body)
+    except BadRequest as error:
+        raise RenderError(str(error)) from None
+    desired = sync(request.parent, request.observed, options)
+    return {"children": desired.children, "status": desired.status}
+
+
+def _load(path: Path) -> list[Any]:
+    try:
+        documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+    except (OSError, yaml.YAMLError) as error:
+        raise RenderError(f"cannot read {path}: {error}") from None
+    flat: list[Any] = []
+    for doc in documents:
+        if isinstance(doc, dict) and doc.get("kind", "").endswith("List"):
+            flat.extend(doc.get("items") or [])
+        else:
+            flat.append(doc)
+    return flat
+
+
+def _the_raycluster(documents: list[Any]) -> dict[str, Any]:
+    clusters = [d for d in documents if isinstance(d, dict) and d.get("kind") == "RayCluster"]
+    if len(clusters) != 1:
+        raise RenderError(f"expected exactly one RayCluster in the manifest, found {len(clusters)}")
+    parent = dict(clusters[0])
+    metadata = dict(parent.get("metadata") or {})
+    metadata.setdefault("namespace", "default")
+    # Offline there is no API server to assign a uid: derive a stable one from the name.
+    metadata.setdefault("uid", f"render-{metadata.get('namespace')}-{metadata.get('name')}")
+    parent["metadata"] = metadata
+    return parent
+
+
+def _as_children(objects: list[Any]) -> dict[str, dict[str, Any]]:
+    children: dict[str, dict[str, Any]] = {"Pod.v1": {}, "Service.v1": {}}
+    for obj in objects:
+        if not isinstance(obj, dict):
+            raise RenderError("observed objects must be Kubernetes objects")
+        version = obj.get("apiVersion", "v1")
+        key = f"{obj.get('kind')}.{version}"
+        name = (obj.get("metadata") or {}).get("name")
+        children.setdefault(key, {})[str(name)] = obj
+    return children
