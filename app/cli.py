@@ -6,11 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from app.render import RenderError, render
+from app.render import RenderError, render, to_yaml
 from app.settings import Settings
 
 
@@ -60,12 +57,8 @@ def _render(args: argparse.Namespace) -> int:
     except RenderError as error:
         print(f"metaray render: {error}", file=sys.stderr)
         return 2
-    sys.stdout.write(_yaml(output))
+    sys.stdout.write(to_yaml(output))
     return 0
-
-
-def _yaml(document: Any) -> str:
-    return yaml.safe_dump(document, sort_keys=True, default_flow_style=False, width=100)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hook_request = decode(body)
         except BadRequest as error:
             return _error(400, str(error))
-        desired = sync(hook_request.parent, hook_request.observed, options)
-        return Response(encode(desired), media_type=JSON)
+        try:
+            payload = encode(sync(hook_request.parent, hook_request.observed, options))
+        except Exception as error:
+            # A 5xx makes Metacontroller keep every child and the status as they are.
+            log.exception("internal error in /sync")
+            return _error(500, f"internal error: {type(error).__name__}")
+        return Response(payload, media_type=JSON)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -41,12 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/readyz")
     async def readyz() -> dict[str, str]:
         return {"status": "ok"}
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, error: Exception) -> Response:
-        # A 5xx makes Metacontroller keep every child and the status as they are.
-        log.exception("internal error while handling %s", request.url.path)
-        return _error(500, f"internal error: {type(error).__name__}")
 
     Instrumentator().instrument(app).expose(app, include_in_schema=False)
     return app

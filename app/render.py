@@ -17,6 +17,19 @@ class RenderError(ValueError):
     """The input files cannot be rendered."""
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes shared sub-objects out in full: a reader wants no YAML anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def to_yaml(document: Any) -> str:
+    return yaml.dump(
+        document, Dumper=_PlainDumper, sort_keys=True, default_flow_style=False, width=100
+    )
+
+
 def render(manifest: Path, observed: Path | None, options: Options) -> dict[str, Any]:
     """The children and status metaray would answer, as one document."""
     parent = _the_raycluster(_load(manifest))

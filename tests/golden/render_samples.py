@@ -1,0 +1,35 @@
+"""Render every sample to its golden file: ``python -m tests.golden.render_samples``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.raycluster.cluster import Options
+from app.render import render, to_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"
+GOLDEN = Path(__file__).parent / "expected"
+
+
+def samples() -> list[Path]:
+    return sorted(SAMPLES.glob("*.yaml"))
+
+
+def rendered(sample: Path) -> str:
+    return to_yaml(render(sample, None, Options()))
+
+
+def golden_path(sample: Path) -> Path:
+    return GOLDEN / sample.name
+
+
+def main() -> None:
+    GOLDEN.mkdir(exist_ok=True)
+    for sample in samples():
+        golden_path(sample).write_text(rendered(sample))
+        print(f"wrote {golden_path(sample).relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
