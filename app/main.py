@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -11,10 +13,13 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from app import __version__
 from app.hooks.request import BadRequest, decode
 from app.hooks.response import encode
-from app.raycluster.sync import sync
+from app.raycluster.cluster import Options
+from app.raycluster.observed import Observed
+from app.raycluster.sync import Desired, finalize, sync
 from app.settings import Settings
 
 log = logging.getLogger("metaray")
+Decide = Callable[[dict[str, Any], Observed, Options], Desired]
 JSON = "application/json"
 
 
@@ -23,21 +28,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     options = settings.options
     app = FastAPI(title="metaray", version=__version__, docs_url=None, redoc_url=None)
 
-    @app.post("/sync")
-    async def sync_hook(request: Request) -> Response:
-        """Metacontroller's sync hook: the RayCluster's desired children and status."""
+    async def answer(request: Request, decide: Decide) -> Response:
         body = await request.body()
         try:
             hook_request = decode(body)
         except BadRequest as error:
             return _error(400, str(error))
         try:
-            payload = encode(sync(hook_request.parent, hook_request.observed, options))
+            payload = encode(decide(hook_request.parent, hook_request.observed, options))
         except Exception as error:
             # A 5xx makes Metacontroller keep every child and the status as they are.
-            log.exception("internal error in /sync")
+            log.exception("internal error in %s", request.url.path)
             return _error(500, f"internal error: {type(error).__name__}")
         return Response(payload, media_type=JSON)
+
+    @app.post("/sync")
+    async def sync_hook(request: Request) -> Response:
+        """Metacontroller's sync hook: the RayCluster's desired children and status."""
+        return await answer(request, sync)
+
+    @app.post("/finalize")
+    async def finalize_hook(request: Request) -> Response:
+        """Metacontroller's finalize hook: a RayCluster is being deleted."""
+        return await answer(request, finalize)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -1,6 +1,8 @@
-"""Encoding the core's answer as Metacontroller's sync response."""
+"""Encoding the core's answer as Metacontroller's hook response."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import orjson
 
@@ -8,4 +10,8 @@ from app.raycluster.sync import Desired
 
 
 def encode(desired: Desired) -> bytes:
-    return orjson.dumps({"children": desired.children, "status": desired.status})
+    """``{children, status}``, plus ``finalized`` for a finalize answer only."""
+    body: dict[str, Any] = {"children": desired.children, "status": desired.status}
+    if desired.finalized is not None:
+        body["finalized"] = desired.finalized
+    return orjson.dumps(body)

@@ -31,14 +31,12 @@ class Resources:
 
 
 def container_resources(container: Mapping[str, Any]) -> Resources:
-    """CPU and memory from limits (else requests); GPUs and accelerators from limits."""
+    """CPU from the limit (else the request); memory, GPUs and accelerators from limits only."""
     spec = container.get("resources") or {}
     limits: Mapping[str, Any] = spec.get("limits") or {}
     requests: Mapping[str, Any] = spec.get("requests") or {}
-
-    def pick(key: str) -> Fraction | None:
-        raw = limits.get(key, requests.get(key))
-        return None if raw is None else parse_quantity(raw)
+    cpu = limits.get("cpu", requests.get("cpu"))
+    memory = limits.get("memory")
 
     gpu = None
     custom = []
@@ -47,7 +45,12 @@ def container_resources(container: Mapping[str, Any]) -> Resources:
             gpu = parse_quantity(limits[key])
         elif key in CUSTOM_ACCELERATORS:
             custom.append((CUSTOM_ACCELERATORS[key], parse_quantity(limits[key])))
-    return Resources(pick("cpu"), pick("memory"), gpu, tuple(custom))
+    return Resources(
+        None if cpu is None else parse_quantity(cpu),
+        None if memory is None else parse_quantity(memory),
+        gpu,
+        tuple(custom),
+    )
 
 
 def _is_gpu(resource: str) -> bool:
@@ -62,11 +65,12 @@ def group_resources(base: Resources, overrides: Mapping[str, str]) -> Resources:
     cpu, memory, gpu = base.cpu, base.memory, base.gpu
     for key, raw in overrides.items():
         value = parse_quantity(raw)
-        if key == "CPU":
+        name = key.lower()
+        if name == "cpu":
             cpu = value
-        elif key == "memory":
+        elif name == "memory":
             memory = value
-        elif key == "GPU":
+        elif _is_gpu(name):
             gpu = value
         else:
             custom[key] = value

@@ -88,8 +88,9 @@ def ordinals(cluster: str, uid: str, group: str | None, names: Collection[str]) 
     """The ordinal of each of ``names`` that metaray generated; others are absent."""
     found: dict[str, int] = {}
     wanted = set(names)
-    # New names take the lowest free ordinal, so ours all lie below this bound.
-    bound = 2 * len(wanted) + 16
+    # New names take the lowest free ordinal, so ours lie low; names still unfound by this
+    # bound are not metaray's (a KubeRay pod, say).
+    bound = max(4 * len(wanted) + 64, 1024)
     for ordinal, name in candidate_names(cluster, uid, group):
         if ordinal >= bound or len(found) == len(wanted):
             break

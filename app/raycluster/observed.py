@@ -12,11 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from app.raycluster import kinds
 from app.raycluster import labels as lbl
 
 JSONObject = dict[str, Any]
-POD_KEY = "Pod.v1"
-SERVICE_KEY = "Service.v1"
+POD_KEY = kinds.POD
+SERVICE_KEY = kinds.SERVICE
 TERMINAL_PHASES = ("Failed", "Succeeded")
 
 
@@ -129,9 +130,21 @@ class ObservedService(_Slim):
 
 
 class ObservedObject(_Slim):
-    """A child of a kind metaray does not manage (yet): it is only ever kept as it is."""
+    """A child other than a pod or Service: its name, and its status where it has one (Jobs)."""
 
     metadata: ObjectMeta
+    status: dict[str, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def has_condition(self, kind: str) -> bool:
+        conditions = self.status.get("conditions")
+        return isinstance(conditions, list) and any(
+            isinstance(c, dict) and c.get("type") == kind and c.get("status") == "True"
+            for c in conditions
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +160,9 @@ class Observed:
     services: tuple[ObservedService, ...] = ()
     others: Mapping[str, tuple[ObservedObject, ...]] = field(default_factory=dict)
     applied: Mapping[tuple[str, str], JSONObject] = field(default_factory=dict)
+
+    def of_kind(self, kind: str) -> tuple[ObservedObject, ...]:
+        return tuple(self.others.get(kind, ()))
 
     def keys(self) -> Iterator[tuple[str, str]]:
         """(child-type key, name) of every observed child."""

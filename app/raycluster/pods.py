@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 
+from app.raycluster import fault_tolerance as ft
 from app.raycluster import labels as lbl
+from app.raycluster.autoscaler import add_autoscaler
 from app.raycluster.cluster import FT_ANNOTATION, OVERWRITE_CMD_ANNOTATION, Cluster
 from app.raycluster.command import (
     METRICS_PORT,
@@ -16,6 +18,7 @@ from app.raycluster.command import (
 )
 from app.raycluster.env import head_service_env, merge_env, ray_env
 from app.raycluster.probes import add_probes
+from app.raycluster.rollout import HASH_ANNOTATION, template_hash
 from app.raycluster.spec import JSONObject, WorkerGroupSpec
 
 SHM_VOLUME = "shared-mem"
@@ -53,6 +56,8 @@ def _build(
     head = group is None
     pod_spec: JSONObject = copy.deepcopy(template.get("spec") or {})
     ray: JSONObject = pod_spec["containers"][0]
+    if head and cluster.ft_enabled:
+        user_params = {**ft.head_params(cluster), **user_params}
     params = start_params(
         user_params,
         head=head,
@@ -64,7 +69,7 @@ def _build(
     start = ray_start(params, head=head)
     if not cluster.overwrite_command:
         _wrap_command(ray, start)
-    ray["env"] = merge_env(ray.get("env"), ray_env(cluster, head=head, start_command=start))
+    ray["env"] = merge_env(ray.get("env"), _env(cluster, head, start))
     _add_metrics_port(ray)
     if "plasma-directory" not in params:
         _add_shared_memory(pod_spec, ray)
@@ -76,12 +81,31 @@ def _build(
         ]
     for init in pod_spec.get("initContainers", []):
         init["env"] = merge_env(init.get("env"), head_service_env(cluster))
+    if cluster.autoscaling and _autoscaler_version(cluster) == "v2":
+        pod_spec["restartPolicy"] = "Never"
+    if head and cluster.autoscaling:
+        add_autoscaler(cluster, pod_spec)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": _metadata(cluster, group, template, group_labels),
         "spec": pod_spec,
     }
+
+
+def _env(cluster: Cluster, head: bool, start: str) -> list[JSONObject]:
+    env = ray_env(cluster, head=head, start_command=start)
+    if cluster.ft_enabled:
+        env += ft.head_env(cluster) if head else ft.worker_env()
+    version = _autoscaler_version(cluster)
+    if head and cluster.autoscaling and version is not None:
+        env.append({"name": "RAY_enable_autoscaler_v2", "value": str(version == "v2").lower()})
+    return env
+
+
+def _autoscaler_version(cluster: Cluster) -> str | None:
+    options = cluster.spec.autoscalerOptions
+    return None if options is None else options.version
 
 
 def _metadata(
@@ -92,8 +116,11 @@ def _metadata(
 ) -> JSONObject:
     meta = template.get("metadata") or {}
     annotations = dict(meta.get("annotations") or {})
+    annotations[HASH_ANNOTATION] = template_hash(cluster, group)
     if group is None:
         annotations[FT_ANNOTATION] = "true" if cluster.ft_enabled else "false"
+        if cluster.ft_enabled:
+            annotations |= ft.head_annotations(cluster)
     if cluster.overwrite_command:
         annotations[OVERWRITE_CMD_ANNOTATION] = "true"
     metadata: JSONObject = {

@@ -39,6 +39,8 @@ def parse_quantity(value: str | int | float) -> Fraction:
         if not math.isfinite(value):
             raise QuantityError(f"{value!r} is not a quantity")
         return Fraction(value)
+    if not isinstance(value, str):
+        raise QuantityError(f"{value!r} is not a quantity")
     match = _QUANTITY.match(value.strip())
     if match is None:
         raise QuantityError(f"{value!r} is not a quantity")

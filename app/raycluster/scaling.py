@@ -15,10 +15,13 @@ from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
 from app.raycluster.names import new_pod_names, ordinals
 from app.raycluster.observed import ObservedPod
+from app.raycluster.rollout import max_unavailable, outdated, recreating, template_hash
+from app.raycluster.spec import WorkerGroupSpec
 
 WORKERS_TO_DELETE = "listed in workersToDelete"
 GROUP_REMOVED = "its worker group is no longer in the spec"
 SUSPENDED = "the cluster or its group is suspended"
+TEMPLATE_CHANGED = "its pod template changed (upgradeStrategy Recreate)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,7 @@ class _Draft:
 def plan_pods(cluster: Cluster, pods: Sequence[ObservedPod]) -> Plan:
     draft = _Draft(taken={pod.name for pod in pods} | _listed_for_deletion(cluster))
     heads = [pod for pod in pods if pod.node_type == lbl.HEAD]
-    _plan_head(cluster, heads, draft)
+    head_current = _plan_head(cluster, heads, draft)
     by_group: dict[str, list[ObservedPod]] = {}
     for pod in pods:
         if pod.node_type == lbl.WORKER and pod.group is not None:
@@ -63,7 +66,8 @@ def plan_pods(cluster: Cluster, pods: Sequence[ObservedPod]) -> Plan:
         elif pod.node_type != lbl.HEAD:
             draft.keep.append(pod.name)  # not recognisably ours to manage: never dropped
     for group in cluster.spec.workerGroupSpecs:
-        _plan_group(cluster, group.groupName, by_group.pop(group.groupName, []), draft)
+        pods_of_group = by_group.pop(group.groupName, [])
+        _plan_group(cluster, group, pods_of_group, draft, roll=head_current)
     for name, orphans in sorted(by_group.items()):
         draft.remove += [Removal(pod.name, name, GROUP_REMOVED) for pod in orphans]
     return Plan(
@@ -83,16 +87,25 @@ def _listed_for_deletion(cluster: Cluster) -> set[str]:
     }
 
 
-def _plan_head(cluster: Cluster, heads: list[ObservedPod], draft: _Draft) -> None:
+def _plan_head(cluster: Cluster, heads: list[ObservedPod], draft: _Draft) -> bool:
+    """Plan the head; True when it runs the current template and is ready (workers may roll)."""
     target = 0 if cluster.spec.suspend else 1
     live = _settle(heads, None, draft, suspended=target == 0)
+    if recreating(cluster):
+        current = template_hash(cluster, None)
+        for pod in [p for p in live if outdated(p.metadata.annotations, current)]:
+            _drop(draft, pod.name, None, TEMPLATE_CHANGED)
+            live.remove(pod)
     if not live and target:
         _create(cluster, None, 1, draft)
+        return False
+    return bool(live) and all(pod.ready for pod in live)
 
 
-def _plan_group(cluster: Cluster, name: str, pods: list[ObservedPod], draft: _Draft) -> None:
-    group = cluster.group(name)
-    assert group is not None
+def _plan_group(
+    cluster: Cluster, group: WorkerGroupSpec, pods: list[ObservedPod], draft: _Draft, *, roll: bool
+) -> None:
+    name = group.groupName
     listed = set(group.scaleStrategy.workersToDelete)
     present = {pod.name for pod in pods}
     draft.unknown += [(name, victim) for victim in sorted(listed - present)]
@@ -105,14 +118,43 @@ def _plan_group(cluster: Cluster, name: str, pods: list[ObservedPod], draft: _Dr
     suspended = cluster.spec.suspend or group.suspend
     target = 0 if cluster.spec.suspend else group.target
     live = _settle(remaining, name, draft, suspended=suspended)
-    if len(live) < target:
-        _create(cluster, name, target - len(live), draft)
-    elif len(live) > target and not cluster.autoscaling:
-        surplus = _surplus_order(cluster, name, live)[: len(live) - target]
+    current = template_hash(cluster, group) if recreating(cluster) else None
+    if len(live) > target and not cluster.autoscaling:
+        surplus = _surplus_order(cluster, name, live, current)[: len(live) - target]
         why = f"surplus over the group's target of {target}"
         for pod in surplus:
-            draft.keep.remove(pod.name)
-            draft.remove.append(Removal(pod.name, name, why))
+            _drop(draft, pod.name, name, why)
+            live.remove(pod)
+    if current is not None and roll:
+        for pod in _roll(cluster, live, target, current):
+            _drop(draft, pod.name, name, TEMPLATE_CHANGED)
+            live.remove(pod)
+    if len(live) < target:
+        _create(cluster, name, target - len(live), draft)
+
+
+def _roll(
+    cluster: Cluster, live: list[ObservedPod], target: int, current: str
+) -> list[ObservedPod]:
+    """Outdated pods to replace now: every unready one, and ready ones while the group stays
+    at most ``maxUnavailable`` ready pods short of its target."""
+    stale = [pod for pod in live if outdated(pod.metadata.annotations, current)]
+    ready = sum(1 for pod in live if pod.ready)
+    limit = max_unavailable(cluster)
+    budget = min(limit, limit - (target - ready))
+    chosen = []
+    for pod in sorted(stale, key=lambda p: (p.ready, p.name)):
+        if not pod.ready:
+            chosen.append(pod)
+        elif budget > 0:
+            chosen.append(pod)
+            budget -= 1
+    return chosen
+
+
+def _drop(draft: _Draft, name: str, group: str | None, why: str) -> None:
+    draft.keep.remove(name)
+    draft.remove.append(Removal(name, group, why))
 
 
 def _settle(
@@ -139,12 +181,16 @@ def _create(cluster: Cluster, group: str | None, count: int, draft: _Draft) -> N
     draft.create += [Creation(name, group) for name in names]
 
 
-def _surplus_order(cluster: Cluster, group: str, live: list[ObservedPod]) -> list[ObservedPod]:
-    """Pods to give up first: not yet running, then the newest (highest ordinal)."""
+def _surplus_order(
+    cluster: Cluster, group: str, live: list[ObservedPod], current: str | None
+) -> list[ObservedPod]:
+    """Pods to give up first: not yet running, then outdated ones (when rolling out a new
+    template), then the newest (highest ordinal)."""
     known = ordinals(cluster.name, cluster.uid, group, [pod.name for pod in live])
 
-    def key(pod: ObservedPod) -> tuple[bool, float, str]:
+    def key(pod: ObservedPod) -> tuple[bool, bool, float, str]:
         ordinal = known.get(pod.name, math.inf)
-        return (pod.running, -ordinal, pod.name)
+        stale = current is not None and outdated(pod.metadata.annotations, current)
+        return (pod.running, not stale, -ordinal, pod.name)
 
     return sorted(live, key=key)

@@ -161,6 +161,7 @@ def parse_spec(parent: Mapping[str, Any]) -> RayClusterSpec:
         problems.extend(_pydantic_problems(error))
         raise InvalidSpec(problems) from None
     problems.extend(_check_spec(spec))
+    problems.extend(_check_features(parent, spec))
     if problems:
         raise InvalidSpec(problems)
     return spec
@@ -197,7 +198,7 @@ def _check_spec(spec: RayClusterSpec) -> Iterator[Problem]:
         yield Problem(
             "spec.headGroupSpec.serviceType", f"must be one of {', '.join(SERVICE_TYPES)}"
         )
-    if head.headService is not None and not isinstance(head.headService.get("spec", {}), dict):
+    if head.headService is not None and not isinstance(head.headService.get("spec") or {}, dict):
         yield Problem("spec.headGroupSpec.headService.spec", "must be an object")
     seen: set[str] = set()
     for index, group in enumerate(spec.workerGroupSpecs):
@@ -206,6 +207,78 @@ def _check_spec(spec: RayClusterSpec) -> Iterator[Problem]:
         if group.groupName in seen:
             yield Problem(f"{path}.groupName", f"{group.groupName!r} is used by another group")
         seen.add(group.groupName)
+
+
+_RESOURCE_FLAGS = ("num-cpus", "num-gpus", "memory", "resources")
+
+
+def _check_features(parent: Mapping[str, Any], spec: RayClusterSpec) -> Iterator[Problem]:
+    """Rules that tie fields together: autoscaler v2, GCS fault tolerance, rollout."""
+    metadata = parent.get("metadata") or {}
+    annotations = metadata.get("annotations") or {} if isinstance(metadata, Mapping) else {}
+    options = spec.autoscalerOptions
+    if spec.enableInTreeAutoscaling and options is not None and options.version == "v2":
+        templates = [("spec.headGroupSpec", spec.headGroupSpec.template)]
+        templates += [
+            (f"spec.workerGroupSpecs[{i}]", g.template) for i, g in enumerate(spec.workerGroupSpecs)
+        ]
+        for path, template in templates:
+            policy = (template.get("spec") or {}).get("restartPolicy")
+            if policy not in (None, "Never"):
+                yield Problem(
+                    f"{path}.template.spec.restartPolicy",
+                    "must be Never (or unset) with autoscaler v2",
+                )
+    if spec.gcsFaultToleranceOptions is not None:
+        yield from _check_fault_tolerance(spec, spec.gcsFaultToleranceOptions, annotations)
+    strategy = spec.upgradeStrategy
+    if strategy is not None and strategy.maxUnavailable is not None and strategy.maxUnavailable < 1:
+        yield Problem("spec.upgradeStrategy.maxUnavailable", "must be at least 1")
+    groups: list[tuple[str, HeadGroupSpec | WorkerGroupSpec]] = [
+        ("spec.headGroupSpec", spec.headGroupSpec)
+    ]
+    groups += [(f"spec.workerGroupSpecs[{i}]", g) for i, g in enumerate(spec.workerGroupSpecs)]
+    for path, group in groups:
+        clash = sorted(set(_RESOURCE_FLAGS) & set(group.rayStartParams))
+        if group.resources and clash:
+            yield Problem(
+                f"{path}.resources",
+                f"cannot be combined with rayStartParams {', '.join(clash)}: set one or the other",
+            )
+
+
+def _check_fault_tolerance(
+    spec: RayClusterSpec, options: GcsFaultToleranceOptions, annotations: Mapping[str, Any]
+) -> Iterator[Problem]:
+    path = "spec.gcsFaultToleranceOptions"
+    if str(annotations.get("ray.io/ft-enabled", "")).lower() == "false":
+        yield Problem(
+            'metadata.annotations["ray.io/ft-enabled"]',
+            f'must not be "false" when {path} is set',
+        )
+    if not options.redisAddress:
+        yield Problem(f"{path}.redisAddress", "is required")
+    if options.externalStorageNamespace and "ray.io/external-storage-namespace" in annotations:
+        yield Problem(
+            f"{path}.externalStorageNamespace",
+            'cannot be combined with the annotation "ray.io/external-storage-namespace"',
+        )
+    for name in ("redisPassword", "redisUsername"):
+        credential = getattr(options, name)
+        if credential is not None and (credential.value is None) == (credential.valueFrom is None):
+            yield Problem(f"{path}.{name}", "must set exactly one of value and valueFrom")
+    if "redis-password" in spec.headGroupSpec.rayStartParams:
+        yield Problem(
+            "spec.headGroupSpec.rayStartParams.redis-password",
+            f"must not be set with {path}: use {path}.redisPassword",
+        )
+    containers = (spec.headGroupSpec.template.get("spec") or {}).get("containers") or [{}]
+    env = containers[0].get("env") or [] if isinstance(containers[0], dict) else []
+    if any(isinstance(item, dict) and item.get("name") == "RAY_REDIS_ADDRESS" for item in env):
+        yield Problem(
+            "spec.headGroupSpec.template.spec.containers[0].env",
+            f"must not set RAY_REDIS_ADDRESS with {path}: use {path}.redisAddress",
+        )
 
 
 def _check_group(path: str, group: WorkerGroupSpec) -> Iterator[Problem]:
@@ -231,30 +304,77 @@ def _check_group(path: str, group: WorkerGroupSpec) -> Iterator[Problem]:
     yield from _check_quantities(f"{path}.resources", group.resources)
 
 
+# The parts of a pod template metaray reads or extends, and the JSON type each must have.
+_POD_SPEC_FIELDS = {"containers": list, "initContainers": list, "volumes": list}
+_CONTAINER_FIELDS = {
+    "name": str,
+    "image": str,
+    "command": list,
+    "args": list,
+    "env": list,
+    "ports": list,
+    "volumeMounts": list,
+    "resources": dict,
+}
+_TYPE_NAMES: dict[type, str] = {list: "a list", dict: "an object", str: "a string"}
+_LISTS_OF_OBJECTS = ("containers", "initContainers", "volumes", "env", "ports", "volumeMounts")
+
+
 def _check_template(path: str, template: JSONObject) -> Iterator[Problem]:
-    pod_spec = template.get("spec")
-    containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
+    metadata = template.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        yield Problem(f"{path}.metadata", "must be an object")
+        metadata = {}
+    for key in ("labels", "annotations"):
+        values = metadata.get(key) or {}
+        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+            yield Problem(f"{path}.metadata.{key}", "must map strings to strings")
+    pod_spec = template.get("spec") or {}
+    if not isinstance(pod_spec, dict):
+        yield Problem(f"{path}.spec", "must be an object")
+        return
+    yield from _check_fields(f"{path}.spec", pod_spec, _POD_SPEC_FIELDS)
+    containers = pod_spec.get("containers")
     if not isinstance(containers, list) or not containers:
         yield Problem(f"{path}.spec.containers", "must list at least one container (Ray's first)")
         return
-    for index, container in enumerate(containers):
-        if not isinstance(container, dict) or not all(
-            isinstance(container.get(key), str) and container[key] for key in ("name", "image")
-        ):
-            yield Problem(
-                f"{path}.spec.containers[{index}]", "must be an object with a name and an image"
-            )
-    ray = containers[0]
-    if isinstance(ray, dict):
-        resources = ray.get("resources") or {}
+    for kind in ("containers", "initContainers"):
+        for index, container in enumerate(pod_spec.get(kind) or []):
+            if isinstance(container, dict):
+                yield from _check_container(f"{path}.spec.{kind}[{index}]", container)
+
+
+def _check_container(path: str, container: JSONObject) -> Iterator[Problem]:
+    yield from _check_fields(path, container, _CONTAINER_FIELDS)
+    for key in ("name", "image"):
+        if not container.get(key):
+            yield Problem(f"{path}.{key}", "is required")
+    for key in ("command", "args"):
+        if not all(isinstance(part, str) for part in container.get(key) or []):
+            yield Problem(f"{path}.{key}", "must be a list of strings")
+    resources = container.get("resources") or {}
+    if isinstance(resources, dict):
         for kind in ("limits", "requests"):
-            values = resources.get(kind) if isinstance(resources, dict) else None
+            values = resources.get(kind) or {}
             if isinstance(values, dict):
-                yield from _check_quantities(f"{path}.spec.containers[0].resources.{kind}", values)
-    metadata = template.get("metadata", {})
-    labels = metadata.get("labels", {}) if isinstance(metadata, dict) else None
-    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
-        yield Problem(f"{path}.metadata.labels", "must map strings to strings")
+                yield from _check_quantities(f"{path}.resources.{kind}", values)
+            else:
+                yield Problem(f"{path}.resources.{kind}", "must be an object")
+
+
+def _check_fields(path: str, obj: JSONObject, types: Mapping[str, type]) -> Iterator[Problem]:
+    for key, kind in types.items():
+        value = obj.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, kind):
+            yield Problem(f"{path}.{key}", f"must be {_TYPE_NAMES[kind]}")
+        elif (
+            isinstance(value, list)
+            and key in _LISTS_OF_OBJECTS
+            and not all(isinstance(item, dict) for item in value)
+        ):
+            yield Problem(f"{path}.{key}", "must be a list of objects")
 
 
 def _check_quantities(path: str, values: Mapping[str, Any]) -> Iterator[Problem]:

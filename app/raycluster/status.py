@@ -22,6 +22,8 @@ SUSPENDED = "suspended"
 FAILED = "failed"
 HEAD_POD_READY = "HeadPodReady"
 PROVISIONED = "RayClusterProvisioned"
+SUSPENDING = "RayClusterSuspending"
+SUSPENDED_CONDITION = "RayClusterSuspended"
 _REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
 
 
@@ -50,7 +52,12 @@ def compute_status(
         **desired_resources(spec, 0 if spec.suspend else 1),
     }
     status |= observed_fields(cluster.head_service_name, observed)
-    status["conditions"] = _conditions(head, all_ready, previous, clock)
+    wanted = _head_and_provisioned(head, all_ready, spec.suspend, previous)
+    if spec.suspend or any(c.get("type") == SUSPENDED_CONDITION for c in _previous(previous)):
+        wanted |= _suspension(spec.suspend, bool(observed.pods))
+    status["conditions"] = [
+        condition(kind, *wanted[kind], previous, clock) for kind in sorted(wanted)
+    ]
     return stamp(status, previous, clock)
 
 
@@ -111,9 +118,12 @@ def _saturate(values: Iterable[int]) -> int:
     return min(sum(values), INT32_MAX)
 
 
-def _conditions(
-    head: ObservedPod | None, all_ready: bool, previous: Mapping[str, Any], clock: str | None
-) -> list[JSONObject]:
+_Condition = tuple[str, str, str]
+
+
+def _head_and_provisioned(
+    head: ObservedPod | None, all_ready: bool, suspend: bool, previous: Mapping[str, Any]
+) -> dict[str, _Condition]:
     if head is None:
         head_ready = ("False", "HeadPodNotFound", "No running head pod is observed")
     elif head.ready:
@@ -127,7 +137,10 @@ def _conditions(
     provisioned_before = any(
         c.get("type") == PROVISIONED and c.get("status") == "True" for c in _previous(previous)
     )
-    if all_ready or provisioned_before:
+    provisioned: _Condition
+    if suspend:
+        provisioned = ("False", "RayClusterSuspended", "The cluster is suspended")
+    elif all_ready or provisioned_before:
         provisioned = (
             "True",
             "AllPodRunningAndReadyFirstTime",
@@ -135,8 +148,25 @@ def _conditions(
         )
     else:
         provisioned = ("False", "RayClusterPodsProvisioning", "Ray pods are being provisioned")
-    wanted = {HEAD_POD_READY: head_ready, PROVISIONED: provisioned}
-    return [condition(kind, *wanted[kind], previous, clock) for kind in sorted(wanted)]
+    return {HEAD_POD_READY: head_ready, PROVISIONED: provisioned}
+
+
+def _suspension(suspend: bool, pods_left: bool) -> dict[str, _Condition]:
+    """Suspending while a suspended cluster still has pods, Suspended once it has none."""
+    if not suspend:
+        return {
+            SUSPENDING: ("False", "Resumed", "The cluster is not suspended"),
+            SUSPENDED_CONDITION: ("False", "Resumed", "The cluster is not suspended"),
+        }
+    if pods_left:
+        return {
+            SUSPENDING: ("True", "DeletingPods", "Deleting the cluster's pods to suspend it"),
+            SUSPENDED_CONDITION: ("False", "DeletingPods", "Pods are still being deleted"),
+        }
+    return {
+        SUSPENDING: ("False", "AllPodsDeleted", "Every pod of the cluster is gone"),
+        SUSPENDED_CONDITION: ("True", "AllPodsDeleted", "The cluster is suspended: no pods"),
+    }
 
 
 def condition(

@@ -1,15 +1,23 @@
-"""The entry point of the core: one RayCluster and its observed children in, desired state out."""
+"""The entry points of the core: one RayCluster and its observed children in, desired state out.
+
+``sync`` answers Metacontroller's sync hook, ``finalize`` its finalize hook (a RayCluster being
+deleted). Both are pure: the same input always gives the same answer.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
+from app.raycluster import kinds
+from app.raycluster.autoscaler import rbac
 from app.raycluster.clock import newest, parent_timestamps
 from app.raycluster.cluster import Cluster, Options
 from app.raycluster.events import NORMAL, WARNING, Event
-from app.raycluster.observed import POD_KEY, Observed
+from app.raycluster.fault_tolerance import cleanup_job, cleanup_job_name, storage_namespace
+from app.raycluster.ingress import head_ingress
+from app.raycluster.observed import Observed
 from app.raycluster.pods import head_pod_template, named, worker_pod_template
 from app.raycluster.scaling import Plan, plan_pods
 from app.raycluster.service import head_service
@@ -19,36 +27,112 @@ from app.raycluster.status import FAILED, compute_status, observed_fields, stamp
 
 @dataclass(frozen=True, slots=True)
 class Desired:
-    """The complete desired children, the parent's status, and the events to report."""
+    """The complete desired children, the parent's status, and the events to report.
+
+    ``finalized`` is None for a sync answer (Metacontroller must never see it there), and says
+    whether the finalizer may go for a finalize answer.
+    """
 
     children: list[JSONObject]
     status: JSONObject
     events: tuple[Event, ...] = ()
     plan: Plan | None = None
+    finalized: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    parent: Mapping[str, Any]
+    observed: Observed
+    previous: Mapping[str, Any]
+    clock: str | None
+
+
+def _request(parent: Mapping[str, Any], observed: Observed) -> _Request:
+    previous = parent.get("status")
+    stamps = [*parent_timestamps(parent), *_child_timestamps(observed)]
+    return _Request(
+        parent, observed, previous if isinstance(previous, Mapping) else {}, newest(stamps)
+    )
 
 
 def sync(parent: Mapping[str, Any], observed: Observed, options: Options | None = None) -> Desired:
-    previous = parent.get("status")
-    previous = previous if isinstance(previous, Mapping) else {}
-    clock = newest([*parent_timestamps(parent), *_child_timestamps(observed)])
+    request = _request(parent, observed)
     try:
         spec = parse_spec(parent)
     except InvalidSpec as invalid:
-        return _unchanged(parent, observed, invalid, previous, clock)
+        return _unchanged(request, invalid)
     cluster = Cluster.from_parent(parent, spec, options or Options())
     plan = plan_pods(cluster, observed.pods)
-    children = [head_service(cluster), *_pods(cluster, observed, plan)]
-    children += [
-        observed.applied[(kind, obj.metadata.name)]
-        for kind, objs in sorted(observed.others.items())
-        for obj in objs
-    ]
-    status = compute_status(cluster, observed, previous, clock)
-    return Desired(children, status, _events(cluster, observed, plan), plan)
+    built = _built(cluster)
+    children = [*built, *_pods(cluster, observed, plan), *_unmanaged(observed)]
+    status = compute_status(cluster, observed, request.previous, request.clock)
+    events = (*_created(cluster, observed, built), *_pod_events(cluster, observed, plan))
+    return Desired(children, status, events, plan)
+
+
+def finalize(
+    parent: Mapping[str, Any], observed: Observed, options: Options | None = None
+) -> Desired:
+    """A RayCluster is being deleted: clean its GCS data out of Redis first, if it has any."""
+    request = _request(parent, observed)
+    try:
+        spec = parse_spec(parent)
+    except InvalidSpec as invalid:
+        answer = _unchanged(request, invalid)
+        skipped = Event(WARNING, "RedisCleanupSkipped", "Invalid spec: no Redis cleanup attempted")
+        return replace(answer, events=(*answer.events, skipped), finalized=True)
+    cluster = Cluster.from_parent(parent, spec, options or Options())
+    status = compute_status(cluster, observed, request.previous, request.clock)
+    everything = _echo(observed, sorted(observed.keys()))
+    if not cluster.ft_enabled:
+        return Desired(everything, status, finalized=True)
+    return _clean_up(cluster, observed, status)
+
+
+def _clean_up(cluster: Cluster, observed: Observed, status: JSONObject) -> Desired:
+    """Delete every pod, wait for the head to be gone, then run the cleanup Job to success."""
+    kept = _echo(
+        observed, [k for k in sorted(observed.keys()) if k[0] not in (kinds.POD, kinds.JOB)]
+    )
+    ns, name = cluster.namespace, cleanup_job_name(cluster)
+    if any(pod.node_type == "head" for pod in observed.pods):
+        return Desired(kept, status, finalized=False)
+    job = next((j for j in observed.of_kind(kinds.JOB) if j.name == name), None)
+    if job is None:
+        created = Event(NORMAL, "CreatedRedisCleanupJob", f"Created Redis cleanup Job {ns}/{name}")
+        return Desired(
+            [*kept, cleanup_job(cluster, head_pod_template(cluster))],
+            status,
+            (created,),
+            finalized=False,
+        )
+    echoed = [*kept, observed.applied[(kinds.JOB, name)]]
+    if job.has_condition("Complete") or job.status.get("succeeded", 0):
+        return Desired(echoed, status, finalized=True)
+    if job.has_condition("Failed"):
+        failed = Event(
+            WARNING,
+            "RedisCleanupFailed",
+            f"Redis cleanup Job {ns}/{name} failed: the GCS data under storage namespace "
+            f"{storage_namespace(cluster)} is left in Redis",
+        )
+        return Desired(echoed, status, (failed,), finalized=True)
+    return Desired(echoed, status, finalized=False)
+
+
+def _built(cluster: Cluster) -> list[JSONObject]:
+    """Every non-pod child the spec asks for."""
+    children = [head_service(cluster)]
+    if cluster.spec.headGroupSpec.enableIngress:
+        children.append(head_ingress(cluster))
+    if cluster.autoscaling:
+        children += rbac(cluster)
+    return children
 
 
 def _pods(cluster: Cluster, observed: Observed, plan: Plan) -> list[JSONObject]:
-    pods = [observed.applied[(POD_KEY, name)] for name in plan.keep]
+    pods = _echo(observed, [(kinds.POD, name) for name in plan.keep])
     templates: dict[str | None, JSONObject] = {}
     for creation in plan.create:
         if creation.group not in templates:
@@ -60,83 +144,79 @@ def _pods(cluster: Cluster, observed: Observed, plan: Plan) -> list[JSONObject]:
     return sorted(pods, key=lambda pod: str(pod["metadata"]["name"]))
 
 
-def _events(cluster: Cluster, observed: Observed, plan: Plan) -> tuple[Event, ...]:
+def _unmanaged(observed: Observed) -> list[JSONObject]:
+    """Children of types metaray does not build are kept exactly as they are."""
+    return _echo(observed, [k for k in sorted(observed.keys()) if k[0] not in kinds.MANAGED])
+
+
+def _echo(observed: Observed, keys: Iterable[tuple[str, str]]) -> list[JSONObject]:
+    return [observed.applied[key] for key in keys]
+
+
+def _created(cluster: Cluster, observed: Observed, built: list[JSONObject]) -> list[Event]:
+    existing = set(observed.keys())
+    events = []
+    for child in built:
+        name, kind = child["metadata"]["name"], child["kind"]
+        if (kinds.key_of(child), name) not in existing:
+            message = f"Created {kind} {cluster.namespace}/{name}"
+            events.append(Event(NORMAL, f"Created{kind}", message))
+    return events
+
+
+def _pod_events(cluster: Cluster, observed: Observed, plan: Plan) -> list[Event]:
     ns = cluster.namespace
     events = []
-    if not any(s.name == cluster.head_service_name for s in observed.services):
-        events.append(
-            Event(
-                NORMAL, "CreatedService", f"Created head Service {ns}/{cluster.head_service_name}"
-            )
-        )
     for created in plan.create:
         if created.group is None:
             events.append(Event(NORMAL, "CreatedHeadPod", f"Created head Pod {ns}/{created.name}"))
         else:
-            events.append(
-                Event(
-                    NORMAL,
-                    "CreatedWorkerPod",
-                    f"Created worker Pod {ns}/{created.name} in group {created.group}",
-                )
-            )
+            message = f"Created worker Pod {ns}/{created.name} in group {created.group}"
+            events.append(Event(NORMAL, "CreatedWorkerPod", message))
     terminating = {pod.name for pod in observed.pods if pod.terminating}
     for removed in plan.remove:
         if removed.name in terminating:
             continue  # already on its way out: reported when it was deleted
-        role = "head" if removed.group is None else "worker"
-        reason = "DeletedHeadPod" if removed.group is None else "DeletedWorkerPod"
+        role, reason = (
+            ("head", "DeletedHeadPod") if removed.group is None else ("worker", "DeletedWorkerPod")
+        )
         events.append(
             Event(NORMAL, reason, f"Deleted {role} Pod {ns}/{removed.name}: {removed.why}")
         )
     for group, name in plan.unknown_deletes:
-        events.append(
-            Event(
-                WARNING,
-                "InvalidWorkersToDelete",
-                f"workersToDelete of group {group} names {name}, "
-                "which is not a pod of that group; ignored",
-            )
+        message = (
+            f"workersToDelete of group {group} names {name}, which is not a pod of that "
+            "group; ignored"
         )
-    return tuple(events)
+        events.append(Event(WARNING, "InvalidWorkersToDelete", message))
+    return events
 
 
-def _unchanged(
-    parent: Mapping[str, Any],
-    observed: Observed,
-    invalid: InvalidSpec,
-    previous: Mapping[str, Any],
-    clock: str | None,
-) -> Desired:
+def _unchanged(request: _Request, invalid: InvalidSpec) -> Desired:
     """Every child exactly as metaray last asked for it, and a status that says what is wrong."""
-    children = [observed.applied[key] for key in sorted(observed.keys())]
-    metadata = parent.get("metadata") or {}
+    observed, previous = request.observed, request.previous
+    children = _echo(observed, sorted(observed.keys()))
+    metadata = request.parent.get("metadata") or {}
     name = metadata.get("name") if isinstance(metadata, Mapping) else None
     service_name = next(
         (s.name for s in observed.services), f"{name}-head-svc" if isinstance(name, str) else ""
     )
-    status: JSONObject = {
-        key: previous[key]
-        for key in (
-            "desiredWorkerReplicas",
-            "minWorkerReplicas",
-            "maxWorkerReplicas",
-            "desiredCPU",
-            "desiredMemory",
-            "desiredGPU",
-            "desiredTPU",
-            "conditions",
-        )
-        if key in previous
-    }
+    carried = (
+        "desiredWorkerReplicas",
+        "minWorkerReplicas",
+        "maxWorkerReplicas",
+        "desiredCPU",
+        "desiredMemory",
+        "desiredGPU",
+        "desiredTPU",
+        "conditions",
+    )
+    status: JSONObject = {key: previous[key] for key in carried if key in previous}
     status |= {"state": FAILED, "reason": f"Invalid RayCluster spec: {invalid}"}
     status |= observed_fields(service_name, observed)
     message = f"Invalid RayCluster spec, nothing changed: {invalid}"
-    return Desired(
-        children,
-        stamp(status, previous, clock),
-        (Event(WARNING, "InvalidRayClusterSpec", message),),
-    )
+    event = Event(WARNING, "InvalidRayClusterSpec", message)
+    return Desired(children, stamp(status, previous, request.clock), (event,))
 
 
 def _child_timestamps(observed: Observed) -> list[str | None]:

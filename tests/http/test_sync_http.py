@@ -195,20 +195,34 @@ def test_old_crd_parent_missing_optional_fields_deletes_nothing(client: HookClie
 
 def test_children_of_kinds_metaray_does_not_manage_are_kept(client: HookClient) -> None:
     request = capture("sync-c-all-running")
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "hand-made", "namespace": "default", "uid": "u1"},
+        "data": {"a": "b"},
+    }
+    request["children"]["ConfigMap.v1"] = {"hand-made": config}
+    children = answered(post(client, request))
+    assert children["hand-made"] == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "hand-made", "namespace": "default"},
+        "data": {"a": "b"},
+    }
+
+
+def test_an_ingress_no_longer_asked_for_is_deleted(client: HookClient) -> None:
+    request = capture("sync-c-all-running")
     ingress = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": {"name": "hand-made", "namespace": "default", "uid": "u1"},
+        "metadata": {"name": "raycluster-kuberay-head-ingress", "namespace": "default"},
         "spec": {"rules": []},
     }
-    request["children"]["Ingress.networking.k8s.io/v1"] = {"hand-made": ingress}
+    request["children"]["Ingress.networking.k8s.io/v1"] = {ingress["metadata"]["name"]: ingress}
     children = answered(post(client, request))
-    assert children["hand-made"] == {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {"name": "hand-made", "namespace": "default"},
-        "spec": {"rules": []},
-    }
+    assert "raycluster-kuberay-head-ingress" not in children
+    assert set(children) == observed_names(request) - {"raycluster-kuberay-head-ingress"}
 
 
 def test_an_internal_fault_is_500_so_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,69 @@
+"""The head Ingress (``headGroupSpec.enableIngress``): the dashboard from outside the cluster."""
+
+from __future__ import annotations
+
+import copy
+
+from app.raycluster import labels as lbl
+from app.raycluster.cluster import Cluster
+from app.raycluster.spec import JSONObject
+
+CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+DASHBOARD_PORT = 8265
+# Copied from the RayCluster to the Ingress: every annotation except these.
+_NOT_COPIED = (CLASS_ANNOTATION, "kubectl.kubernetes.io/last-applied-configuration")
+
+
+def ingress_name(cluster: Cluster) -> str:
+    return f"{cluster.name}-head-ingress"
+
+
+def _dashboard_port(cluster: Cluster) -> int:
+    containers = (cluster.spec.headGroupSpec.template.get("spec") or {}).get("containers") or [{}]
+    for port in containers[0].get("ports") or []:
+        if port.get("name") == "dashboard" and isinstance(port.get("containerPort"), int):
+            return int(port["containerPort"])
+    return DASHBOARD_PORT
+
+
+def head_ingress(cluster: Cluster) -> JSONObject:
+    options = cluster.spec.headGroupSpec.ingressOptions or {}
+    path: JSONObject = {
+        "path": options.get("path") or "/",
+        "pathType": options.get("pathType") or "Prefix",
+        "backend": {
+            "service": {
+                "name": cluster.head_service_name,
+                "port": {"number": _dashboard_port(cluster)},
+            }
+        },
+    }
+    rule: JSONObject = {"http": {"paths": [path]}}
+    if options.get("host"):
+        rule["host"] = options["host"]
+    spec: JSONObject = {"rules": [rule]}
+    ingress_class = cluster.annotations.get(CLASS_ANNOTATION)
+    if ingress_class:
+        spec["ingressClassName"] = ingress_class
+    if options.get("tls"):
+        spec["tls"] = copy.deepcopy(options["tls"])
+    metadata: JSONObject = {
+        "name": ingress_name(cluster),
+        "namespace": cluster.namespace,
+        "labels": {
+            lbl.APP_NAME: lbl.APP_NAME_VALUE,
+            lbl.CREATED_BY: lbl.CREATED_BY_VALUE,
+            lbl.CONTROLLER_UID: cluster.uid,
+            lbl.CLUSTER: cluster.name,
+            lbl.IDENTIFIER: lbl.identifier(cluster.name, lbl.HEAD),
+        },
+    }
+    annotations = {k: v for k, v in cluster.annotations.items() if k not in _NOT_COPIED}
+    if annotations:
+        metadata["annotations"] = dict(sorted(annotations.items()))
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": metadata,
+        "spec": spec,
+    }

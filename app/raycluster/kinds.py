@@ -1,0 +1,21 @@
+"""The child types metaray manages, keyed as Metacontroller keys them: ``<Kind>.<apiVersion>``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+POD = "Pod.v1"
+SERVICE = "Service.v1"
+INGRESS = "Ingress.networking.k8s.io/v1"
+SERVICE_ACCOUNT = "ServiceAccount.v1"
+ROLE = "Role.rbac.authorization.k8s.io/v1"
+ROLE_BINDING = "RoleBinding.rbac.authorization.k8s.io/v1"
+JOB = "Job.batch/v1"
+
+# Rebuilt from the spec on every sync; an observed child of another type is kept as it is.
+MANAGED = frozenset({POD, SERVICE, INGRESS, SERVICE_ACCOUNT, ROLE, ROLE_BINDING, JOB})
+
+
+def key_of(child: dict[str, Any]) -> str:
+    """The Metacontroller key of a child: ``Pod.v1``, ``Role.rbac.authorization.k8s.io/v1``."""
+    return f"{child['kind']}.{child['apiVersion']}"
