@@ -394,9 +394,6 @@ class _SpecWalker:
         }
         if node.get("required"):
             out["required"] = sorted(node["required"])
-        if node.get("additionalProperties") is False:
-            # The hook refuses unknown fields; it must see them to do so.
-            out["x-kubernetes-preserve-unknown-fields"] = True
         if name in OBJECT_RULES:
             self._used.add(name)
             out["x-kubernetes-validations"] = copy.deepcopy(OBJECT_RULES[name])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -125,6 +125,8 @@ class Loop:
     children: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     now: datetime = START
     history: list[Step] = field(default_factory=list)
+    # Pods that stay terminating (a finalizer, a long grace period) until taken out of here.
+    held: set[str] = field(default_factory=set)
     _serial: int = 0
 
     # -- what Metacontroller sends ---------------------------------------------------------
@@ -209,9 +211,11 @@ class Loop:
         parent["metadata"]["generation"] += 1
         self.parent = parent
 
-    def run_pods(self, ready: bool = True) -> None:
-        """The kubelet starts every pending pod."""
-        for (kind, _name), obj in self.children.items():
+    def run_pods(self, ready: bool = True, only: Collection[str] | None = None) -> None:
+        """The kubelet starts every pending pod (or only those named in ``only``)."""
+        for (kind, name), obj in self.children.items():
+            if only is not None and name not in only:
+                continue
             if kind == POD and obj["status"]["phase"] == "Pending" and not _terminating(obj):
                 self._serial += 1
                 obj["status"] = {
@@ -350,7 +354,8 @@ class Loop:
 
     def _vanish_terminated(self) -> None:
         for key in [k for k, o in self.children.items() if _terminating(o)]:
-            del self.children[key]
+            if key[1] not in self.held:
+                del self.children[key]
 
 
 def _terminating(obj: dict[str, Any]) -> bool:
