@@ -1,4 +1,4 @@
-"""Settings of the service, read from the environment (``METARAY_*``)."""
+"""Settings of the service, read from the environment (``METARAY_*`` and Kubernetes' own)."""
 
 from __future__ import annotations
 
@@ -8,26 +8,58 @@ from dataclasses import dataclass
 
 from app.raycluster.cluster import Options
 
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+EVENTS_MODES = ("auto", "on", "off")
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
+    workers: int = 1
     log_level: str = "info"
     cluster_domain: str = "cluster.local"
     wait_gcs_init_container: bool = True
+    # Kubernetes Events: auto posts them only when running in a cluster (see app/kube_api.py).
+    events: str = "auto"
+    events_queue_size: int = 1000
+    # Metacontroller's resyncPeriodSeconds: per-cluster gauges expire after twice this.
+    resync_seconds: float = 60.0
+    # PROMETHEUS_MULTIPROC_DIR: several uvicorn workers share their metrics through it.
+    metrics_dir: str | None = None
+    # In-cluster API access; kube_host is None outside a cluster.
+    kube_host: str | None = None
+    kube_port: str = "443"
+    token_path: str = f"{SERVICE_ACCOUNT_DIR}/token"
+    ca_path: str = f"{SERVICE_ACCOUNT_DIR}/ca.crt"
+    pod_name: str = "metaray"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         defaults = cls()
+        events = env.get("METARAY_EVENTS", defaults.events).lower()
+        if events not in EVENTS_MODES:
+            raise ValueError(f"METARAY_EVENTS must be one of {', '.join(EVENTS_MODES)}: {events!r}")
         return cls(
             host=env.get("METARAY_HOST", defaults.host),
             port=int(env.get("METARAY_PORT", defaults.port)),
+            workers=int(env.get("METARAY_WORKERS", defaults.workers)),
             log_level=env.get("METARAY_LOG_LEVEL", defaults.log_level),
             cluster_domain=env.get("CLUSTER_DOMAIN", defaults.cluster_domain),
             wait_gcs_init_container=env.get("ENABLE_INIT_CONTAINER_INJECTION", "true").lower()
             != "false",
+            events=events,
+            events_queue_size=int(
+                env.get("METARAY_EVENTS_QUEUE_SIZE", defaults.events_queue_size)
+            ),
+            resync_seconds=float(
+                env.get("METARAY_RESYNC_PERIOD_SECONDS", defaults.resync_seconds)
+            ),
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            kube_host=env.get("KUBERNETES_SERVICE_HOST") or None,
+            kube_port=env.get("KUBERNETES_SERVICE_PORT", defaults.kube_port),
+            pod_name=env.get("POD_NAME") or env.get("HOSTNAME") or defaults.pod_name,
         )
 
     @property

@@ -6,6 +6,7 @@ same request always yields the same bytes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -13,8 +14,13 @@ from typing import Any
 EPOCH = "1970-01-01T00:00:00Z"
 
 
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
 def normalise(stamp: str) -> str | None:
     """An RFC 3339 timestamp as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC, or None if it is not one."""
+    if _CANONICAL.fullmatch(stamp):
+        return stamp  # the API server's own form: nothing to convert
     try:
         moment = datetime.fromisoformat(stamp)
     except ValueError:
@@ -25,7 +31,9 @@ def normalise(stamp: str) -> str | None:
 
 
 def newest(stamps: Iterable[Any]) -> str | None:
-    found = [n for s in stamps if isinstance(s, str) and (n := normalise(s)) is not None]
+    # Many children share timestamps: normalise each distinct one once.
+    distinct = {s for s in stamps if isinstance(s, str)}
+    found = [n for s in distinct if (n := normalise(s)) is not None]
     return max(found) if found else None
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+import msgspec
 
 from app.raycluster import kinds
 from app.raycluster import labels as lbl
@@ -21,11 +21,19 @@ SERVICE_KEY = kinds.SERVICE
 TERMINAL_PHASES = ("Failed", "Succeeded")
 
 
-class _Slim(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class _Slim(msgspec.Struct, frozen=True):
+    """Unknown fields are skipped while decoding: they cost nothing."""
 
 
-class ObjectMeta(_Slim):
+_T = TypeVar("_T", bound=_Slim)
+
+
+def parse(kind: type[_T], data: Any) -> _T:
+    """A slim model from already-decoded JSON (tests, offline rendering)."""
+    return msgspec.convert(data, kind)
+
+
+class ObjectMeta(_Slim, frozen=True):
     name: str
     namespace: str = ""
     labels: dict[str, str] = {}
@@ -34,29 +42,29 @@ class ObjectMeta(_Slim):
     deletionTimestamp: str | None = None
 
 
-class Reason(_Slim):
+class Reason(_Slim, frozen=True):
     reason: str | None = None
 
 
-class ContainerState(_Slim):
+class ContainerState(_Slim, frozen=True):
     waiting: Reason | None = None
     terminated: Reason | None = None
 
 
-class ContainerStatus(_Slim):
+class ContainerStatus(_Slim, frozen=True):
     name: str = ""
     ready: bool = False
     state: ContainerState | None = None
 
 
-class PodCondition(_Slim):
+class PodCondition(_Slim, frozen=True):
     type: str
     status: str = ""
     reason: str | None = None
     lastTransitionTime: str | None = None
 
 
-class PodStatus(_Slim):
+class PodStatus(_Slim, frozen=True):
     phase: str = ""
     podIP: str = ""
     reason: str | None = None
@@ -65,9 +73,9 @@ class PodStatus(_Slim):
     containerStatuses: list[ContainerStatus] = []
 
 
-class ObservedPod(_Slim):
+class ObservedPod(_Slim, frozen=True):
     metadata: ObjectMeta
-    status: PodStatus = PodStatus()
+    status: PodStatus = msgspec.field(default_factory=PodStatus)
 
     @property
     def name(self) -> str:
@@ -108,28 +116,28 @@ class ObservedPod(_Slim):
             yield condition.lastTransitionTime
 
 
-class ServicePort(_Slim):
+class ServicePort(_Slim, frozen=True):
     name: str = ""
     port: int = 0
     nodePort: int = 0
     targetPort: int | str | None = None
 
 
-class ServiceSpec(_Slim):
+class ServiceSpec(_Slim, frozen=True):
     clusterIP: str = ""
     ports: list[ServicePort] = []
 
 
-class ObservedService(_Slim):
+class ObservedService(_Slim, frozen=True):
     metadata: ObjectMeta
-    spec: ServiceSpec = ServiceSpec()
+    spec: ServiceSpec = msgspec.field(default_factory=ServiceSpec)
 
     @property
     def name(self) -> str:
         return self.metadata.name
 
 
-class ObservedObject(_Slim):
+class ObservedObject(_Slim, frozen=True):
     """A child other than a pod or Service: its name, and its status where it has one (Jobs)."""
 
     metadata: ObjectMeta

@@ -7,20 +7,10 @@ import re
 from fractions import Fraction
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {
-    "n": Fraction(1, 10**9),
-    "u": Fraction(1, 10**6),
-    "m": Fraction(1, 10**3),
-    "": Fraction(1),
-    "k": Fraction(10**3),
-    "M": Fraction(10**6),
-    "G": Fraction(10**9),
-    "T": Fraction(10**12),
-    "P": Fraction(10**15),
-    "E": Fraction(10**18),
-}
+# Decimal suffixes as powers of ten.
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _QUANTITY = re.compile(
-    r"^(?P<sign>[+-]?)(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"^(?P<sign>[+-]?)(?P<whole>[0-9]*)(?:\.(?P<part>[0-9]*))?"
     r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE](?P<exp>[+-]?[0-9]+))?$"
 )
 
@@ -42,18 +32,27 @@ def parse_quantity(value: str | int | float) -> Fraction:
     if not isinstance(value, str):
         raise QuantityError(f"{value!r} is not a quantity")
     match = _QUANTITY.match(value.strip())
-    if match is None:
+    if match is None or not (match["whole"] or match["part"]):
         raise QuantityError(f"{value!r} is not a quantity")
-    number = Fraction(match["num"])
+    # Integer arithmetic, one Fraction at the end: this runs for every container on every sync.
+    part = match["part"] or ""
+    numerator = int((match["whole"] or "0") + part)
+    exponent = -len(part)
+    suffix = match["suffix"] or ""
     if match["exp"] is not None:
-        exponent = int(match["exp"])
-        if abs(exponent) > 30:
+        shift = int(match["exp"])
+        if abs(shift) > 30:
             raise QuantityError(f"{value!r} is out of range")
-        number *= Fraction(10) ** exponent
+        exponent += shift
+    elif suffix in _BINARY:
+        numerator *= _BINARY[suffix]
     else:
-        suffix = match["suffix"] or ""
-        number *= _BINARY[suffix] if suffix in _BINARY else _DECIMAL[suffix]
-    return -number if match["sign"] == "-" else number
+        exponent += _DECIMAL[suffix]
+    if match["sign"] == "-":
+        numerator = -numerator
+    if exponent >= 0:
+        return Fraction(numerator * 10**exponent)
+    return Fraction(numerator, 10**-exponent)
 
 
 def ceil_int(value: Fraction) -> int:
@@ -77,7 +76,7 @@ def format_bytes(value: Fraction) -> str:
         if amount % factor == 0:
             return f"{amount // factor}{suffix}"
     for suffix in ("E", "P", "T", "G", "M", "k"):
-        factor = int(_DECIMAL[suffix])
+        factor = 10 ** _DECIMAL[suffix]
         if amount % factor == 0:
             return f"{amount // factor}{suffix}"
     return str(amount)

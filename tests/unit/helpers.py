@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.raycluster.cluster import Cluster, Options
-from app.raycluster.observed import ObservedPod
+from app.raycluster.observed import ObservedPod, parse
 from app.raycluster.spec import parse_spec
 from tests.loop import raycluster
 
@@ -73,4 +73,4 @@ def observed_pod(
         status["containerStatuses"] = [
             {"name": "ray", "ready": False, "state": {"waiting": {"reason": waiting}}}
         ]
-    return ObservedPod.model_validate({"metadata": metadata, "status": status})
+    return parse(ObservedPod, {"metadata": metadata, "status": status})

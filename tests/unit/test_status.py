@@ -6,7 +6,14 @@ import pytest
 
 from app.raycluster.clock import EPOCH
 from app.raycluster.names import pod_name
-from app.raycluster.observed import POD_KEY, SERVICE_KEY, Observed, ObservedPod, ObservedService
+from app.raycluster.observed import (
+    POD_KEY,
+    SERVICE_KEY,
+    Observed,
+    ObservedPod,
+    ObservedService,
+    parse,
+)
 from app.raycluster.spec import INT32_MAX
 from app.raycluster.status import compute_status
 from app.raycluster.sync import sync
@@ -34,11 +41,12 @@ def worker(ordinal: int, **kw: Any) -> ObservedPod:
 def service(
     cluster_ip: str = "None", ports: list[dict[str, Any]] | None = None, name: str = "demo-head-svc"
 ) -> ObservedService:
-    return ObservedService.model_validate(
+    return parse(
+        ObservedService,
         {
             "metadata": {"name": name, "creationTimestamp": "2026-01-01T00:00:01Z"},
             "spec": {"clusterIP": cluster_ip, "ports": ports or []},
-        }
+        },
     )
 
 

@@ -1,0 +1,69 @@
+"""Secrets a RayCluster carries in plain text, and scrubbing them out of what metaray reports.
+
+Logs, Event notes and error texts are free text that may quote the spec some day; whatever a
+RayCluster holds as a password or token is replaced by ``***`` before it leaves the process.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MASK = "***"
+_SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET", re.IGNORECASE)
+_SECRET_FLAG = re.compile(r"password|token|secret", re.IGNORECASE)
+_BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Redactor:
+    """Replaces each known secret (longest first, so no fragment survives) by ``***``."""
+
+    secrets: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, parent: Mapping[str, Any] | None) -> Redactor:
+        found = set(_secrets(parent.get("spec") if parent else None))
+        return cls(tuple(sorted(found, key=lambda s: (-len(s), s))))
+
+    def text(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        # A bearer token never comes from the spec, but must not be logged either.
+        return _BEARER.sub(rf"\g<1>{MASK}", text)
+
+    def value(self, value: Any) -> Any:
+        """Strings scrubbed inside any JSON-like value."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {key: self.value(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(item) for item in value]
+        return value
+
+
+def _secrets(node: Any) -> Iterator[str]:
+    """Plain-text secrets anywhere in a spec: redisPassword.value, secret-looking
+    rayStartParams and env values whose name says password, token or secret."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _secrets(item)
+        return
+    if not isinstance(node, Mapping):
+        return
+    name, value = node.get("name"), node.get("value")
+    if isinstance(name, str) and isinstance(value, str) and _SECRET_NAME.search(name) and value:
+        yield value
+    for key, item in node.items():
+        if key == "redisPassword" and isinstance(item, Mapping):
+            if isinstance(item.get("value"), str) and item["value"]:
+                yield item["value"]
+        elif key == "rayStartParams" and isinstance(item, Mapping):
+            yield from (
+                v for k, v in item.items() if _SECRET_FLAG.search(str(k)) and isinstance(v, str) and v
+            )
+        else:
+            yield from _secrets(item)

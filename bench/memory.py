@@ -1,0 +1,53 @@
+"""Peak RSS of the real server after 500 syncs of a 1,000-pod request, and its growth between
+sync 250 and sync 500.
+
+    .venv/bin/python -m bench.memory [syncs] [pods]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from bench.client import request_bytes
+from bench.requests import request
+from bench.server import rss_kib, uvicorn
+
+
+async def _send(port: int, payload: bytes, count: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**26)
+    try:
+        for _ in range(count):
+            writer.write(payload)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+            assert head.split(b" ")[1] == b"200", head
+    finally:
+        writer.close()
+
+
+def main(syncs: int, pods: int) -> None:
+    body = request(pods)
+    with uvicorn("app.main:create_app", factory=True) as (port, pid):
+        start = rss_kib(pid)
+        payload = request_bytes(port, "/sync", body)
+        asyncio.run(_send(port, payload, syncs // 2))
+        middle = rss_kib(pid)
+        asyncio.run(_send(port, payload, syncs - syncs // 2))
+        end, peak = rss_kib(pid), rss_kib(pid, "VmHWM")
+    print(f"{syncs} syncs of a {pods}-pod request ({len(body) / 1e6:.1f} MB)")
+    print(
+        f"RSS at start {start / 1024:.0f} MiB, after {syncs // 2}: {middle / 1024:.0f} MiB, "
+        f"after {syncs}: {end / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB"
+    )
+    print(f"growth from sync {syncs // 2} to {syncs}: {100 * (end - middle) / middle:.1f} %")
+
+
+if __name__ == "__main__":
+    args = [int(a) for a in sys.argv[1:]]
+    main(*(args + [500, 1000][len(args) :]))
