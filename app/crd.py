@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from app.raycluster.names import MAX_CLUSTER_NAME, MAX_LABEL
+from app.raycluster.names import MAX_CLUSTER_NAME, MAX_LABEL, POD_NAME_SEGMENT_PATTERN
 from app.raycluster.spec import INT32_MAX, SERVICE_TYPES, RayClusterSpec
 
 JSONSchema = dict[str, Any]
@@ -52,8 +52,8 @@ QUANTITY_PATTERN = (
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 DNS1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-# A label value that can also be part of a pod name (app.raycluster.names.is_pod_name_segment).
-GROUP_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+# A label value that can also be part of a pod name.
+GROUP_NAME_PATTERN = POD_NAME_SEGMENT_PATTERN
 
 _K8S = "io.k8s.api.core.v1."
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1."

@@ -19,7 +19,9 @@ HEAD_ROLE = "head"
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-_POD_NAME_SEGMENT = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+# Dot-separated DNS-1123 labels: a group name also has to fit inside pod names.
+POD_NAME_SEGMENT_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_POD_NAME_SEGMENT = re.compile(POD_NAME_SEGMENT_PATTERN)
 
 
 def is_dns1035_label(name: str, max_length: int = MAX_LABEL) -> bool:

@@ -285,8 +285,9 @@ def _check_group(path: str, group: WorkerGroupSpec) -> Iterator[Problem]:
     if not is_label_value(group.groupName) or not is_pod_name_segment(group.groupName):
         yield Problem(
             f"{path}.groupName",
-            "must be a valid label value usable in pod names: 1 to 63 lower-case letters, "
-            "digits, '-' or '.', starting and ending with a letter or digit",
+            "must be usable as a label value and in pod names: at most 63 characters, "
+            "dot-separated parts of lower-case letters, digits and '-', each starting and "
+            "ending with a letter or digit",
         )
     for field in ("minReplicas", "maxReplicas", "replicas"):
         value = getattr(group, field)

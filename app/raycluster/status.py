@@ -31,7 +31,14 @@ def compute_status(
     cluster: Cluster, observed: Observed, previous: Mapping[str, Any], clock: str | None
 ) -> JSONObject:
     spec = cluster.spec
-    live = [pod for pod in observed.pods if not pod.terminating and not pod.finished]
+    groups = {group.groupName for group in spec.workerGroupSpecs}
+    live = [
+        pod
+        for pod in observed.pods
+        if not pod.terminating
+        and not pod.finished
+        and (pod.node_type == lbl.HEAD or (pod.node_type == lbl.WORKER and pod.group in groups))
+    ]
     workers = [pod for pod in live if pod.node_type == lbl.WORKER]
     head = _head_pod(live)
     desired_workers = 0 if spec.suspend else sum(g.target for g in spec.workerGroupSpecs)
