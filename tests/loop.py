@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from app.hooks.request import LAST_APPLIED, decode
+from app.hooks.response import encode
 from app.raycluster.sync import Desired, sync
 
 POD = "Pod.v1"
@@ -155,9 +156,7 @@ class Loop:
             return None, orjson.loads(raw)
         request = decode(body)
         desired = sync(request.parent, request.observed)
-        return desired, orjson.loads(
-            orjson.dumps({"children": desired.children, "status": desired.status})
-        )
+        return desired, orjson.loads(encode(desired))
 
     # -- one sync, applied -----------------------------------------------------------------
     def step(self) -> Step:

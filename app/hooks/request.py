@@ -17,11 +17,13 @@ import orjson
 
 from app.raycluster import kinds
 from app.raycluster.observed import (
+    Child,
     JSONObject,
     Observed,
     ObservedObject,
     ObservedPod,
     ObservedService,
+    RawChild,
 )
 
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
@@ -103,16 +105,16 @@ def _observed(children: Mapping[str, Mapping[str, msgspec.Raw]]) -> Observed:
     return Observed(pods, services, others)
 
 
-def _last_applied(observed: Observed) -> dict[tuple[str, str], JSONObject]:
+def _last_applied(observed: Observed) -> dict[tuple[str, str], Child]:
     """Each child's last-applied configuration, where it is one and names that child."""
-    found: dict[tuple[str, str], JSONObject] = {}
+    found: dict[tuple[str, str], Child] = {}
     metas = [(kinds.POD, pod.metadata) for pod in observed.pods]
     metas += [(kinds.SERVICE, service.metadata) for service in observed.services]
     metas += [(kind, obj.metadata) for kind, objs in observed.others.items() for obj in objs]
     for kind, meta in metas:
         text = meta.annotations.get(LAST_APPLIED)
         if text is not None and _names(text, meta.name):
-            found[(kind, meta.name)] = orjson.loads(text)
+            found[(kind, meta.name)] = RawChild(meta.name, text)
     return found
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from app.raycluster.observed import RawChild
 from app.raycluster.sync import Desired
 
 
@@ -14,4 +15,11 @@ def encode(desired: Desired) -> bytes:
     body: dict[str, Any] = {"children": desired.children, "status": desired.status}
     if desired.finalized is not None:
         body["finalized"] = desired.finalized
-    return orjson.dumps(body)
+    return orjson.dumps(body, default=_raw)
+
+
+def _raw(value: Any) -> orjson.Fragment:
+    # A kept child goes out as the exact JSON text Metacontroller recorded for it.
+    if isinstance(value, RawChild):
+        return orjson.Fragment(value.text)
+    raise TypeError(f"cannot encode {type(value).__name__}")

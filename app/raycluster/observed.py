@@ -6,6 +6,7 @@ else in a child (managedFields, most of spec and status) is never materialised.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -155,6 +156,42 @@ class ObservedObject(_Slim, frozen=True):
         )
 
 
+class RawChild(Mapping[str, Any]):
+    """A child exactly as metaray last asked for it, kept as the JSON text Metacontroller
+    recorded (its last-applied configuration): answered byte for byte, never rebuilt.
+
+    It reads like the object it encodes (parsed on first access), so callers that look inside
+    do not need to care; the encoder writes ``text`` out as it is.
+    """
+
+    __slots__ = ("_parsed", "name", "text")
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.text = text
+        self._parsed: dict[str, Any] | None = None
+
+    def _object(self) -> dict[str, Any]:
+        if self._parsed is None:
+            self._parsed = json.loads(self.text)
+        return self._parsed
+
+    def __getitem__(self, key: str) -> Any:
+        return self._object()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._object())
+
+    def __len__(self) -> int:
+        return len(self._object())
+
+    def __repr__(self) -> str:
+        return f"RawChild({self.name!r})"
+
+
+Child = JSONObject | RawChild
+
+
 @dataclass(frozen=True, slots=True)
 class Observed:
     """All observed children, plus for each one the object metaray last asked for.
@@ -167,7 +204,7 @@ class Observed:
     pods: tuple[ObservedPod, ...] = ()
     services: tuple[ObservedService, ...] = ()
     others: Mapping[str, tuple[ObservedObject, ...]] = field(default_factory=dict)
-    applied: Mapping[tuple[str, str], JSONObject] = field(default_factory=dict)
+    applied: Mapping[tuple[str, str], Child] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> tuple[ObservedObject, ...]:
         return tuple(self.others.get(kind, ()))

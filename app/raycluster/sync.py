@@ -17,7 +17,7 @@ from app.raycluster.cluster import Cluster, Options
 from app.raycluster.events import NORMAL, WARNING, Event
 from app.raycluster.fault_tolerance import cleanup_job, cleanup_job_name, storage_namespace
 from app.raycluster.ingress import head_ingress
-from app.raycluster.observed import Observed
+from app.raycluster.observed import Child, Observed, RawChild
 from app.raycluster.pods import head_pod_template, named, worker_pod_template
 from app.raycluster.scaling import Plan, plan_pods
 from app.raycluster.service import head_service
@@ -33,7 +33,7 @@ class Desired:
     whether the finalizer may go for a finalize answer.
     """
 
-    children: list[JSONObject]
+    children: list[Child]
     status: JSONObject
     events: tuple[Event, ...] = ()
     plan: Plan | None = None
@@ -131,7 +131,7 @@ def _built(cluster: Cluster) -> list[JSONObject]:
     return children
 
 
-def _pods(cluster: Cluster, observed: Observed, plan: Plan) -> list[JSONObject]:
+def _pods(cluster: Cluster, observed: Observed, plan: Plan) -> list[Child]:
     pods = _echo(observed, [(kinds.POD, name) for name in plan.keep])
     templates: dict[str | None, JSONObject] = {}
     for creation in plan.create:
@@ -141,15 +141,19 @@ def _pods(cluster: Cluster, observed: Observed, plan: Plan) -> list[JSONObject]:
                 head_pod_template(cluster) if group is None else worker_pod_template(cluster, group)
             )
         pods.append(named(templates[creation.group], creation.name))
-    return sorted(pods, key=lambda pod: str(pod["metadata"]["name"]))
+    return sorted(pods, key=_name)
 
 
-def _unmanaged(observed: Observed) -> list[JSONObject]:
+def _name(child: Child) -> str:
+    return child.name if isinstance(child, RawChild) else str(child["metadata"]["name"])
+
+
+def _unmanaged(observed: Observed) -> list[Child]:
     """Children of types metaray does not build are kept exactly as they are."""
     return _echo(observed, [k for k in sorted(observed.keys()) if k[0] not in kinds.MANAGED])
 
 
-def _echo(observed: Observed, keys: Iterable[tuple[str, str]]) -> list[JSONObject]:
+def _echo(observed: Observed, keys: Iterable[tuple[str, str]]) -> list[Child]:
     return [observed.applied[key] for key in keys]
 
 

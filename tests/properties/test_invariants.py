@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from app.hooks.request import LAST_APPLIED, decode
+from app.hooks.response import encode
 from app.raycluster.names import pod_name
 from app.raycluster.scaling import GROUP_REMOVED, WORKERS_TO_DELETE
 from app.raycluster.sync import Desired, sync
@@ -394,7 +395,7 @@ def run(body: bytes) -> Desired:
 
 
 def answer_bytes(desired: Desired) -> bytes:
-    return orjson.dumps({"children": desired.children, "status": desired.status})
+    return encode(desired)
 
 
 def answered_pods(desired: Desired) -> dict[str, dict[str, Any]]:
