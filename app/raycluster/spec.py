@@ -7,7 +7,6 @@ children and adds what Ray needs, it does not model the whole Kubernetes Pod.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -21,12 +20,14 @@ from app.raycluster.names import (
     is_pod_name_segment,
 )
 from app.raycluster.quantity import QuantityError, parse_quantity
+from app.raycluster.shell import shell_word_problem
 
 JSONObject = dict[str, Any]
 INT32_MAX = 2147483647
 API_VERSIONS = ("ray.io/v1", "ray.io/v1alpha1")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 _FLAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_PLAIN_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")
 Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
 
 
@@ -194,6 +195,8 @@ def _check_spec(spec: RayClusterSpec) -> Iterator[Problem]:
     yield from _check_template("spec.headGroupSpec.template", head.template)
     yield from _check_params("spec.headGroupSpec.rayStartParams", head.rayStartParams)
     yield from _check_quantities("spec.headGroupSpec.resources", head.resources)
+    yield from _check_words("spec.headGroupSpec.resources", head.resources, "resource names")
+    yield from _check_words("spec.headGroupSpec.labels", head.labels, "Ray labels")
     if head.serviceType is not None and head.serviceType not in SERVICE_TYPES:
         yield Problem(
             "spec.headGroupSpec.serviceType", f"must be one of {', '.join(SERVICE_TYPES)}"
@@ -303,6 +306,8 @@ def _check_group(path: str, group: WorkerGroupSpec) -> Iterator[Problem]:
     yield from _check_template(f"{path}.template", group.template)
     yield from _check_params(f"{path}.rayStartParams", group.rayStartParams)
     yield from _check_quantities(f"{path}.resources", group.resources)
+    yield from _check_words(f"{path}.resources", group.resources, "resource names")
+    yield from _check_words(f"{path}.labels", group.labels, "Ray labels")
 
 
 # The parts of a pod template metaray reads or extends, and the JSON type each must have.
@@ -390,10 +395,17 @@ def _check_params(path: str, params: Mapping[str, str]) -> Iterator[Problem]:
     for key, value in params.items():
         if not _FLAG_NAME.match(key):
             yield Problem(f"{path}.{key}", "is not a ray start flag name")
-        elif any(char in value for char in "\n\r\0"):
-            yield Problem(f"{path}.{key}", "must not contain a newline or NUL character")
-        else:
-            try:
-                shlex.split(value)
-            except ValueError:
-                yield Problem(f"{path}.{key}", "has unbalanced quotes")
+        elif (problem := shell_word_problem(value)) is not None:
+            yield Problem(f"{path}.{key}", f"{problem} (it goes into the ray start command)")
+
+
+def _check_words(path: str, values: Mapping[str, str], what: str) -> Iterator[Problem]:
+    """Group labels and resource names are pasted into ``ray start`` flags unquoted."""
+    for key, value in values.items():
+        for word in (key, value):
+            if not _PLAIN_WORD.match(word):
+                yield Problem(
+                    f"{path}.{key}",
+                    f"{what} must be letters, digits and '-_./' only ({word!r} is not)",
+                )
+                break
