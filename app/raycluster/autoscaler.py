@@ -69,14 +69,16 @@ def _logs_volume(pod_spec: JSONObject, ray: JSONObject) -> str:
 def _sidecar(options: AutoscalerOptions, ray: JSONObject, logs: str) -> JSONObject:
     command = options.command or ["/bin/bash", "-c", "--"]
     args = options.args or [START]
-    env: list[Any] = [
+    ours: list[Any] = [
         _field("RAY_CLUSTER_NAME", f"metadata.labels['{lbl.CLUSTER}']"),
         _field("RAY_CLUSTER_NAMESPACE", "metadata.namespace"),
         _field("RAY_HEAD_POD_NAME", "metadata.name"),
         {"name": "KUBERAY_CRD_VER", "value": "v1"},
         {"name": "KUBERAY_GEN_AUTOSCALER_START_CMD", "value": " ".join(args)},
-        *copy.deepcopy(options.env),
     ]
+    # The user's variables are appended, and replace ours of the same name (no duplicates).
+    overridden = {item.get("name") for item in options.env}
+    env = [item for item in ours if item["name"] not in overridden] + copy.deepcopy(options.env)
     container: JSONObject = {
         "name": CONTAINER,
         "image": options.image or ray.get("image"),

@@ -74,8 +74,18 @@ class PodStatus(_Slim, frozen=True):
     containerStatuses: list[ContainerStatus] = []
 
 
+class ContainerName(_Slim, frozen=True):
+    name: str = ""
+
+
+class PodSpec(_Slim, frozen=True):
+    restartPolicy: str = "Always"
+    containers: list[ContainerName] = []
+
+
 class ObservedPod(_Slim, frozen=True):
     metadata: ObjectMeta
+    spec: PodSpec = msgspec.field(default_factory=PodSpec)
     status: PodStatus = msgspec.field(default_factory=PodStatus)
 
     @property
@@ -88,8 +98,26 @@ class ObservedPod(_Slim, frozen=True):
 
     @property
     def finished(self) -> bool:
-        """Failed or Succeeded: the pod will never run Ray again and must be replaced."""
-        return self.status.phase in TERMINAL_PHASES
+        """The pod will never run Ray again and must be replaced: it Failed or Succeeded, or
+        its Ray container exited in a pod that does not restart containers (autoscaler v2
+        keeps such a head Running through its sidecar)."""
+        return self.status.phase in TERMINAL_PHASES or self.ray_exited
+
+    @property
+    def ray_exited(self) -> bool:
+        if self.spec.restartPolicy == "Always" or not self.spec.containers:
+            return False
+        ray = self.spec.containers[0].name
+        return any(
+            status.name == ray and status.state is not None and status.state.terminated is not None
+            for status in self.status.containerStatuses
+        )
+
+    @property
+    def finish_reason(self) -> str:
+        if self.ray_exited:
+            return f"its Ray container exited and its restartPolicy is {self.spec.restartPolicy}"
+        return f"its phase is {self.status.phase}"
 
     @property
     def running(self) -> bool:

@@ -59,7 +59,11 @@ def template_hash(cluster: Cluster, group: WorkerGroupSpec | None) -> str:
     if group is None:
         head = cluster.spec.headGroupSpec.model_dump(exclude=_HEAD_SERVICE_FIELDS)
         options = cluster.spec.autoscalerOptions
-        autoscaler = options.model_dump(exclude_none=True) if options else None
+        # upscalingMode and idleTimeoutSeconds are read by the autoscaler, not built into pods.
+        read_by_autoscaler = {"upscalingMode", "idleTimeoutSeconds"}
+        autoscaler = (
+            options.model_dump(exclude_none=True, exclude=read_by_autoscaler) if options else None
+        )
         return _digest({"head": head, "autoscalerOptions": autoscaler, **_shared(cluster)})
     worker = group.model_dump(exclude=_SCALING_FIELDS)
     return _digest({"worker": worker, **_shared(cluster)})

@@ -164,7 +164,7 @@ def _settle(
     live = []
     for pod in pods:
         if pod.finished:
-            draft.remove.append(Removal(pod.name, group, f"its phase is {pod.status.phase}"))
+            draft.remove.append(Removal(pod.name, group, pod.finish_reason))
         elif pod.terminating:
             draft.keep.append(pod.name)
         elif suspended:

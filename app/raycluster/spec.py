@@ -254,10 +254,10 @@ def _check_fault_tolerance(
     spec: RayClusterSpec, options: GcsFaultToleranceOptions, annotations: Mapping[str, Any]
 ) -> Iterator[Problem]:
     path = "spec.gcsFaultToleranceOptions"
-    if str(annotations.get("ray.io/ft-enabled", "")).lower() == "false":
+    if "ray.io/ft-enabled" in annotations:
         yield Problem(
             'metadata.annotations["ray.io/ft-enabled"]',
-            f'must not be "false" when {path} is set',
+            f"must not be set together with {path}: use one or the other",
         )
     if not options.redisAddress:
         yield Problem(f"{path}.redisAddress", "is required")
@@ -277,11 +277,17 @@ def _check_fault_tolerance(
         )
     containers = (spec.headGroupSpec.template.get("spec") or {}).get("containers") or [{}]
     env = containers[0].get("env") or [] if isinstance(containers[0], dict) else []
-    if any(isinstance(item, dict) and item.get("name") == "RAY_REDIS_ADDRESS" for item in env):
-        yield Problem(
-            "spec.headGroupSpec.template.spec.containers[0].env",
-            f"must not set RAY_REDIS_ADDRESS with {path}: use {path}.redisAddress",
-        )
+    names = {item.get("name") for item in env if isinstance(item, dict)}
+    for variable, field in (
+        ("RAY_REDIS_ADDRESS", "redisAddress"),
+        ("REDIS_PASSWORD", "redisPassword"),
+        ("REDIS_USERNAME", "redisUsername"),
+    ):
+        if variable in names and (field == "redisAddress" or getattr(options, field)):
+            yield Problem(
+                "spec.headGroupSpec.template.spec.containers[0].env",
+                f"must not set {variable} with {path}: use {path}.{field}",
+            )
 
 
 def _check_group(path: str, group: WorkerGroupSpec) -> Iterator[Problem]:

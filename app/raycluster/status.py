@@ -43,7 +43,10 @@ def compute_status(
     head = _head_pod(live)
     desired_workers = 0 if spec.suspend else sum(g.target for g in spec.workerGroupSpecs)
     all_ready = (
-        head is not None and len(live) == desired_workers + 1 and all(pod.ready for pod in live)
+        not spec.suspend
+        and head is not None
+        and len(live) == desired_workers + 1
+        and all(pod.ready for pod in live)
     )
     status: JSONObject = {}
     if spec.suspend and not observed.pods:
