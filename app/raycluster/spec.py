@@ -234,6 +234,8 @@ def _check_features(parent: Mapping[str, Any], spec: RayClusterSpec) -> Iterator
                 )
     if spec.gcsFaultToleranceOptions is not None:
         yield from _check_fault_tolerance(spec, spec.gcsFaultToleranceOptions, annotations)
+    elif str(annotations.get("ray.io/ft-enabled", "")).lower() == "true":
+        yield from _check_annotated_fault_tolerance(spec)
     strategy = spec.upgradeStrategy
     if strategy is not None and strategy.maxUnavailable is not None and strategy.maxUnavailable < 1:
         yield Problem("spec.upgradeStrategy.maxUnavailable", "must be at least 1")
@@ -288,6 +290,19 @@ def _check_fault_tolerance(
                 "spec.headGroupSpec.template.spec.containers[0].env",
                 f"must not set {variable} with {path}: use {path}.{field}",
             )
+
+
+def _check_annotated_fault_tolerance(spec: RayClusterSpec) -> Iterator[Problem]:
+    """KubeRay v0.6 style: the user gives the head its Redis address."""
+    containers = (spec.headGroupSpec.template.get("spec") or {}).get("containers") or [{}]
+    ray = containers[0] if isinstance(containers[0], dict) else {}
+    names = {item.get("name") for item in ray.get("env") or [] if isinstance(item, dict)}
+    if "RAY_REDIS_ADDRESS" not in names and not ray.get("envFrom"):
+        yield Problem(
+            "spec.headGroupSpec.template.spec.containers[0].env",
+            'must set RAY_REDIS_ADDRESS with the annotation ray.io/ft-enabled: "true" '
+            "(or use spec.gcsFaultToleranceOptions)",
+        )
 
 
 def _check_group(path: str, group: WorkerGroupSpec) -> Iterator[Problem]:

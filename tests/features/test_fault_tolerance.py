@@ -476,3 +476,13 @@ def test_sync_over_http_never_says_finalized(
     answer = post(client, "/sync", loop.request())
     assert set(answer) == {"children", "status"}
     assert set(loop.pods()) <= {c["metadata"]["name"] for c in answer["children"]}
+
+
+def test_the_annotation_alone_needs_the_users_redis_address() -> None:
+    from app.raycluster.spec import InvalidSpec, parse_spec
+    from tests.loop import cluster_spec, group, raycluster
+
+    parent = raycluster(cluster_spec(group()))
+    parent["metadata"]["annotations"] = {"ray.io/ft-enabled": "true"}
+    with pytest.raises(InvalidSpec, match=r"containers\[0\]\.env: must set RAY_REDIS_ADDRESS"):
+        parse_spec(parent)

@@ -145,7 +145,9 @@ def test_merge_env_without_user_env() -> None:
     ],
 )
 def test_gcs_fault_tolerance_variables(head: bool, name: str, value: str) -> None:
-    cluster = make_cluster(cluster_spec(group()), annotations={"ray.io/ft-enabled": "true"})
+    spec = cluster_spec(group())
+    head_container(spec)["env"] = [{"name": "RAY_REDIS_ADDRESS", "value": "redis:6379"}]
+    cluster = make_cluster(spec, annotations={"ray.io/ft-enabled": "true"})
     assert values(ray_env(cluster, head=head)).get(name) == value
 
 

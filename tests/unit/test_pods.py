@@ -431,6 +431,7 @@ def test_group_labels_become_pod_labels_but_not_protected_ones() -> None:
 )
 def test_ft_annotation_on_head_only(annotations: dict[str, str] | None, value: str) -> None:
     spec = cluster_spec(group())
+    head_container(spec)["env"] = [{"name": "RAY_REDIS_ADDRESS", "value": "redis:6379"}]
     head = build("head", spec, annotations=annotations)
     worker = build("worker", spec, annotations=annotations)
     assert head["metadata"]["annotations"]["ray.io/ft-enabled"] == value
