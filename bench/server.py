@@ -39,7 +39,12 @@ def uvicorn(app: str, *, factory: bool = False) -> Iterator[tuple[int, int]]:
     ]
     if factory:
         command.append("--factory")
-    env = {**os.environ, "METARAY_EVENTS": "off", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "METARAY_EVENTS": "off",
+        "METARAY_LOG_LEVEL": "warning",
+        "PYTHONPATH": str(ROOT),
+    }
     process = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
         _wait_until_listening(port)
