@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from app import logs
 from app.render import RenderError, render, to_yaml
 from app.settings import Settings
 
@@ -26,6 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=defaults.host, help="address to bind (%(default)s)")
     serve.add_argument("--port", type=int, default=defaults.port, help="port (%(default)s)")
     serve.add_argument("--log-level", default=defaults.log_level, help="(%(default)s)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=defaults.workers,
+        help="uvicorn worker processes (%(default)s); more than one needs PROMETHEUS_MULTIPROC_DIR",
+    )
     render_cmd = commands.add_parser(
         "render", help="print the children and status metaray would answer for a manifest"
     )
@@ -41,14 +48,31 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    logs.configure(args.log_level)
+    directory = Settings.from_env().metrics_dir
+    if args.workers > 1 and directory is None:
+        print("metaray serve: --workers > 1 needs PROMETHEUS_MULTIPROC_DIR", file=sys.stderr)
+        return 2
+    if directory is not None:
+        _clear_metrics(Path(directory))
     uvicorn.run(
         "app.main:create_app",
         factory=True,
         host=args.host,
         port=args.port,
+        workers=args.workers,
         log_level=args.log_level,
     )
     return 0
+
+
+def _clear_metrics(directory: Path) -> None:
+    """Counters of a previous run would otherwise be added to this run's (prometheus_client's
+    multiprocess rule: wipe the directory before the workers start)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in directory.iterdir():
+        if path.suffix in (".db", ".json", ".tmp"):
+            path.unlink(missing_ok=True)
 
 
 def _render(args: argparse.Namespace) -> int:

@@ -17,11 +17,14 @@ _SECRET_FLAG = re.compile(r"password|token|secret", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Redactor:
     """Replaces each known secret (longest first, so no fragment survives) by ``***``."""
 
     secrets: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self.secrets)} secrets)"  # never the secrets themselves
 
     @classmethod
     def of(cls, parent: Mapping[str, Any] | None) -> Redactor:
@@ -63,7 +66,9 @@ def _secrets(node: Any) -> Iterator[str]:
                 yield item["value"]
         elif key == "rayStartParams" and isinstance(item, Mapping):
             yield from (
-                v for k, v in item.items() if _SECRET_FLAG.search(str(k)) and isinstance(v, str) and v
+                v
+                for k, v in item.items()
+                if _SECRET_FLAG.search(str(k)) and isinstance(v, str) and v
             )
         else:
             yield from _secrets(item)

@@ -50,12 +50,8 @@ class Settings:
             wait_gcs_init_container=env.get("ENABLE_INIT_CONTAINER_INJECTION", "true").lower()
             != "false",
             events=events,
-            events_queue_size=int(
-                env.get("METARAY_EVENTS_QUEUE_SIZE", defaults.events_queue_size)
-            ),
-            resync_seconds=float(
-                env.get("METARAY_RESYNC_PERIOD_SECONDS", defaults.resync_seconds)
-            ),
+            events_queue_size=int(env.get("METARAY_EVENTS_QUEUE_SIZE", defaults.events_queue_size)),
+            resync_seconds=float(env.get("METARAY_RESYNC_PERIOD_SECONDS", defaults.resync_seconds)),
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             kube_host=env.get("KUBERNETES_SERVICE_HOST") or None,
             kube_port=env.get("KUBERNETES_SERVICE_PORT", defaults.kube_port),

@@ -37,7 +37,13 @@ NAMESPACE = "metaray"
 COMMON_LABELS = {"app.kubernetes.io/name": "metaray", "app.kubernetes.io/part-of": "metaray"}
 # Kinds that kubernetes-validate has no schema for (custom resources and their definitions).
 NOT_BUILTIN = {"CustomResourceDefinition", "CompositeController"}
-CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "CompositeController"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "CustomResourceDefinition",
+    "CompositeController",
+    "ClusterRole",
+    "ClusterRoleBinding",
+}
 
 Obj = dict[str, Any]
 
@@ -146,6 +152,8 @@ def test_kustomize_builds_the_expected_objects(built: list[Obj]) -> None:
         ("Service", "metaray"),
         ("NetworkPolicy", "metaray"),
         ("PodDisruptionBudget", "metaray"),
+        ("ClusterRole", "metaray-events"),
+        ("ClusterRoleBinding", "metaray-events"),
         ("CompositeController", "metaray"),
     }
 
@@ -173,7 +181,8 @@ def test_every_object_has_the_common_labels(built: list[Obj]) -> None:
 
 def test_builtin_objects_validate_strictly(built: list[Obj]) -> None:
     builtin = [obj for obj in built if obj["kind"] not in NOT_BUILTIN]
-    assert len(builtin) == 6  # Namespace, ServiceAccount, Deployment, Service, NetPol, PDB
+    # Namespace, ServiceAccount, Deployment, Service, NetPol, PDB, ClusterRole, its binding
+    assert len(builtin) == 8
     errors = []
     for obj in builtin:
         try:
@@ -298,7 +307,8 @@ def test_deployment_runs_two_spread_replicas(deployment: Obj, pod_labels: dict[s
 def test_deployment_is_hardened(deployment: Obj, container: Obj) -> None:
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "metaray"
-    assert pod["automountServiceAccountToken"] is False
+    # The token is mounted to post Events, which is all its ClusterRole allows (see below).
+    assert pod["automountServiceAccountToken"] is True
     assert pod["securityContext"] == {
         "runAsNonRoot": True,
         "runAsUser": 10001,
@@ -327,6 +337,14 @@ def test_deployment_runs_the_app_on_its_named_port(container: Obj) -> None:
     assert container["args"] == ["serve", "--host", "0.0.0.0", "--port", "8080"]
     assert named_port(container, "http") == 8080
     assert {"name": "PYTHONUNBUFFERED", "value": "1"} in container["env"]
+
+
+def test_the_pod_knows_its_name_for_the_events_it_reports(container: Obj) -> None:
+    env = {item["name"]: item for item in container["env"]}
+    for name, field in (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")):
+        assert env[name]["valueFrom"] == {"fieldRef": {"fieldPath": field}}
+    assert Settings.from_env({"POD_NAME": "metaray-abc"}).pod_name == "metaray-abc"
+    assert env["METARAY_EVENTS"]["value"] == "auto"
 
 
 @pytest.mark.parametrize(
@@ -365,23 +383,30 @@ def test_service_selects_the_pods_and_targets_the_named_port(
     named_port(container, port["targetPort"])
 
 
-def test_networkpolicy_admits_only_metacontroller(
+def test_networkpolicy_admits_only_metacontroller_and_prometheus(
     built: list[Obj], container: Obj, pod_labels: dict[str, str]
 ) -> None:
     spec = only(built, "NetworkPolicy")["spec"]
     assert selects(spec["podSelector"]["matchLabels"], pod_labels)
     assert spec["policyTypes"] == ["Ingress"]
-    [rule] = spec["ingress"]
+    hook, scrape = spec["ingress"]
     # One peer with both selectors: pods with that label AND in that namespace.
-    assert rule["from"] == [
+    assert hook["from"] == [
         {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "metacontroller"}},
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "metacontroller"}},
         }
     ]
-    [port] = rule["ports"]
-    assert port.get("protocol", "TCP") == "TCP"
-    assert port["port"] in (8080, "http")
+    assert scrape["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
+    for rule in (hook, scrape):
+        [port] = rule["ports"]
+        assert port.get("protocol", "TCP") == "TCP"
+        assert port["port"] in (8080, "http")
     assert named_port(container, "http") == 8080
 
 
@@ -393,8 +418,22 @@ def test_pdb_keeps_one_replica(
     assert selects(spec["selector"]["matchLabels"], pod_labels)
 
 
-def test_serviceaccount_mounts_no_token(built: list[Obj]) -> None:
-    assert only(built, "ServiceAccount")["automountServiceAccountToken"] is False
+def test_the_serviceaccount_token_may_only_post_events(built: list[Obj]) -> None:
+    assert only(built, "ServiceAccount")["automountServiceAccountToken"] is True
+    role = only(built, "ClusterRole")
+    assert role["rules"] == [
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}
+    ]
+    binding = only(built, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    account = only(built, "ServiceAccount")["metadata"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

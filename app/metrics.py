@@ -1,0 +1,162 @@
+"""metaray's Prometheus metrics: what each answer did, how long it took, Events posted.
+
+Each app has its own registry (two apps in one process, as in tests, do not share series).
+With ``PROMETHEUS_MULTIPROC_DIR`` set (several uvicorn workers), prometheus_client keeps
+counters and histograms in per-process files there and /metrics merges every worker's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from app.cluster_gauges import ClusterGauges, series_of
+from app.summary import Answer
+
+HOOKS = ("sync", "finalize")
+CHILD_KINDS = ("Pod", "Service", "Ingress", "ServiceAccount", "Role", "RoleBinding", "Job")
+DELETE_REASONS = (
+    "workers_to_delete",
+    "failed",
+    "surplus",
+    "suspended",
+    "group_removed",
+    "template_changed",
+    "cluster_deleted",
+    "other",
+)
+EVENT_OUTCOMES = ("created", "patched", "rejected", "unreachable")
+# Decoding a small request takes ~100 us, a 1,000-pod one ~100 ms: start well below 1 ms.
+SECONDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+PODS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+# Buckets for the instrumentator's per-handler request latency (its default is 0.1, 0.5, 1).
+HTTP_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20)
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    decode: float
+    compute: float
+    encode: float
+
+
+class Metrics:
+    def __init__(
+        self,
+        *,
+        resync_seconds: float = 60.0,
+        directory: str | None = None,
+        clock: Callable[[], float] = time.time,
+        process_id: Callable[[], int] = os.getpid,
+    ) -> None:
+        self.directory = directory
+        self.clock = clock
+        # The `_created` timestamp series double every counter's output for no PromQL use.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = registry = CollectorRegistry()
+        if directory is None:  # process metrics make no sense merged across workers
+            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                registry.register(collector)
+        self.pods = _histogram(
+            "metaray_sync_pods", "Observed pods per hook request", PODS, registry
+        )
+        self.decode = _histogram(
+            "metaray_sync_decode_seconds", "Decoding a request", SECONDS, registry
+        )
+        self.compute = _histogram(
+            "metaray_sync_compute_seconds", "Computing the answer (the core)", SECONDS, registry
+        )
+        self.encode = _histogram(
+            "metaray_sync_encode_seconds", "Encoding the answer", SECONDS, registry
+        )
+        self.created = _counter(
+            "metaray_children_created",
+            "Children answered that were not observed",
+            "kind",
+            CHILD_KINDS,
+            registry,
+        )
+        self.deleted = _counter(
+            "metaray_pods_deleted",
+            "Live pods left out of an answer (deleted)",
+            "reason",
+            DELETE_REASONS,
+            registry,
+        )
+        self.events_posted = _counter(
+            "metaray_events_posted",
+            "Kubernetes Events sent to the API server",
+            "outcome",
+            EVENT_OUTCOMES,
+            registry,
+        )
+        self.events_dropped = Counter(
+            "metaray_events_dropped", "Events not sent: the queue was full", registry=registry
+        )
+        self.clusters = ClusterGauges(2 * resync_seconds, clock, directory, process_id)
+        registry.register(self.clusters)
+
+    def record(self, answer: Answer, timings: Timings) -> None:
+        self.pods.labels(answer.hook).observe(answer.observed_pods)
+        self.decode.labels(answer.hook).observe(timings.decode)
+        self.compute.labels(answer.hook).observe(timings.compute)
+        self.encode.labels(answer.hook).observe(timings.encode)
+        for kind, count in Tally(kind for kind, _ in answer.created).items():
+            self.created.labels(kind).inc(count)
+        for reason, count in Tally(reason for _, reason in answer.deleted).items():
+            self.deleted.labels(reason).inc(count)
+
+    def cluster(self, answer: Answer, parent: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        """Per-cluster gauges: refreshed by every answer, dropped once a finalize releases it."""
+        if answer.finalized:
+            self.clusters.forget(answer.cluster.uid)
+        else:
+            self.clusters.observe(series_of(parent, status, self.clock()))
+
+    def posted(self, outcome: str) -> None:
+        self.events_posted.labels(outcome).inc()
+
+    def dropped(self, count: int = 1) -> None:
+        self.events_dropped.inc(count)
+
+    def exposition(self) -> bytes:
+        if self.directory is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self.directory)  # type: ignore[no-untyped-call]
+        merged.register(self.clusters)
+        return generate_latest(merged)
+
+
+def _histogram(
+    name: str, doc: str, buckets: tuple[float, ...], registry: CollectorRegistry
+) -> Histogram:
+    histogram = Histogram(name, doc, ["hook"], buckets=buckets, registry=registry)
+    for hook in HOOKS:
+        histogram.labels(hook)  # present (at 0) from the start: rate() needs a first sample
+    return histogram
+
+
+def _counter(
+    name: str, doc: str, label: str, values: tuple[str, ...], registry: CollectorRegistry
+) -> Counter:
+    counter = Counter(name, doc, [label], registry=registry)
+    for value in values:
+        counter.labels(value)
+    return counter

@@ -1,0 +1,120 @@
+"""What one hook answer does to a cluster, in the terms the logs and metrics report it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.hooks.request import SyncRequest
+from app.raycluster import kinds
+from app.raycluster.observed import Child, Observed, RawChild
+from app.raycluster.scaling import GROUP_REMOVED, SUSPENDED, TEMPLATE_CHANGED, WORKERS_TO_DELETE
+from app.raycluster.sync import Desired
+
+OK = "ok"
+INVALID_SPEC = "invalid_spec"
+BAD_REQUEST = "bad_request"
+ERROR = "error"
+# Why a pod left the answer, as a metric label: from the plan's Removal.why.
+_DELETE_REASONS = {
+    WORKERS_TO_DELETE: "workers_to_delete",
+    GROUP_REMOVED: "group_removed",
+    SUSPENDED: "suspended",
+    TEMPLATE_CHANGED: "template_changed",
+}
+CLUSTER_DELETED = "cluster_deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The RayCluster an answer is about; empty strings where the request lacks a field."""
+
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    generation: int | None = None
+
+    @classmethod
+    def of(cls, parent: Mapping[str, Any]) -> Identity:
+        meta = parent.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
+        generation = meta.get("generation")
+        name, namespace, uid = (str(meta.get(key) or "") for key in ("name", "namespace", "uid"))
+        return cls(name, namespace, uid, generation if isinstance(generation, int) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    hook: str
+    cluster: Identity
+    observed_pods: int
+    desired_pods: int
+    created: tuple[tuple[str, str], ...]  # (kind, name) of children the answer adds
+    deleted: tuple[tuple[str, str], ...]  # (pod name, reason label) of pods it leaves out
+    state: str
+    outcome: str
+    finalized: bool | None
+
+
+def summarize(hook: str, request: SyncRequest, desired: Desired) -> Answer:
+    created = _created(request.observed, desired)
+    invalid = any(event.reason == "InvalidRayClusterSpec" for event in desired.events)
+    state = desired.status.get("state")
+    return Answer(
+        hook=hook,
+        cluster=Identity.of(request.parent),
+        observed_pods=len(request.observed.pods),
+        desired_pods=_answered_pods(request.observed, desired, created),
+        created=created,
+        deleted=_deleted(hook, request.observed, desired),
+        state=state if isinstance(state, str) else "",
+        outcome=INVALID_SPEC if invalid else OK,
+        finalized=desired.finalized,
+    )
+
+
+def _created(observed: Observed, desired: Desired) -> tuple[tuple[str, str], ...]:
+    existing = set(observed.keys())
+    created = []
+    for child in desired.children:
+        if isinstance(child, RawChild):
+            continue  # an observed child answered as it was: never a new one
+        name = str(child["metadata"]["name"])
+        if (kinds.key_of(child), name) not in existing:
+            created.append((str(child["kind"]), name))
+    return tuple(created)
+
+
+def _answered_pods(observed: Observed, desired: Desired, created: Iterable[tuple[str, str]]) -> int:
+    names = {_name(child) for child in desired.children}
+    kept = sum(1 for pod in observed.pods if pod.name in names)
+    return kept + sum(1 for kind, _ in created if kind == "Pod")
+
+
+def _deleted(hook: str, observed: Observed, desired: Desired) -> tuple[tuple[str, str], ...]:
+    """Live pods the answer leaves out (a terminating pod was counted when it was deleted)."""
+    answered = {_name(child) for child in desired.children}
+    reasons = {r.name: deletion_reason(r.why) for r in desired.plan.remove} if desired.plan else {}
+    fallback = CLUSTER_DELETED if hook == "finalize" else "other"
+    return tuple(
+        (pod.name, reasons.get(pod.name, fallback))
+        for pod in observed.pods
+        if not pod.terminating and pod.name not in answered
+    )
+
+
+def _name(child: Child) -> str:
+    # A RawChild knows its name without parsing the (large) JSON text it keeps.
+    return child.name if isinstance(child, RawChild) else str(child["metadata"]["name"])
+
+
+def deletion_reason(why: str) -> str:
+    """workers_to_delete, failed, surplus, suspended, group_removed or template_changed."""
+    if why in _DELETE_REASONS:
+        return _DELETE_REASONS[why]
+    if why.startswith("its phase is"):
+        return "failed"  # Failed or Succeeded: a finished pod is replaced
+    if why.startswith("surplus"):
+        return "surplus"
+    return "other"
