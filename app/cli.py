@@ -33,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
         default=defaults.workers,
         help="uvicorn worker processes (%(default)s); more than one needs PROMETHEUS_MULTIPROC_DIR",
     )
+    serve.add_argument(
+        "--tls-cert-file",
+        default=defaults.tls_cert_file,
+        help="serve HTTPS with this certificate (PEM); with --tls-key-file",
+    )
+    serve.add_argument("--tls-key-file", default=defaults.tls_key_file, help="its private key")
     render_cmd = commands.add_parser(
         "render", help="print the children and status metaray would answer for a manifest"
     )
@@ -55,6 +61,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if directory is not None:
         _clear_metrics(Path(directory))
+    if (args.tls_cert_file is None) != (args.tls_key_file is None):
+        print("metaray serve: --tls-cert-file and --tls-key-file go together", file=sys.stderr)
+        return 2
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -62,6 +71,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        ssl_certfile=args.tls_cert_file,
+        ssl_keyfile=args.tls_key_file,
     )
     return 0
 

@@ -106,17 +106,28 @@ class Metrics:
             EVENT_OUTCOMES,
             registry,
         )
+        self.cache_hits = _counter(
+            "metaray_answer_cache_hits",
+            "Answers served from the cache of identical requests (no decode, no compute)",
+            "hook",
+            HOOKS,
+            registry,
+        )
         self.events_dropped = Counter(
             "metaray_events_dropped", "Events not sent: the queue was full", registry=registry
         )
         self.clusters = ClusterGauges(2 * resync_seconds, clock, directory, process_id)
         registry.register(self.clusters)
 
-    def record(self, answer: Answer, timings: Timings) -> None:
+    def record(self, answer: Answer, timings: Timings | None) -> None:
+        """What an answer did; ``timings`` is None when it came from the answer cache."""
         self.pods.labels(answer.hook).observe(answer.observed_pods)
-        self.decode.labels(answer.hook).observe(timings.decode)
-        self.compute.labels(answer.hook).observe(timings.compute)
-        self.encode.labels(answer.hook).observe(timings.encode)
+        if timings is None:
+            self.cache_hits.labels(answer.hook).inc()
+        else:
+            self.decode.labels(answer.hook).observe(timings.decode)
+            self.compute.labels(answer.hook).observe(timings.compute)
+            self.encode.labels(answer.hook).observe(timings.encode)
         for kind, count in Tally(kind for kind, _ in answer.created).items():
             self.created.labels(kind).inc(count)
         for reason, count in Tally(reason for _, reason in answer.deleted).items():

@@ -33,6 +33,14 @@ class Settings:
     token_path: str = f"{SERVICE_ACCOUNT_DIR}/token"
     ca_path: str = f"{SERVICE_ACCOUNT_DIR}/ca.crt"
     pod_name: str = "metaray"
+    # Hook security and limits (see SECURITY.md).
+    auth_token: str | None = None
+    max_body_bytes: int = 64 * 2**20  # ~5,000 pods of ~11 KB each, with room to spare
+    max_in_flight: int = 8
+    compute_timeout_seconds: float = 10.0
+    cache_bytes: int = 64 * 2**20
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +64,15 @@ class Settings:
             kube_host=env.get("KUBERNETES_SERVICE_HOST") or None,
             kube_port=env.get("KUBERNETES_SERVICE_PORT", defaults.kube_port),
             pod_name=env.get("POD_NAME") or env.get("HOSTNAME") or defaults.pod_name,
+            auth_token=_token(env),
+            max_body_bytes=int(env.get("METARAY_MAX_BODY_BYTES", defaults.max_body_bytes)),
+            max_in_flight=int(env.get("METARAY_MAX_IN_FLIGHT", defaults.max_in_flight)),
+            compute_timeout_seconds=float(
+                env.get("METARAY_COMPUTE_TIMEOUT_SECONDS", defaults.compute_timeout_seconds)
+            ),
+            cache_bytes=int(env.get("METARAY_CACHE_BYTES", defaults.cache_bytes)),
+            tls_cert_file=env.get("METARAY_TLS_CERT_FILE") or None,
+            tls_key_file=env.get("METARAY_TLS_KEY_FILE") or None,
         )
 
     @property
@@ -64,3 +81,15 @@ class Settings:
             cluster_domain=self.cluster_domain,
             wait_gcs_init_container=self.wait_gcs_init_container,
         )
+
+
+def _token(env: Mapping[str, str]) -> str | None:
+    """The bearer token Metacontroller must send: from a file (a mounted Secret) or a value."""
+    path = env.get("METARAY_AUTH_TOKEN_FILE")
+    if path:
+        with open(path) as file:
+            token = file.read().strip()
+        if not token:
+            raise ValueError(f"METARAY_AUTH_TOKEN_FILE {path} is empty")
+        return token
+    return env.get("METARAY_AUTH_TOKEN") or None
