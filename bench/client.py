@@ -41,10 +41,13 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _worker(port: int, payload: bytes, stop: float, result: Result) -> None:
+async def _worker(port: int, payloads: list[bytes], stop: float, result: Result) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    turn = 0
     try:
         while time.perf_counter() < stop:
+            payload = payloads[turn % len(payloads)]
+            turn += 1
             start = time.perf_counter()
             writer.write(payload)
             status = await _read_response(reader)
@@ -56,16 +59,21 @@ async def _worker(port: int, payload: bytes, stop: float, result: Result) -> Non
         writer.close()
 
 
-async def _run(port: int, payload: bytes, seconds: float, connections: int) -> Result:
+async def _run(port: int, payloads: list[bytes], seconds: float, connections: int) -> Result:
     result = Result()
     start = time.perf_counter()
     stop = start + seconds
-    await asyncio.gather(*(_worker(port, payload, stop, result) for _ in range(connections)))
+    await asyncio.gather(
+        *(_worker(port, payloads[i::connections], stop, result) for i in range(connections))
+    )
     result.seconds = time.perf_counter() - start
     return result
 
 
-def load(port: int, path: str, body: bytes, seconds: float, connections: int) -> Result:
-    """Drive POST ``path`` with ``connections`` keep-alive connections for ``seconds``."""
-    payload = request_bytes(port, path, body)
-    return asyncio.run(_run(port, payload, seconds, connections))
+def load(port: int, path: str, bodies: list[bytes], seconds: float, connections: int) -> Result:
+    """Drive POST ``path`` with ``connections`` keep-alive connections for ``seconds``, each
+    cycling through its share of ``bodies``."""
+    payloads = [request_bytes(port, path, body) for body in bodies]
+    if len(payloads) < connections:
+        payloads = payloads * connections
+    return asyncio.run(_run(port, payloads, seconds, connections))
