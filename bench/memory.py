@@ -1,5 +1,6 @@
 """Peak RSS of the real server after 500 syncs of a 1,000-pod request, and its growth between
-sync 250 and sync 500.
+sync 250 and sync 500. Every request differs (a new resourceVersion of the parent), so none is
+answered from the cache of identical requests: each is decoded and computed.
 
     .venv/bin/python -m bench.memory [syncs] [pods]
 """
@@ -13,12 +14,15 @@ from bench.client import request_bytes
 from bench.requests import request
 from bench.server import rss_kib, uvicorn
 
+PARENT_VERSION = b'"resourceVersion":"1000"'
 
-async def _send(port: int, payload: bytes, count: int) -> None:
+
+async def _send(port: int, body: bytes, first: int, count: int) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**26)
     try:
-        for _ in range(count):
-            writer.write(payload)
+        for serial in range(first, first + count):
+            version = f'"resourceVersion":"{1_000_000 + serial}"'.encode()
+            writer.write(request_bytes(port, "/sync", body.replace(PARENT_VERSION, version, 1)))
             head = await reader.readuntil(b"\r\n\r\n")
             length = next(
                 int(line.split(b":")[1])
@@ -35,10 +39,9 @@ def main(syncs: int, pods: int) -> None:
     body = request(pods)
     with uvicorn("app.main:create_app", factory=True) as (port, pid):
         start = rss_kib(pid)
-        payload = request_bytes(port, "/sync", body)
-        asyncio.run(_send(port, payload, syncs // 2))
+        asyncio.run(_send(port, body, 0, syncs // 2))
         middle = rss_kib(pid)
-        asyncio.run(_send(port, payload, syncs - syncs // 2))
+        asyncio.run(_send(port, body, syncs // 2, syncs - syncs // 2))
         end, peak = rss_kib(pid), rss_kib(pid, "VmHWM")
     print(f"{syncs} syncs of a {pods}-pod request ({len(body) / 1e6:.1f} MB)")
     print(
