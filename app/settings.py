@@ -38,7 +38,7 @@ class Settings:
     max_body_bytes: int = 64 * 2**20  # ~5,000 pods of ~11 KB each, with room to spare
     max_in_flight: int = 8
     compute_timeout_seconds: float = 10.0
-    cache_bytes: int = 64 * 2**20
+    cache_bytes: int = 16 * 2**20  # answers up to a quarter of it (~800 pods) are kept
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
 
