@@ -327,7 +327,7 @@ def test_deployment_is_hardened(deployment: Obj, container: Obj) -> None:
     assert "emptyDir" in volumes[mounts["/tmp"]]
     assert container["resources"] == {
         "requests": {"cpu": "100m", "memory": "128Mi"},
-        "limits": {"cpu": "1", "memory": "512Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
     }
 
 
