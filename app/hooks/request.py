@@ -57,6 +57,7 @@ class _Name(msgspec.Struct):
 
 
 class _Identity(msgspec.Struct):
+    apiVersion: str
     kind: str
     metadata: _Name
 
@@ -81,8 +82,11 @@ def decode(body: bytes) -> SyncRequest:
     try:
         request = _REQUEST.decode(body)
         observed = _observed(request.children)
-    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
         raise BadRequest(f"not a Metacontroller sync request: {error}") from None
+    except RecursionError:
+        raise BadRequest("not a Metacontroller sync request: nested too deeply") from None
+    _check_children(observed)
     applied = _last_applied(observed)
     missing = [key for key in observed.keys() if key not in applied]  # noqa: SIM118
     if missing:
@@ -105,6 +109,22 @@ def _observed(children: Mapping[str, Mapping[str, msgspec.Raw]]) -> Observed:
     return Observed(pods, services, others)
 
 
+def _check_children(observed: Observed) -> None:
+    """Every child is of the type it is listed under, and listed once."""
+    seen: set[tuple[str, str]] = set()
+    children: list[tuple[str, ObservedPod | ObservedService | ObservedObject]]
+    children = [(kinds.POD, pod) for pod in observed.pods]
+    children += [(kinds.SERVICE, service) for service in observed.services]
+    children += [(kind, obj) for kind, objs in observed.others.items() for obj in objs]
+    for key, child in children:
+        actual = f"{child.kind}.{child.apiVersion}"
+        if actual != key:
+            raise BadRequest(f"child {child.metadata.name!r} listed under {key} is a {actual}")
+        if (key, child.metadata.name) in seen:
+            raise BadRequest(f"child {key} {child.metadata.name!r} is listed twice")
+        seen.add((key, child.metadata.name))
+
+
 def _last_applied(observed: Observed) -> dict[tuple[str, str], Child]:
     """Each child's last-applied configuration, where it is one and names that child."""
     found: dict[tuple[str, str], Child] = {}
@@ -113,17 +133,19 @@ def _last_applied(observed: Observed) -> dict[tuple[str, str], Child]:
     metas += [(kind, obj.metadata) for kind, objs in observed.others.items() for obj in objs]
     for kind, meta in metas:
         text = meta.annotations.get(LAST_APPLIED)
-        if text is not None and _names(text, meta.name):
+        if text is not None and _describes(text, kind, meta.name):
             found[(kind, meta.name)] = RawChild(meta.name, text)
     return found
 
 
-def _names(text: str, name: str) -> bool:
-    """Whether ``text`` is a JSON object of some kind whose metadata.name is ``name``."""
+def _describes(text: str, key: str, name: str) -> bool:
+    """Whether ``text`` is a JSON object of type ``key`` (kind and apiVersion) named ``name``:
+    only then does answering it keep that very child."""
     try:
-        return _IDENTITY.decode(text).metadata.name == name
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        identity = _IDENTITY.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
         return False
+    return identity.metadata.name == name and f"{identity.kind}.{identity.apiVersion}" == key
 
 
 def _stripped(

@@ -39,9 +39,12 @@ def newest(stamps: Iterable[Any]) -> str | None:
 
 def parent_timestamps(parent: Mapping[str, Any]) -> Iterable[Any]:
     """Creation, deletion and every write the API server recorded on the parent."""
-    metadata = parent.get("metadata") or {}
+    metadata = parent.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return
     yield metadata.get("creationTimestamp")
     yield metadata.get("deletionTimestamp")
-    for entry in metadata.get("managedFields") or []:
+    entries = metadata.get("managedFields")
+    for entry in entries if isinstance(entries, list) else []:
         if isinstance(entry, Mapping):
             yield entry.get("time")

@@ -85,6 +85,8 @@ class PodSpec(_Slim, frozen=True):
 
 class ObservedPod(_Slim, frozen=True):
     metadata: ObjectMeta
+    kind: str = ""
+    apiVersion: str = ""
     spec: PodSpec = msgspec.field(default_factory=PodSpec)
     status: PodStatus = msgspec.field(default_factory=PodStatus)
 
@@ -130,6 +132,10 @@ class ObservedPod(_Slim, frozen=True):
         )
 
     @property
+    def cluster(self) -> str | None:
+        return self.metadata.labels.get(lbl.CLUSTER)
+
+    @property
     def node_type(self) -> str | None:
         return self.metadata.labels.get(lbl.NODE_TYPE)
 
@@ -159,6 +165,8 @@ class ServiceSpec(_Slim, frozen=True):
 
 class ObservedService(_Slim, frozen=True):
     metadata: ObjectMeta
+    kind: str = ""
+    apiVersion: str = ""
     spec: ServiceSpec = msgspec.field(default_factory=ServiceSpec)
 
     @property
@@ -170,6 +178,8 @@ class ObservedObject(_Slim, frozen=True):
     """A child other than a pod or Service: its name, and its status where it has one (Jobs)."""
 
     metadata: ObjectMeta
+    kind: str = ""
+    apiVersion: str = ""
     status: dict[str, Any] = {}
 
     @property

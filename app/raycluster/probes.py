@@ -19,7 +19,7 @@ def _uses_http(ray_version: str | None) -> bool:
 def _handler(params: Mapping[str, str], *, head: bool, ray_version: str | None) -> dict[str, Any]:
     agent = params["dashboard-agent-listen-port"]
     if _uses_http(ray_version):
-        port: int | str = int(agent) if agent.isdigit() else agent
+        port: int | str = int(agent) if agent.isascii() and agent.isdigit() else agent
         return {"httpGet": {"path": "/api/healthz", "port": port}}
     checks = [f"wget --tries 1 -T 2 -q -O- http://localhost:{agent}/api/local_raylet_healthz"]
     if head:

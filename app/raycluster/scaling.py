@@ -57,14 +57,17 @@ class _Draft:
 
 def plan_pods(cluster: Cluster, pods: Sequence[ObservedPod]) -> Plan:
     draft = _Draft(taken={pod.name for pod in pods} | _listed_for_deletion(cluster))
-    heads = [pod for pod in pods if pod.node_type == lbl.HEAD]
+    ours = [pod for pod in pods if pod.cluster == cluster.name]
+    # Not recognisably a Ray pod of this cluster: kept as it is, never counted nor dropped.
+    draft.keep += [pod.name for pod in pods if pod.cluster != cluster.name]
+    heads = [pod for pod in ours if pod.node_type == lbl.HEAD]
     head_current = _plan_head(cluster, heads, draft)
     by_group: dict[str, list[ObservedPod]] = {}
-    for pod in pods:
+    for pod in ours:
         if pod.node_type == lbl.WORKER and pod.group is not None:
             by_group.setdefault(pod.group, []).append(pod)
         elif pod.node_type != lbl.HEAD:
-            draft.keep.append(pod.name)  # not recognisably ours to manage: never dropped
+            draft.keep.append(pod.name)
     for group in cluster.spec.workerGroupSpecs:
         pods_of_group = by_group.pop(group.groupName, [])
         _plan_group(cluster, group, pods_of_group, draft, roll=head_current)

@@ -6,12 +6,20 @@ children and adds what Ray needs, it does not model the whole Kubernetes Pod.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from app.raycluster.names import (
     MAX_CLUSTER_NAME,
@@ -22,13 +30,33 @@ from app.raycluster.names import (
 from app.raycluster.quantity import QuantityError, parse_quantity
 from app.raycluster.shell import shell_word_problem
 
-JSONObject = dict[str, Any]
 INT32_MAX = 2147483647
+INT64 = 2**63
 API_VERSIONS = ("ray.io/v1", "ray.io/v1alpha1")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 _FLAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _PLAIN_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")
 Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
+
+
+def _kubernetes_json(value: Any) -> Any:
+    """JSON a Kubernetes object can hold: nulls dropped (the API server prunes them), integers
+    within int64 and finite numbers (nothing else can be stored, or encoded back)."""
+    if isinstance(value, dict):
+        return {key: _kubernetes_json(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_kubernetes_json(item) for item in value if item is not None]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if isinstance(value, int) and not -INT64 <= value < INT64:
+        raise ValueError(f"the integer {value} does not fit in 64 bits")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    return value
+
+
+# A plain JSON object copied into the children (pod templates, a Service, ...), cleaned.
+JSONObject = Annotated[dict[str, Any], AfterValidator(_kubernetes_json)]
 
 
 class _Model(BaseModel):
@@ -162,6 +190,8 @@ def parse_spec(parent: Mapping[str, Any]) -> RayClusterSpec:
         problems.extend(_pydantic_problems(error))
         raise InvalidSpec(problems) from None
     problems.extend(_check_spec(spec))
+    if problems:  # the rules below read fields whose shape must be right first
+        raise InvalidSpec(problems)
     problems.extend(_check_features(parent, spec))
     if problems:
         raise InvalidSpec(problems)
@@ -181,7 +211,17 @@ def _check_identity(parent: Mapping[str, Any]) -> Iterator[Problem]:
     if parent.get("apiVersion") not in API_VERSIONS:
         yield Problem("apiVersion", f"must be one of {', '.join(API_VERSIONS)}")
     metadata = parent.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if not isinstance(metadata, Mapping):
+        yield Problem("metadata", "must be an object")
+        metadata = {}
+    for key in ("labels", "annotations"):
+        values = metadata.get(key) or {}
+        if not isinstance(values, Mapping) or not all(isinstance(v, str) for v in values.values()):
+            yield Problem(f"metadata.{key}", "must map strings to strings")
+    for key in ("uid", "namespace"):
+        if not isinstance(metadata.get(key, ""), str):
+            yield Problem(f"metadata.{key}", "must be a string")
+    name = metadata.get("name")
     if not isinstance(name, str) or not is_dns1035_label(name, MAX_CLUSTER_NAME):
         yield Problem(
             "metadata.name",
@@ -201,8 +241,11 @@ def _check_spec(spec: RayClusterSpec) -> Iterator[Problem]:
         yield Problem(
             "spec.headGroupSpec.serviceType", f"must be one of {', '.join(SERVICE_TYPES)}"
         )
-    if head.headService is not None and not isinstance(head.headService.get("spec") or {}, dict):
-        yield Problem("spec.headGroupSpec.headService.spec", "must be an object")
+    if head.headService is not None:
+        yield from _check_head_service("spec.headGroupSpec.headService", head.headService)
+    if spec.autoscalerOptions is not None:
+        options = {"env": spec.autoscalerOptions.env}
+        yield from _check_items("spec.autoscalerOptions.env", options, "env", {"name": (str, True)})
     seen: set[str] = set()
     for index, group in enumerate(spec.workerGroupSpecs):
         path = f"spec.workerGroupSpecs[{index}]"
@@ -343,7 +386,12 @@ _CONTAINER_FIELDS = {
     "volumeMounts": list,
     "resources": dict,
 }
-_TYPE_NAMES: dict[type, str] = {list: "a list", dict: "an object", str: "a string"}
+_TYPE_NAMES: dict[type, str] = {
+    list: "a list",
+    dict: "an object",
+    str: "a string",
+    int: "an integer",
+}
 _LISTS_OF_OBJECTS = ("containers", "initContainers", "volumes", "env", "ports", "volumeMounts")
 
 
@@ -352,10 +400,7 @@ def _check_template(path: str, template: JSONObject) -> Iterator[Problem]:
     if not isinstance(metadata, dict):
         yield Problem(f"{path}.metadata", "must be an object")
         metadata = {}
-    for key in ("labels", "annotations"):
-        values = metadata.get(key) or {}
-        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
-            yield Problem(f"{path}.metadata.{key}", "must map strings to strings")
+    yield from _check_string_maps(f"{path}.metadata", metadata)
     pod_spec = template.get("spec") or {}
     if not isinstance(pod_spec, dict):
         yield Problem(f"{path}.spec", "must be an object")
@@ -365,10 +410,44 @@ def _check_template(path: str, template: JSONObject) -> Iterator[Problem]:
     if not isinstance(containers, list) or not containers:
         yield Problem(f"{path}.spec.containers", "must list at least one container (Ray's first)")
         return
+    yield from _check_items(f"{path}.spec.volumes", pod_spec, "volumes", {"name": (str, True)})
     for kind in ("containers", "initContainers"):
-        for index, container in enumerate(pod_spec.get(kind) or []):
-            if isinstance(container, dict):
-                yield from _check_container(f"{path}.spec.{kind}[{index}]", container)
+        for index, container in enumerate(_objects(pod_spec, kind)):
+            yield from _check_container(f"{path}.spec.{kind}[{index}]", container)
+
+
+def _check_head_service(path: str, service: JSONObject) -> Iterator[Problem]:
+    metadata = service.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        yield Problem(f"{path}.metadata", "must be an object")
+    else:
+        yield from _check_string_maps(f"{path}.metadata", metadata)
+        if not isinstance(metadata.get("name", ""), str):
+            yield Problem(f"{path}.metadata.name", "must be a string")
+    spec = service.get("spec") or {}
+    if not isinstance(spec, dict):
+        yield Problem(f"{path}.spec", "must be an object")
+        return
+    yield from _check_fields(f"{path}.spec", spec, {"ports": list, "type": str})
+    shape = {"name": (str, False), "port": (int, True)}
+    yield from _check_items(f"{path}.spec.ports", spec, "ports", shape)
+
+
+def _check_string_maps(path: str, metadata: Mapping[str, Any]) -> Iterator[Problem]:
+    for key in ("labels", "annotations"):
+        values = metadata.get(key) or {}
+        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+            yield Problem(f"{path}.{key}", "must map strings to strings")
+
+
+# The items of a container's lists that metaray reads: the fields it reads, their types, and
+# whether Kubernetes requires them.
+_Shape = dict[str, tuple[type, bool]]
+_ITEM_SHAPES: dict[str, _Shape] = {
+    "env": {"name": (str, True)},
+    "ports": {"name": (str, False), "containerPort": (int, True)},
+    "volumeMounts": {"name": (str, True), "mountPath": (str, True)},
+}
 
 
 def _check_container(path: str, container: JSONObject) -> Iterator[Problem]:
@@ -377,8 +456,11 @@ def _check_container(path: str, container: JSONObject) -> Iterator[Problem]:
         if not container.get(key):
             yield Problem(f"{path}.{key}", "is required")
     for key in ("command", "args"):
-        if not all(isinstance(part, str) for part in container.get(key) or []):
+        parts = container.get(key)
+        if isinstance(parts, list) and not all(isinstance(part, str) for part in parts):
             yield Problem(f"{path}.{key}", "must be a list of strings")
+    for key, shape in _ITEM_SHAPES.items():
+        yield from _check_items(f"{path}.{key}", container, key, shape)
     resources = container.get("resources") or {}
     if isinstance(resources, dict):
         for kind in ("limits", "requests"):
@@ -404,6 +486,23 @@ def _check_fields(path: str, obj: JSONObject, types: Mapping[str, type]) -> Iter
             yield Problem(f"{path}.{key}", "must be a list of objects")
 
 
+def _objects(obj: Mapping[str, Any], key: str) -> list[JSONObject]:
+    """The objects of a list field, or none when it is not a list (reported elsewhere)."""
+    items = obj.get(key)
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+def _check_items(path: str, obj: Mapping[str, Any], key: str, shape: _Shape) -> Iterator[Problem]:
+    for index, item in enumerate(_objects(obj, key)):
+        for field, (kind, required) in shape.items():
+            value = item.get(field)
+            if value is None:
+                if required:
+                    yield Problem(f"{path}[{index}].{field}", "is required")
+            elif not isinstance(value, kind) or isinstance(value, bool):
+                yield Problem(f"{path}[{index}].{field}", f"must be {_TYPE_NAMES[kind]}")
+
+
 def _check_quantities(path: str, values: Mapping[str, Any]) -> Iterator[Problem]:
     for key, value in values.items():
         try:
@@ -412,10 +511,17 @@ def _check_quantities(path: str, values: Mapping[str, Any]) -> Iterator[Problem]
             yield Problem(f"{path}.{key}", f"{value!r} is not a Kubernetes quantity")
 
 
+_PORT_FLAGS = ("port", "dashboard-port", "dashboard-agent-listen-port", "metrics-export-port")
+
+
 def _check_params(path: str, params: Mapping[str, str]) -> Iterator[Problem]:
     for key, value in params.items():
         if not _FLAG_NAME.match(key):
             yield Problem(f"{path}.{key}", "is not a ray start flag name")
+        elif key in _PORT_FLAGS and not (
+            value.isascii() and value.isdigit() and 0 < int(value) < 65536
+        ):
+            yield Problem(f"{path}.{key}", "must be a port number from 1 to 65535")
         elif (problem := shell_word_problem(value)) is not None:
             yield Problem(f"{path}.{key}", f"{problem} (it goes into the ray start command)")
 

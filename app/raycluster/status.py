@@ -37,6 +37,7 @@ def compute_status(
         for pod in observed.pods
         if not pod.terminating
         and not pod.finished
+        and pod.cluster == cluster.name
         and (pod.node_type == lbl.HEAD or (pod.node_type == lbl.WORKER and pod.group in groups))
     ]
     workers = [pod for pod in live if pod.node_type == lbl.WORKER]
@@ -61,7 +62,7 @@ def compute_status(
         "maxWorkerReplicas": _saturate(g.maxReplicas * g.numOfHosts for g in spec.workerGroupSpecs),
         **desired_resources(spec, 0 if spec.suspend else 1),
     }
-    status |= observed_fields(cluster.head_service_name, observed)
+    status |= observed_fields(cluster.name, cluster.head_service_name, observed)
     wanted = _head_and_provisioned(head, all_ready, spec.suspend, previous)
     if spec.suspend or any(c.get("type") == SUSPENDED_CONDITION for c in _previous(previous)):
         wanted |= _suspension(spec.suspend, bool(observed.pods))
@@ -71,9 +72,13 @@ def compute_status(
     return stamp(status, previous, clock)
 
 
-def observed_fields(service_name: str, observed: Observed) -> JSONObject:
+def observed_fields(cluster: str | None, service_name: str, observed: Observed) -> JSONObject:
     """Endpoints and head addresses: what any status can say without reading the spec."""
-    live = [pod for pod in observed.pods if not pod.terminating and not pod.finished]
+    live = [
+        pod
+        for pod in observed.pods
+        if not pod.terminating and not pod.finished and pod.cluster == cluster
+    ]
     head = _head_pod(live)
     service = next((s for s in observed.services if s.name == service_name), None)
     fields: JSONObject = {}

@@ -217,7 +217,7 @@ def _unchanged(request: _Request, invalid: InvalidSpec) -> Desired:
     )
     status: JSONObject = {key: previous[key] for key in carried if key in previous}
     status |= {"state": FAILED, "reason": f"Invalid RayCluster spec: {invalid}"}
-    status |= observed_fields(service_name, observed)
+    status |= observed_fields(name if isinstance(name, str) else None, service_name, observed)
     message = f"Invalid RayCluster spec, nothing changed: {invalid}"
     event = Event(WARNING, "InvalidRayClusterSpec", message)
     return Desired(children, stamp(status, previous, request.clock), (event,))
