@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -196,6 +197,27 @@ class _Failed(Exception):
 
 
 def _decide(
+    hook: str, body: bytes, decide: Decide, options: Options
+) -> tuple[bytes, _Replay | None, Timings]:
+    with paused_gc():
+        return _decide_now(hook, body, decide, options)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a request is decoded and decided: it allocates tens
+    of thousands of acyclic objects, and collections triggered by them cost 10-20 % of a
+    1,000-pod sync (bench/inprocess.py). Collection resumes right after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decide_now(
     hook: str, body: bytes, decide: Decide, options: Options
 ) -> tuple[bytes, _Replay | None, Timings]:
     decoding = perf_counter()

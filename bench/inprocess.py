@@ -14,6 +14,7 @@ import orjson
 
 from app.hooks.request import decode
 from app.hooks.response import encode
+from app.main import paused_gc
 from app.raycluster.sync import sync
 from bench.requests import request
 
@@ -28,8 +29,10 @@ def median_seconds(action: Callable[[], object], repeat: int) -> float:
 
 
 def one_sync(body: bytes) -> bytes:
-    hook = decode(body)
-    return encode(sync(hook.parent, hook.observed))
+    """What the service does for one request (the shell pauses the cyclic GC meanwhile)."""
+    with paused_gc():
+        hook = decode(body)
+        return encode(sync(hook.parent, hook.observed))
 
 
 def main(sizes: list[int]) -> None:

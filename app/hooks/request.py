@@ -45,9 +45,40 @@ class BadRequest(ValueError):
     """The body is not a sync request; nothing may be changed on its account."""
 
 
+class _KnownChildren(
+    msgspec.Struct,
+    frozen=True,
+    forbid_unknown_fields=True,
+    rename={
+        "pods": kinds.POD,
+        "services": kinds.SERVICE,
+        "ingresses": kinds.INGRESS,
+        "service_accounts": kinds.SERVICE_ACCOUNT,
+        "roles": kinds.ROLE,
+        "role_bindings": kinds.ROLE_BINDING,
+        "jobs": kinds.JOB,
+    },
+):
+    """The child types metaray registers, decoded in the same pass as the request."""
+
+    pods: dict[str, ObservedPod] = {}
+    services: dict[str, ObservedService] = {}
+    ingresses: dict[str, ObservedObject] = {}
+    service_accounts: dict[str, ObservedObject] = {}
+    roles: dict[str, ObservedObject] = {}
+    role_bindings: dict[str, ObservedObject] = {}
+    jobs: dict[str, ObservedObject] = {}
+
+
+class _KnownRequest(msgspec.Struct, frozen=True):
+    parent: dict[str, Any]
+    children: _KnownChildren = msgspec.field(default_factory=_KnownChildren)
+    finalizing: bool = False
+
+
 class _Request(msgspec.Struct, frozen=True):
     parent: dict[str, Any]
-    # Each child is decoded by its type's slim model in a second, cheap pass.
+    # Child types metaray does not know: each child is decoded in a second pass.
     children: dict[str, dict[str, msgspec.Raw]] = {}
     finalizing: bool = False
 
@@ -62,6 +93,7 @@ class _Identity(msgspec.Struct):
     metadata: _Name
 
 
+_KNOWN = msgspec.json.Decoder(_KnownRequest)
 _REQUEST = msgspec.json.Decoder(_Request)
 _POD = msgspec.json.Decoder(ObservedPod)
 _SERVICE = msgspec.json.Decoder(ObservedService)
@@ -80,8 +112,7 @@ class SyncRequest:
 
 def decode(body: bytes) -> SyncRequest:
     try:
-        request = _REQUEST.decode(body)
-        observed = _observed(request.children)
+        parent, observed, finalizing = _decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
         raise BadRequest(f"not a Metacontroller sync request: {error}") from None
     except RecursionError:
@@ -90,12 +121,40 @@ def decode(body: bytes) -> SyncRequest:
     applied = _last_applied(observed)
     missing = [key for key in observed.keys() if key not in applied]  # noqa: SIM118
     if missing:
-        applied |= _stripped(request.children, missing)
+        applied |= _stripped(body, missing)
     return SyncRequest(
-        parent=request.parent,
+        parent=parent,
         observed=Observed(observed.pods, observed.services, observed.others, applied),
-        finalizing=request.finalizing,
+        finalizing=finalizing,
     )
+
+
+def _decode(body: bytes) -> tuple[dict[str, Any], Observed, bool]:
+    """One pass when every child type is one metaray registers (always, with its own
+    CompositeController); two passes otherwise."""
+    try:
+        known = _KNOWN.decode(body)
+    except msgspec.ValidationError:
+        request = _REQUEST.decode(body)
+        return request.parent, _observed(request.children), request.finalizing
+    children = known.children
+    others = {
+        kind: tuple(objects.values())
+        for kind, objects in (
+            (kinds.INGRESS, children.ingresses),
+            (kinds.JOB, children.jobs),
+            (kinds.ROLE, children.roles),
+            (kinds.ROLE_BINDING, children.role_bindings),
+            (kinds.SERVICE_ACCOUNT, children.service_accounts),
+        )
+        if objects
+    }
+    observed = Observed(
+        tuple(children.pods.values()),
+        tuple(children.services.values()),
+        dict(sorted(others.items())),
+    )
+    return known.parent, observed, known.finalizing
 
 
 def _observed(children: Mapping[str, Mapping[str, msgspec.Raw]]) -> Observed:
@@ -148,15 +207,13 @@ def _describes(text: str, key: str, name: str) -> bool:
     return identity.metadata.name == name and f"{identity.kind}.{identity.apiVersion}" == key
 
 
-def _stripped(
-    children: Mapping[str, Mapping[str, msgspec.Raw]], keys: list[tuple[str, str]]
-) -> dict[tuple[str, str], JSONObject]:
+def _stripped(body: bytes, keys: list[tuple[str, str]]) -> dict[tuple[str, str], JSONObject]:
     """The observed objects without status and server-set metadata (rare: a full decode)."""
     wanted = set(keys)
     found: dict[tuple[str, str], JSONObject] = {}
+    children: Mapping[str, Mapping[str, Any]] = orjson.loads(body)["children"]
     for kind, objects in children.items():
-        for raw in objects.values():
-            obj = orjson.loads(bytes(raw))
+        for obj in objects.values():
             name = obj["metadata"]["name"]
             if (kind, name) in wanted:
                 found[(kind, name)] = strip(obj)
