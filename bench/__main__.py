@@ -1,0 +1,20 @@
+"""Every benchmark in one run: ``.venv/bin/python -m bench`` (about 6 minutes)."""
+
+from __future__ import annotations
+
+from bench import http, inprocess, memory, soak
+
+
+def main() -> None:
+    print("== in-process sync against orjson.loads")
+    inprocess.main([10, 100, 1000, 5000])
+    print("\n== HTTP, 5-pod cluster, against a minimal FastAPI endpoint")
+    http.main(10.0)
+    print("\n== memory, 500 distinct 1,000-pod syncs")
+    memory.main(500, 1000)
+    print("\n== soak")
+    soak.main(120.0)
+
+
+if __name__ == "__main__":
+    main()
