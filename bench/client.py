@@ -70,6 +70,14 @@ async def _run(port: int, payloads: list[bytes], seconds: float, connections: in
     return result
 
 
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes
+) -> int:
+    """Send one request on a kept-alive connection; read the whole response; its status."""
+    writer.write(payload)
+    return await _read_response(reader)
+
+
 def load(port: int, path: str, bodies: list[bytes], seconds: float, connections: int) -> Result:
     """Drive POST ``path`` with ``connections`` keep-alive connections for ``seconds``, each
     cycling through its share of ``bodies``."""

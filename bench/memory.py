@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench.client import request_bytes
+from bench.client import exchange, request_bytes
 from bench.requests import request
 from bench.server import rss_kib, uvicorn
 
@@ -22,15 +22,9 @@ async def _send(port: int, body: bytes, first: int, count: int) -> None:
     try:
         for serial in range(first, first + count):
             version = f'"resourceVersion":"{1_000_000 + serial}"'.encode()
-            writer.write(request_bytes(port, "/sync", body.replace(PARENT_VERSION, version, 1)))
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":")[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            )
-            await reader.readexactly(length)
-            assert head.split(b" ")[1] == b"200", head
+            payload = request_bytes(port, "/sync", body.replace(PARENT_VERSION, version, 1))
+            status = await exchange(reader, writer, payload)
+            assert status == 200, status
     finally:
         writer.close()
 

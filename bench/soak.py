@@ -13,24 +13,12 @@ import asyncio
 import sys
 import time
 
-from bench.client import request_bytes
+from bench.client import exchange, request_bytes
 from bench.requests import request
 from bench.server import rss_kib, uvicorn
 
 SIZES = (5, 50, 500)
 CONNECTIONS = 5
-
-
-async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes) -> int:
-    writer.write(payload)
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    await reader.readexactly(length)
-    return int(head.split(b" ")[1])
 
 
 async def _worker(
@@ -45,7 +33,7 @@ async def _worker(
         while time.monotonic() < stop:
             for size, payload in payloads.items():
                 start = time.perf_counter()
-                status = await _one(reader, writer, payload)
+                status = await exchange(reader, writer, payload)
                 out[size].append(time.perf_counter() - start)
                 if status != 200:
                     errors.append(status)

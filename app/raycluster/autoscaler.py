@@ -105,12 +105,7 @@ def rbac(cluster: Cluster) -> list[JSONObject]:
     metadata = {
         "name": cluster.name,
         "namespace": cluster.namespace,
-        "labels": {
-            lbl.APP_NAME: lbl.APP_NAME_VALUE,
-            lbl.CREATED_BY: lbl.CREATED_BY_VALUE,
-            lbl.CONTROLLER_UID: cluster.uid,
-            lbl.CLUSTER: cluster.name,
-        },
+        "labels": lbl.cluster_labels(cluster.name, cluster.uid),
     }
     children: list[JSONObject] = []
     if creates_service_account(cluster):

@@ -51,10 +51,7 @@ def head_ingress(cluster: Cluster) -> JSONObject:
         "name": ingress_name(cluster),
         "namespace": cluster.namespace,
         "labels": {
-            lbl.APP_NAME: lbl.APP_NAME_VALUE,
-            lbl.CREATED_BY: lbl.CREATED_BY_VALUE,
-            lbl.CONTROLLER_UID: cluster.uid,
-            lbl.CLUSTER: cluster.name,
+            **lbl.cluster_labels(cluster.name, cluster.uid),
             lbl.IDENTIFIER: lbl.identifier(cluster.name, lbl.HEAD),
         },
     }

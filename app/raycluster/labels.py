@@ -55,6 +55,16 @@ def pod_labels(
     return dict(sorted(labels.items()))
 
 
+def cluster_labels(cluster: str, uid: str) -> dict[str, str]:
+    """The labels of a cluster-wide child (RBAC, Ingress): which cluster, and who made it."""
+    return {
+        APP_NAME: APP_NAME_VALUE,
+        CREATED_BY: CREATED_BY_VALUE,
+        CONTROLLER_UID: uid,
+        CLUSTER: cluster,
+    }
+
+
 def head_service_labels(cluster: str, uid: str, app_name: str) -> dict[str, str]:
     """KubeRay's five head-service labels (``app.kubernetes.io/name`` follows the head pod's)."""
     return {
