@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from app import logs
@@ -42,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     render_cmd = commands.add_parser(
         "render", help="print the children and status metaray would answer for a manifest"
     )
-    render_cmd.add_argument("manifest", type=Path, help="a RayCluster manifest (YAML or JSON)")
+    render_cmd.add_argument(
+        "manifest", type=Path, help="a RayCluster or RayJob manifest (YAML or JSON)"
+    )
     render_cmd.add_argument(
         "--observed",
         type=Path,
@@ -88,7 +91,14 @@ def _clear_metrics(directory: Path) -> None:
 
 def _render(args: argparse.Namespace) -> int:
     try:
-        output = render(args.manifest, args.observed, Settings.from_env().options)
+        settings = Settings.from_env()
+        output = render(
+            args.manifest,
+            args.observed,
+            settings.options,
+            settings.rayjob_options,
+            datetime.now(UTC),
+        )
     except RenderError as error:
         print(f"metaray render: {error}", file=sys.stderr)
         return 2

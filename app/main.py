@@ -23,21 +23,21 @@ from starlette.background import BackgroundTask
 from app import __version__, kube_api, logs
 from app.answer_cache import AnswerCache, Entry, etag_of, fingerprint
 from app.guard import Guard
-from app.hooks.request import BadRequest, SyncRequest, decode
+from app.hooks.request import BadRequest, SyncRequest, decode, decode_customize
 from app.hooks.response import encode
 from app.kube_events import EventSink
 from app.metrics import HTTP_SECONDS, Metrics, Timings
-from app.raycluster.cluster import Options
 from app.raycluster.events import Event
-from app.raycluster.observed import Observed
 from app.raycluster.sync import Desired, finalize, sync
+from app.rayjob import sync as rayjob
 from app.redact import Redactor
 from app.settings import Settings
 from app.summary import BAD_REQUEST, ERROR, Answer, Identity, summarize
 
 log = logging.getLogger("metaray")
-Decide = Callable[[dict[str, Any], Observed, Options], Desired]
 Clock = Callable[[], datetime]
+# A core's answer to one decoded request, at the shell's "now".
+Decide = Callable[[SyncRequest, datetime], Desired]
 JSON = "application/json"
 # Requests at least this large are decided in a worker thread, bounded in time.
 OFFLOAD_BYTES = 2**20
@@ -60,7 +60,8 @@ def create_app(
         clock=lambda: now().timestamp(),
     )
     events = _event_sink(settings, metrics, kube_transport, now)
-    hooks = Hooks(settings, metrics, events)
+    hooks = Hooks(settings, metrics, events, now)
+    cluster_options, job_options = settings.options, settings.rayjob_options
     app = FastAPI(
         title="metaray",
         version=__version__,
@@ -72,12 +73,45 @@ def create_app(
     @app.post("/sync")
     async def sync_hook(request: Request) -> Response:
         """Metacontroller's sync hook: the RayCluster's desired children and status."""
-        return await hooks.answer(request, "sync", sync)
+        return await hooks.answer(
+            request, "sync", lambda r, _: sync(r.parent, r.observed, cluster_options)
+        )
 
     @app.post("/finalize")
     async def finalize_hook(request: Request) -> Response:
         """Metacontroller's finalize hook: a RayCluster is being deleted."""
-        return await hooks.answer(request, "finalize", finalize)
+        return await hooks.answer(
+            request, "finalize", lambda r, _: finalize(r.parent, r.observed, cluster_options)
+        )
+
+    @app.post("/rayjob/sync")
+    async def rayjob_sync_hook(request: Request) -> Response:
+        """The RayJob controller's sync hook: its cluster, submitter, Service and status."""
+        return await hooks.answer(
+            request,
+            "rayjob_sync",
+            lambda r, now: rayjob.sync(r.parent, r.observed, r.related, now, job_options),
+            cache=False,  # the answer depends on the clock (deadlines, TTLs), not only the body
+        )
+
+    @app.post("/rayjob/finalize")
+    async def rayjob_finalize_hook(request: Request) -> Response:
+        """The RayJob controller's finalize hook: a RayJob is being deleted."""
+        return await hooks.answer(
+            request,
+            "rayjob_finalize",
+            lambda r, now: rayjob.finalize(r.parent, r.observed, r.related, now, job_options),
+            cache=False,
+        )
+
+    @app.post("/rayjob/customize")
+    async def rayjob_customize_hook(request: Request) -> Response:
+        """The RayJob controller's customize hook: which related objects its syncs need."""
+        try:
+            parent = decode_customize(await request.body())
+        except BadRequest as error:
+            return _error(400, str(error))
+        return Response(orjson.dumps(rayjob.customize(parent)), media_type=JSON)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -114,8 +148,10 @@ class _Replay:
 
 
 class Hooks:
-    def __init__(self, settings: Settings, metrics: Metrics, events: EventSink | None) -> None:
-        self.options = settings.options
+    def __init__(
+        self, settings: Settings, metrics: Metrics, events: EventSink | None, clock: Clock
+    ) -> None:
+        self.clock = clock
         self.timeout = settings.compute_timeout_seconds
         self.metrics = metrics
         self.events = events
@@ -123,11 +159,14 @@ class Hooks:
             AnswerCache(settings.cache_bytes) if settings.cache_bytes > 0 else None
         )
 
-    async def answer(self, request: Request, hook: str, decide: Decide) -> Response:
+    async def answer(
+        self, request: Request, hook: str, decide: Decide, *, cache: bool = True
+    ) -> Response:
         started = perf_counter()
         body = await request.body()
         key = fingerprint(hook, body)
-        cached = self.cache.get(key) if self.cache is not None else None
+        answers = self.cache if cache else None
+        cached = answers.get(key) if answers is not None else None
         if cached is not None:
             self._report(cached.extra, None, started)
             return self._respond(request, cached.payload, cached.etag, cached.extra)
@@ -151,8 +190,8 @@ class Hooks:
         etag = etag_of(payload)
         if replay is not None:
             self._report(replay, timings, started)
-            if self.cache is not None:
-                self.cache.put(key, Entry(payload, etag, replay))
+            if answers is not None:
+                answers.put(key, Entry(payload, etag, replay))
         return self._respond(request, payload, etag, replay)
 
     async def _compute(
@@ -160,7 +199,7 @@ class Hooks:
     ) -> tuple[bytes, _Replay | None, Timings]:
         """Decode, decide, encode; a large request runs in a thread, bounded in time, so the
         event loop keeps answering probes (a 1,000-pod sync takes ~100 ms)."""
-        work = partial(_decide, hook, body, decide, self.options)
+        work = partial(_decide, hook, body, decide, self.clock())
         if len(body) < OFFLOAD_BYTES:
             return work()
         return await asyncio.wait_for(asyncio.to_thread(work), self.timeout)
@@ -197,10 +236,10 @@ class _Failed(Exception):
 
 
 def _decide(
-    hook: str, body: bytes, decide: Decide, options: Options
+    hook: str, body: bytes, decide: Decide, now: datetime
 ) -> tuple[bytes, _Replay | None, Timings]:
     with paused_gc():
-        return _decide_now(hook, body, decide, options)
+        return _decide_now(hook, body, decide, now)
 
 
 @contextmanager
@@ -218,14 +257,14 @@ def paused_gc() -> Iterator[None]:
 
 
 def _decide_now(
-    hook: str, body: bytes, decide: Decide, options: Options
+    hook: str, body: bytes, decide: Decide, now: datetime
 ) -> tuple[bytes, _Replay | None, Timings]:
     decoding = perf_counter()
     hook_request = decode(body)
     decoded = perf_counter()
     parent = hook_request.parent
     try:
-        desired = decide(parent, hook_request.observed, options)
+        desired = decide(hook_request, now)
         computed = perf_counter()
         payload = encode(desired)
     except Exception as error:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import yaml
 
-from app.hooks.request import BadRequest, decode
+from app.hooks.request import BadRequest, SyncRequest, decode
 from app.raycluster.cluster import Options
-from app.raycluster.sync import sync
+from app.raycluster.sync import Desired, sync
+from app.rayjob import sync as rayjob
+from app.rayjob.kinds import RAYCLUSTER
 
 
 class RenderError(ValueError):
@@ -30,17 +33,58 @@ def to_yaml(document: Any) -> str:
     )
 
 
-def render(manifest: Path, observed: Path | None, options: Options) -> dict[str, Any]:
-    """The children and status metaray would answer, as one document."""
-    parent = _the_raycluster(_load(manifest))
+def render(
+    manifest: Path,
+    observed: Path | None,
+    options: Options,
+    job_options: rayjob.Options,
+    now: datetime,
+) -> dict[str, Any]:
+    """The children and status metaray would answer, as one document.
+
+    A RayJob without ``--observed`` is shown as it will be once its cluster is ready: its
+    status written, its RayCluster created and ready, its submitter and Service created."""
+    parent = _the_parent(_load(manifest))
     children = _as_children(_load(observed) if observed is not None else [])
-    body = orjson.dumps({"parent": parent, "children": children})
+    if parent["kind"] == "RayCluster":
+        request = _request(parent, children)
+        desired = sync(request.parent, request.observed, options)
+    elif observed is not None:
+        desired = _rayjob(_request(parent, children), now, job_options)
+    else:
+        desired = _rayjob_walk(parent, now, job_options)
+    return {"children": desired.children, "status": desired.status}
+
+
+def _request(parent: dict[str, Any], children: dict[str, dict[str, Any]]) -> SyncRequest:
     try:
-        request = decode(body)
+        return decode(orjson.dumps({"parent": parent, "children": children}))
     except BadRequest as error:
         raise RenderError(str(error)) from None
-    desired = sync(request.parent, request.observed, options)
-    return {"children": desired.children, "status": desired.status}
+
+
+def _rayjob(request: SyncRequest, now: datetime, options: rayjob.Options) -> Desired:
+    return rayjob.sync(request.parent, request.observed, request.related, now, options)
+
+
+def _rayjob_walk(parent: dict[str, Any], now: datetime, options: rayjob.Options) -> Desired:
+    """Sync, write the status, sync again, then let the created cluster be ready."""
+    desired = _rayjob(_request(parent, {}), now, options)
+    for _ in range(2):
+        parent = {**parent, "status": desired.status}
+        clusters = {
+            c["metadata"]["name"]: {**c, "status": {"state": "ready"}}
+            for c in orjson.loads(orjson.dumps(desired.children, default=_raw))
+            if c.get("kind") == "RayCluster"
+        }
+        desired = _rayjob(
+            _request(parent, {RAYCLUSTER: clusters} if clusters else {}), now, options
+        )
+    return desired
+
+
+def _raw(value: Any) -> Any:
+    return orjson.Fragment(value.text)
 
 
 def _load(path: Path) -> list[Any]:
@@ -57,11 +101,16 @@ def _load(path: Path) -> list[Any]:
     return flat
 
 
-def _the_raycluster(documents: list[Any]) -> dict[str, Any]:
-    clusters = [d for d in documents if isinstance(d, dict) and d.get("kind") == "RayCluster"]
-    if len(clusters) != 1:
-        raise RenderError(f"expected exactly one RayCluster in the manifest, found {len(clusters)}")
-    parent = dict(clusters[0])
+def _the_parent(documents: list[Any]) -> dict[str, Any]:
+    """The one RayCluster or RayJob of a manifest (a ConfigMap may stand beside it)."""
+    parents = [
+        d for d in documents if isinstance(d, dict) and d.get("kind") in ("RayCluster", "RayJob")
+    ]
+    if len(parents) != 1:
+        raise RenderError(
+            f"expected exactly one RayCluster or RayJob in the manifest, found {len(parents)}"
+        )
+    parent = dict(parents[0])
     metadata = dict(parent.get("metadata") or {})
     metadata.setdefault("namespace", "default")
     # Offline there is no API server to assign a uid: derive a stable one from the name.

@@ -9,7 +9,7 @@ keeps unchanged; it is checked (valid JSON naming that child) but never built ei
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -73,6 +73,7 @@ class _KnownChildren(
 class _KnownRequest(msgspec.Struct, frozen=True):
     parent: dict[str, Any]
     children: _KnownChildren = msgspec.field(default_factory=_KnownChildren)
+    related: dict[str, dict[str, msgspec.Raw]] = {}
     finalizing: bool = False
 
 
@@ -80,7 +81,12 @@ class _Request(msgspec.Struct, frozen=True):
     parent: dict[str, Any]
     # Child types metaray does not know: each child is decoded in a second pass.
     children: dict[str, dict[str, msgspec.Raw]] = {}
+    related: dict[str, dict[str, msgspec.Raw]] = {}
     finalizing: bool = False
+
+
+class _CustomizeRequest(msgspec.Struct, frozen=True):
+    parent: dict[str, Any]
 
 
 class _Name(msgspec.Struct):
@@ -94,6 +100,7 @@ class _Identity(msgspec.Struct):
 
 
 _KNOWN = msgspec.json.Decoder(_KnownRequest)
+_CUSTOMIZE = msgspec.json.Decoder(_CustomizeRequest)
 _REQUEST = msgspec.json.Decoder(_Request)
 _POD = msgspec.json.Decoder(ObservedPod)
 _SERVICE = msgspec.json.Decoder(ObservedService)
@@ -103,16 +110,18 @@ _IDENTITY = msgspec.json.Decoder(_Identity)
 
 @dataclass(frozen=True, slots=True)
 class SyncRequest:
-    """What the core is given: the parent as sent, and the observed children."""
+    """What the core is given: the parent as sent, the observed children, and the related
+    objects a customize hook asked for (read-only: never answered, never deleted)."""
 
     parent: dict[str, Any]
     observed: Observed
     finalizing: bool = False
+    related: Observed = field(default_factory=Observed)
 
 
 def decode(body: bytes) -> SyncRequest:
     try:
-        parent, observed, finalizing = _decode(body)
+        parent, observed, related, finalizing = _decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
         raise BadRequest(f"not a Metacontroller sync request: {error}") from None
     except RecursionError:
@@ -126,17 +135,29 @@ def decode(body: bytes) -> SyncRequest:
         parent=parent,
         observed=Observed(observed.pods, observed.services, observed.others, applied),
         finalizing=finalizing,
+        related=related,
     )
 
 
-def _decode(body: bytes) -> tuple[dict[str, Any], Observed, bool]:
-    """One pass when every child type is one metaray registers (always, with its own
-    CompositeController); two passes otherwise."""
+def decode_customize(body: bytes) -> dict[str, Any]:
+    """The parent of a customize request (``{controller, parent}``)."""
+    try:
+        return _CUSTOMIZE.decode(body).parent
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
+        raise BadRequest(f"not a Metacontroller customize request: {error}") from None
+    except RecursionError:
+        raise BadRequest("not a Metacontroller customize request: nested too deeply") from None
+
+
+def _decode(body: bytes) -> tuple[dict[str, Any], Observed, Observed, bool]:
+    """One pass when every child type is one the RayCluster controller registers; two passes
+    otherwise (the RayJob controller's RayCluster children, a type registered by hand)."""
     try:
         known = _KNOWN.decode(body)
     except msgspec.ValidationError:
         request = _REQUEST.decode(body)
-        return request.parent, _observed(request.children), request.finalizing
+        related = _observed(request.related)
+        return request.parent, _observed(request.children), related, request.finalizing
     children = known.children
     others = {
         kind: tuple(objects.values())
@@ -154,7 +175,7 @@ def _decode(body: bytes) -> tuple[dict[str, Any], Observed, bool]:
         tuple(children.services.values()),
         dict(sorted(others.items())),
     )
-    return known.parent, observed, known.finalizing
+    return known.parent, observed, _observed(known.related), known.finalizing
 
 
 def _observed(children: Mapping[str, Mapping[str, msgspec.Raw]]) -> Observed:

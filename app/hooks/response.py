@@ -11,10 +11,13 @@ from app.raycluster.sync import Desired
 
 
 def encode(desired: Desired) -> bytes:
-    """``{children, status}``, plus ``finalized`` for a finalize answer only."""
+    """``{children, status}``, plus ``finalized`` for a finalize answer only and
+    ``resyncAfterSeconds`` when a deadline needs another look."""
     body: dict[str, Any] = {"children": desired.children, "status": desired.status}
     if desired.finalized is not None:
         body["finalized"] = desired.finalized
+    if desired.resync_after is not None:
+        body["resyncAfterSeconds"] = desired.resync_after
     return orjson.dumps(body, default=_raw)
 
 

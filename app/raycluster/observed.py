@@ -47,15 +47,23 @@ class Reason(_Slim, frozen=True):
     reason: str | None = None
 
 
+class Terminated(Reason, frozen=True):
+    exitCode: int = 0
+    message: str | None = None
+    finishedAt: str | None = None
+
+
 class ContainerState(_Slim, frozen=True):
     waiting: Reason | None = None
-    terminated: Reason | None = None
+    terminated: Terminated | None = None
 
 
 class ContainerStatus(_Slim, frozen=True):
     name: str = ""
     ready: bool = False
     state: ContainerState | None = None
+    # A restarted container's previous run (how it ended).
+    lastState: ContainerState | None = None
 
 
 class PodCondition(_Slim, frozen=True):
@@ -175,11 +183,12 @@ class ObservedService(_Slim, frozen=True):
 
 
 class ObservedObject(_Slim, frozen=True):
-    """A child other than a pod or Service: its name, and its status where it has one (Jobs)."""
+    """A child other than a pod or Service: its name, spec and status (Jobs, RayClusters)."""
 
     metadata: ObjectMeta
     kind: str = ""
     apiVersion: str = ""
+    spec: dict[str, Any] = {}
     status: dict[str, Any] = {}
 
     @property

@@ -536,3 +536,9 @@ def _check_words(path: str, values: Mapping[str, str], what: str) -> Iterator[Pr
                     f"{what} must be letters, digits and '-_./' only ({word!r} is not)",
                 )
                 break
+
+
+# For the cores built on this one (RayJob): the same model rules and the same error paths.
+SpecModel = _Model
+pydantic_problems = _pydantic_problems
+check_template = _check_template

@@ -30,7 +30,9 @@ class Desired:
     """The complete desired children, the parent's status, and the events to report.
 
     ``finalized`` is None for a sync answer (Metacontroller must never see it there), and says
-    whether the finalizer may go for a finalize answer.
+    whether the finalizer may go for a finalize answer. ``resync_after`` asks for another sync
+    after that many seconds (a deadline); ``delete_parent`` is an intent for the shell: the
+    parent itself is due for deletion (a RayJob's ``DeleteSelf`` policy).
     """
 
     children: list[Child]
@@ -38,6 +40,8 @@ class Desired:
     events: tuple[Event, ...] = ()
     plan: Plan | None = None
     finalized: bool | None = None
+    resync_after: float | None = None
+    delete_parent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from app.raycluster.cluster import Options
+from app.rayjob.sync import Options as RayJobOptions
 from app.render import render, to_yaml
+from app.submitter import source
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 GOLDEN = Path(__file__).parent / "expected"
+# RayJob status times: a fixed moment, so that the golden files do not move.
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def samples() -> list[Path]:
@@ -17,7 +22,7 @@ def samples() -> list[Path]:
 
 
 def rendered(sample: Path) -> str:
-    return to_yaml(render(sample, None, Options()))
+    return to_yaml(render(sample, None, Options(), RayJobOptions(submitter_script=source()), NOW))
 
 
 def golden_path(sample: Path) -> Path:

@@ -1,0 +1,113 @@
+"""The RayCluster a RayJob runs on: built once from ``rayClusterSpec``, then kept as created.
+
+KubeRay ignores changes to ``rayClusterSpec`` after the cluster exists; metaray does the same by
+answering the observed cluster's recorded object, changed only to suspend its workers when a
+``DeleteWorkers`` policy is due.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any, TypeGuard
+
+from app.raycluster import labels as lbl
+from app.raycluster.names import head_service_name
+from app.raycluster.service import DEFAULT_PORTS
+from app.raycluster.spec import JSONObject
+from app.rayjob import labels as jl
+from app.rayjob.spec import SIDECAR_MODE, RayJob
+
+RAYCLUSTER_API = "ray.io/v1"
+RAYCLUSTER_KIND = "RayCluster"
+# Never copied from the RayJob: it describes the RayJob as kubectl applied it.
+_NOT_COPIED = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def ray_cluster(job: RayJob, name: str, sidecar: JSONObject | None) -> JSONObject:
+    """The RayCluster child: the RayJob's labels and annotations, KubeRay's three labels, and in
+    SidecarMode the submitter container in the head pod."""
+    spec: JSONObject = copy.deepcopy(job.spec.rayClusterSpec or {})
+    annotations = {k: v for k, v in job.annotations.items() if k not in _NOT_COPIED}
+    if job.mode == SIDECAR_MODE and sidecar is not None:
+        _add_sidecar(spec, job, sidecar)
+        annotations[jl.DISABLE_HEAD_RESTART] = "true"
+    labels = {
+        **job.labels,
+        **jl.originated(job.name),
+        jl.SUBMISSION_MODE: job.mode,
+        lbl.CONTROLLER_UID: job.uid,
+    }
+    metadata: JSONObject = {
+        "name": name,
+        "namespace": job.namespace,
+        "labels": dict(sorted(labels.items())),
+    }
+    if annotations:
+        metadata["annotations"] = dict(sorted(annotations.items()))
+    return {
+        "apiVersion": RAYCLUSTER_API,
+        "kind": RAYCLUSTER_KIND,
+        "metadata": metadata,
+        "spec": spec,
+    }
+
+
+def _add_sidecar(spec: JSONObject, job: RayJob, sidecar: JSONObject) -> None:
+    """The submitter joins the head pod, whose labels let the RayJob's hook find that pod."""
+    template = spec.setdefault("headGroupSpec", {}).setdefault("template", {})
+    metadata = template.setdefault("metadata", {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), **jl.originated(job.name)}
+    pod_spec = template.setdefault("spec", {})
+    pod_spec["containers"] = [*(pod_spec.get("containers") or []), sidecar]
+
+
+def with_workers_suspended(cluster: Mapping[str, Any]) -> JSONObject:
+    """The same cluster with every worker group suspended (the ``DeleteWorkers`` policy)."""
+    changed: JSONObject = copy.deepcopy(dict(cluster))
+    for group in changed.get("spec", {}).get("workerGroupSpecs") or []:
+        if isinstance(group, dict):
+            group["suspend"] = True
+    return changed
+
+
+def workers_suspended(cluster: Mapping[str, Any]) -> bool:
+    groups = (cluster.get("spec") or {}).get("workerGroupSpecs") or []
+    return all(isinstance(g, Mapping) and g.get("suspend") is True for g in groups)
+
+
+def dashboard_url(name: str, namespace: str, spec: Mapping[str, Any], domain: str) -> str:
+    """``host:port`` of a cluster's dashboard, without a scheme, as KubeRay writes
+    ``dashboardURL``: the head Service's port named ``dashboard``. Read from the cluster's raw
+    spec, so that a user's cluster with fields metaray does not model still has an address."""
+    head = _mapping(spec.get("headGroupSpec"))
+    service = _mapping(head.get("headService"))
+    service_name = _mapping(service.get("metadata")).get("name")
+    if not isinstance(service_name, str) or not service_name:
+        service_name = head_service_name(name)
+    return f"{service_name}.{namespace}.svc.{domain}:{_dashboard_port(head, service)}"
+
+
+def _dashboard_port(head: Mapping[str, Any], service: Mapping[str, Any]) -> int:
+    for port in _list(_mapping(service.get("spec")).get("ports")):
+        number = _mapping(port).get("port")
+        if _mapping(port).get("name") == "dashboard" and _is_int(number):
+            return number
+    containers = _list(_mapping(_mapping(head.get("template")).get("spec")).get("containers"))
+    for port in _list(_mapping(containers[0] if containers else {}).get("ports")):
+        number = _mapping(port).get("containerPort")
+        if _mapping(port).get("name") == "dashboard" and _is_int(number):
+            return number
+    return DEFAULT_PORTS["dashboard"]
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,9 @@
+"""The RayJob controller's child types, keyed as Metacontroller keys them."""
+
+from __future__ import annotations
+
+from app.raycluster import kinds
+
+RAYCLUSTER = "RayCluster.ray.io/v1"
+JOB = kinds.JOB
+SERVICE = kinds.SERVICE

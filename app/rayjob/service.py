@@ -1,0 +1,48 @@
+"""The RayJob's own head Service, ``<rayjob>-head-svc``: the current cluster's head under a
+name that outlives retries (KubeRay v1.5+)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.raycluster import labels as lbl
+from app.raycluster import service
+from app.raycluster.cluster import Cluster, Options
+from app.raycluster.spec import JSONObject, RayClusterSpec
+from app.rayjob import labels as jl
+from app.rayjob.names import head_service_name
+from app.rayjob.spec import RayJob
+
+
+def head_service(
+    job: RayJob, cluster: str, spec: Mapping[str, Any], options: Options
+) -> JSONObject:
+    """A copy of the cluster's head Service (ports, type, headless), renamed, selecting the
+    head of the cluster the RayJob runs on now."""
+    built = service.head_service(
+        Cluster(cluster, job.namespace, job.uid, {}, _spec(job, spec), options)
+    )
+    labels = {
+        **jl.originated(job.name),
+        lbl.NODE_TYPE: lbl.HEAD,
+        lbl.IDENTIFIER: f"{job.name}-{lbl.HEAD}",
+        lbl.CONTROLLER_UID: job.uid,
+    }
+    built["metadata"] = {
+        "name": head_service_name(job.name),
+        "namespace": job.namespace,
+        "labels": dict(sorted(labels.items())),
+    }
+    return built
+
+
+def _spec(job: RayJob, spec: Mapping[str, Any]) -> RayClusterSpec:
+    """The cluster's spec as it was created; the RayJob's own if that cannot be read."""
+    try:
+        return RayClusterSpec.model_validate(spec)
+    except ValidationError:
+        assert job.cluster_spec is not None  # only called for a RayJob with a cluster of its own
+        return job.cluster_spec

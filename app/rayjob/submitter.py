@@ -1,0 +1,174 @@
+"""The submitter: a Job (K8sJobMode) or a head-pod container (SidecarMode) that runs metaray's
+submitter script against the cluster's dashboard, and whose exit code is the Ray job's result.
+
+The entrypoint travels in an environment variable and is handed to Ray as it is: it is never
+pasted into a shell line of the submitter (KubeRay's quoting bugs, kuberay#3561, #3802).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from app.raycluster import labels as lbl
+from app.raycluster.spec import JSONObject
+from app.rayjob import labels as jl
+from app.rayjob.names import stop_job_name, submitter_job_name
+from app.rayjob.spec import RayJob
+
+CONTAINER = "ray-job-submitter"
+SUCCEEDED_EXIT, FAILED_EXIT, STOPPED_EXIT, NOT_FOUND_EXIT = 0, 64, 65, 66
+# KubeRay's default submitter resources.
+RESOURCES: JSONObject = {
+    "requests": {"cpu": "500m", "memory": "200Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+
+
+def submitter_job(job: RayJob, script: str, dashboard: str, job_id: str) -> JSONObject:
+    """The K8sJobMode submitter Job, named like the RayJob (KubeRay's name)."""
+    template = _template(job)
+    pod_spec = template["spec"]
+    ours = _wire(pod_spec["containers"][0], job, script, dashboard, job_id)
+    spec: JSONObject = {"backoffLimit": job.submitter_backoff_limit, "template": template}
+    if ours and pod_spec.get("restartPolicy") == "Never":
+        spec["podFailurePolicy"] = failure_policy(pod_spec["containers"][0]["name"])
+    return _job(job, submitter_job_name(job.name), spec)
+
+
+def stop_job(job: RayJob, script: str, image: str, dashboard: str, job_id: str) -> JSONObject:
+    """A short Job that stops the Ray job on a cluster the RayJob does not own (finalize)."""
+    container: JSONObject = {
+        "name": CONTAINER,
+        "image": image,
+        "resources": copy.deepcopy(RESOURCES),
+        "env": [*_addressing(dashboard, job_id), _env("METARAY_SUBMITTER_MODE", "stop")],
+        "command": ["python", "-c", script],
+    }
+    template = {
+        "metadata": {"labels": jl.submitter_labels(job.name)},
+        "spec": {"restartPolicy": "Never", "containers": [container]},
+    }
+    return _job(job, stop_job_name(job.name), {"backoffLimit": 1, "template": template})
+
+
+def sidecar(job: RayJob, script: str, image: str, dashboard_port: int, job_id: str) -> JSONObject:
+    """The SidecarMode submitter: a container of the head pod, talking to its own dashboard."""
+    return {
+        "name": CONTAINER,
+        "image": image,
+        "resources": copy.deepcopy(RESOURCES),
+        "env": _submit_env(job, f"127.0.0.1:{dashboard_port}", job_id),
+        "command": ["python", "-c", script],
+    }
+
+
+def failure_policy(container: str) -> JSONObject:
+    """A Ray job's own result ends the Job at once; an evicted pod costs no retry."""
+    return {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": container,
+                    "operator": "In",
+                    "values": [FAILED_EXIT, STOPPED_EXIT, NOT_FOUND_EXIT],
+                },
+            },
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        ]
+    }
+
+
+def _job(job: RayJob, name: str, spec: JSONObject) -> JSONObject:
+    labels = {**jl.submitter_labels(job.name), lbl.CONTROLLER_UID: job.uid}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": job.namespace,
+            "labels": dict(sorted(labels.items())),
+        },
+        "spec": spec,
+    }
+
+
+def _template(job: RayJob) -> JSONObject:
+    """The user's submitter template (restartPolicy Never unless it says otherwise), or
+    KubeRay's default: one container of the head's image."""
+    if job.spec.submitterPodTemplate is not None:
+        template: JSONObject = copy.deepcopy(job.spec.submitterPodTemplate)
+        template.setdefault("spec", {}).setdefault("restartPolicy", "Never")
+    else:
+        template = {
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {"name": CONTAINER, "image": head_image(job), "resources": RESOURCES}
+                ],
+            }
+        }
+        template = copy.deepcopy(template)
+    metadata = template.setdefault("metadata", {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), **jl.submitter_labels(job.name)}
+    return template
+
+
+def _wire(container: JSONObject, job: RayJob, script: str, dashboard: str, job_id: str) -> bool:
+    """Give the submitter container its address, job id and (unless it brings its own
+    command) metaray's script and the job's settings. True when the script is metaray's."""
+    ours = not container.get("command")
+    wanted = _submit_env(job, dashboard, job_id) if ours else _addressing(dashboard, job_id)
+    present = {e.get("name") for e in container.get("env") or [] if isinstance(e, Mapping)}
+    container["env"] = [
+        *(container.get("env") or []),
+        *(e for e in wanted if e["name"] not in present),
+    ]
+    if ours:
+        container["command"] = ["python", "-c", script]
+        container.pop("args", None)
+    return ours
+
+
+def _addressing(dashboard: str, job_id: str) -> list[JSONObject]:
+    return [
+        _env("PYTHONUNBUFFERED", "1"),
+        _env("RAY_DASHBOARD_ADDRESS", dashboard),
+        _env("RAY_JOB_SUBMISSION_ID", job_id),
+    ]
+
+
+def _submit_env(job: RayJob, dashboard: str, job_id: str) -> list[JSONObject]:
+    spec = job.spec
+    env = [
+        *_addressing(dashboard, job_id),
+        _env("METARAY_ENTRYPOINT", (spec.entrypoint or "").strip()),
+    ]
+    optional: list[tuple[str, Any]] = [
+        ("METARAY_RUNTIME_ENV_JSON", job.runtime_env),
+        ("METARAY_METADATA_JSON", spec.metadata or None),
+        ("METARAY_ENTRYPOINT_NUM_CPUS", spec.entrypointNumCpus or None),
+        ("METARAY_ENTRYPOINT_NUM_GPUS", spec.entrypointNumGpus or None),
+        ("METARAY_ENTRYPOINT_RESOURCES", job.entrypoint_resources),
+    ]
+    for name, value in optional:
+        if value is not None:
+            env.append(_env(name, json.dumps(value, sort_keys=True, separators=(",", ":"))))
+    return env
+
+
+def _env(name: str, value: str) -> JSONObject:
+    return {"name": name, "value": value}
+
+
+def head_image(job: RayJob) -> str:
+    """The head's Ray image: the submitter needs the same Ray version."""
+    spec = job.cluster_spec
+    if spec is None:
+        return ""
+    containers = (spec.headGroupSpec.template.get("spec") or {}).get("containers") or [{}]
+    image = containers[0].get("image") if isinstance(containers[0], Mapping) else None
+    return image if isinstance(image, str) else ""

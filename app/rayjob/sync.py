@@ -1,0 +1,302 @@
+"""The entry points of the RayJob core: Metacontroller's sync, finalize and customize hooks.
+
+Pure: the RayJob, its observed children, the related objects and the shell's clock in; the
+desired children, the status, Event intents and the next deadline out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.raycluster.cluster import Options as ClusterOptions
+from app.raycluster.events import NORMAL, WARNING, Event
+from app.raycluster.observed import Child, Observed, ObservedObject
+from app.raycluster.spec import InvalidSpec, JSONObject
+from app.raycluster.sync import Desired
+from app.rayjob import labels as jl
+from app.rayjob.clock import parse_time
+from app.rayjob.cluster import (
+    RAYCLUSTER_API,
+    RAYCLUSTER_KIND,
+    dashboard_url,
+    ray_cluster,
+    with_workers_suspended,
+)
+from app.rayjob.kinds import JOB, RAYCLUSTER, SERVICE
+from app.rayjob.lifecycle import VALIDATION_FAILED, Step, World, advance
+from app.rayjob.names import stop_job_name, submitter_job_name
+from app.rayjob.service import head_service
+from app.rayjob.spec import (
+    CLUSTER_SELECTOR_KEY,
+    SIDECAR_MODE,
+    RayJob,
+    managed_elsewhere,
+    parse_rayjob,
+)
+from app.rayjob.submitter import head_image, sidecar, stop_job, submitter_job
+
+# How long a deleted RayJob waits for its stop Job before letting go anyway.
+STOP_TIMEOUT_SECONDS = 60
+# A deadline is looked at this long after it falls due (KubeRay's requeue margin).
+RESYNC_MARGIN_SECONDS = 2
+_CREATED = {
+    RAYCLUSTER: "CreatedRayCluster",
+    JOB: "CreatedRayJobSubmitter",
+    SERVICE: "CreatedService",
+}
+_DELETED = {RAYCLUSTER: "DeletedRayCluster", JOB: "DeletedRayJobSubmitter"}
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Operator-wide settings, from the shell: the cluster core's, and the submitter script's
+    source (the script ships with metaray; the core only embeds its text)."""
+
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    submitter_script: str = ""
+
+
+def sync(
+    parent: Mapping[str, Any],
+    observed: Observed,
+    related: Observed,
+    now: datetime,
+    options: Options | None = None,
+) -> Desired:
+    options = options or Options()
+    previous = _previous(parent)
+    if managed_elsewhere(parent):
+        return Desired(_echo(observed, _keys(observed)), dict(previous))
+    try:
+        job = parse_rayjob(parent)
+    except InvalidSpec as invalid:
+        return _invalid(observed, previous, invalid)
+    world = _world(observed, related, options)
+    step = advance(job, previous, world, now)
+    children = _children(job, step, observed, world, options)
+    events = (*step.events, *_changes(job, observed, children))
+    return Desired(
+        children,
+        step.status,
+        events,
+        resync_after=_resync(step.deadlines, now),
+        delete_parent=step.delete_self,
+    )
+
+
+def finalize(
+    parent: Mapping[str, Any],
+    observed: Observed,
+    related: Observed,
+    now: datetime,
+    options: Options | None = None,
+) -> Desired:
+    """A RayJob is being deleted. Its own cluster goes with it (ownerReferences); a Ray job
+    still running on a user's cluster is stopped by a short Job first, for at most a minute."""
+    options = options or Options()
+    previous = _previous(parent)
+    everything = _echo(observed, _keys(observed))
+    try:
+        job = parse_rayjob(parent)
+    except InvalidSpec:
+        return Desired(everything, dict(previous), finalized=True)
+    stopping = _stop_needed(job, previous, related)
+    if stopping is None:
+        return Desired(everything, dict(previous), finalized=True)
+    name = stop_job_name(job.name)
+    stopper = next((j for j in observed.of_kind(JOB) if j.name == name), None)
+    deleted = parse_time((parent.get("metadata") or {}).get("deletionTimestamp")) or now
+    give_up = deleted + timedelta(seconds=STOP_TIMEOUT_SECONDS)
+    done = stopper is not None and (
+        stopper.has_condition("Complete") or stopper.has_condition("Failed")
+    )
+    if done or now >= give_up:
+        return Desired(everything, dict(previous), finalized=True)
+    if stopper is not None:
+        return Desired(
+            everything, dict(previous), finalized=False, resync_after=_resync([give_up], now)
+        )
+    cluster, url = stopping
+    image = _cluster_image(cluster)
+    job_object = stop_job(job, options.submitter_script, image, url, str(previous.get("jobId")))
+    event = Event(
+        NORMAL,
+        "StoppingRayJob",
+        f"Stopping Ray job {previous.get('jobId')} on RayCluster {job.namespace}/{cluster.name}",
+    )
+    return Desired(
+        [*everything, job_object],
+        dict(previous),
+        (event,),
+        finalized=False,
+        resync_after=_resync([give_up], now),
+    )
+
+
+def customize(parent: Mapping[str, Any]) -> JSONObject:
+    """The related objects a RayJob's sync needs: its submitter pods (and, in SidecarMode, its
+    head pod), and the user's RayCluster in clusterSelector mode. Depends on the parent's spec
+    only: Metacontroller caches the answer per generation."""
+    metadata = parent.get("metadata")
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    name, namespace = metadata.get("name"), metadata.get("namespace")
+    rules: list[JSONObject] = []
+    if isinstance(name, str) and name:
+        rules.append(
+            {
+                "apiVersion": "v1",
+                "resource": "pods",
+                "labelSelector": {"matchLabels": jl.originated(name)},
+            }
+        )
+    spec = parent.get("spec")
+    selector = spec.get("clusterSelector") if isinstance(spec, Mapping) else None
+    selected = selector.get(CLUSTER_SELECTOR_KEY) if isinstance(selector, Mapping) else None
+    if isinstance(selected, str) and selected:
+        rules.append({"apiVersion": RAYCLUSTER_API, "resource": "rayclusters", "names": [selected]})
+    if isinstance(namespace, str) and namespace:
+        rules = [{**rule, "namespace": namespace} for rule in rules]
+    return {"relatedResources": rules}
+
+
+def _previous(parent: Mapping[str, Any]) -> Mapping[str, Any]:
+    status = parent.get("status")
+    return status if isinstance(status, Mapping) else {}
+
+
+def _world(observed: Observed, related: Observed, options: Options) -> World:
+    return World(
+        clusters={c.name: c for c in observed.of_kind(RAYCLUSTER)},
+        jobs={j.name: j for j in observed.of_kind(JOB)},
+        related_clusters={c.name: c for c in related.of_kind(RAYCLUSTER)},
+        related_pods=related.pods,
+        domain=options.cluster.cluster_domain,
+    )
+
+
+def _children(
+    job: RayJob, step: Step, observed: Observed, world: World, options: Options
+) -> list[Child]:
+    """Every observed child as it is, but for what this step builds or deletes."""
+    status = step.status
+    name = status.get("rayClusterName")
+    built: dict[tuple[str, str], Child] = {}
+    dropped: set[tuple[str, str]] = set()
+    if step.cluster == "delete":
+        dropped |= {(RAYCLUSTER, c) for c in world.clusters}
+    elif isinstance(name, str) and job.selected_cluster is None:
+        key = (RAYCLUSTER, name)
+        if step.cluster == "build" and key not in observed.applied:
+            built[key] = ray_cluster(job, name, _sidecar(job, status, options))
+        elif step.cluster == "suspend-workers" and key in observed.applied:
+            built[key] = with_workers_suspended(observed.applied[key])
+    submitter_key = (JOB, submitter_job_name(job.name))
+    if step.submitter == "delete":
+        dropped |= {(JOB, j) for j in world.jobs}
+    elif step.submitter == "build" and submitter_key not in observed.applied:
+        script, url = options.submitter_script, str(status.get("dashboardURL") or "")
+        built[submitter_key] = submitter_job(job, script, url, str(status.get("jobId") or ""))
+    if step.service and isinstance(name, str) and job.cluster_spec is not None:
+        service = head_service(job, name, _cluster_spec(world, name, job), options.cluster)
+        built[(SERVICE, service["metadata"]["name"])] = service
+    kept = [k for k in _keys(observed) if k not in dropped and k not in built]
+    return [*_echo(observed, kept), *(built[k] for k in sorted(built))]
+
+
+def _sidecar(job: RayJob, status: Mapping[str, Any], options: Options) -> JSONObject | None:
+    if job.mode != SIDECAR_MODE or job.spec.rayClusterSpec is None:
+        return None
+    url = dashboard_url("", job.namespace, job.spec.rayClusterSpec, options.cluster.cluster_domain)
+    port = int(url.rsplit(":", 1)[1])
+    return sidecar(job, options.submitter_script, head_image(job), port, str(status.get("jobId")))
+
+
+def _cluster_spec(world: World, name: str, job: RayJob) -> Mapping[str, Any]:
+    """The spec the cluster was created with (later edits of rayClusterSpec are ignored)."""
+    observed = world.clusters.get(name)
+    return (
+        observed.spec if observed is not None and observed.spec else job.spec.rayClusterSpec or {}
+    )
+
+
+def _stop_needed(
+    job: RayJob, previous: Mapping[str, Any], related: Observed
+) -> tuple[ObservedObject, str] | None:
+    """The user's cluster and its dashboard, when a Ray job may still run there."""
+    name = job.selected_cluster
+    if name is None or not previous.get("jobId"):
+        return None
+    if previous.get("jobStatus") in ("SUCCEEDED", "FAILED", "STOPPED"):
+        return None
+    cluster = next((c for c in related.of_kind(RAYCLUSTER) if c.name == name), None)
+    if cluster is None:
+        return None
+    url = str(previous.get("dashboardURL") or "")
+    return (cluster, url) if url else None
+
+
+def _cluster_image(cluster: ObservedObject) -> str:
+    template = (cluster.spec.get("headGroupSpec") or {}).get("template") or {}
+    containers = (template.get("spec") or {}).get("containers") or [{}]
+    image = containers[0].get("image") if isinstance(containers[0], Mapping) else None
+    return image if isinstance(image, str) else ""
+
+
+def _invalid(observed: Observed, previous: Mapping[str, Any], invalid: InvalidSpec) -> Desired:
+    """Every child exactly as metaray last asked for it, and a status that says what is wrong."""
+    status = {
+        **previous,
+        "jobDeploymentStatus": VALIDATION_FAILED,
+        "reason": "ValidationFailed",
+        "message": f"Invalid RayJob spec: {invalid}",
+    }
+    on_metadata = all(p.path.startswith(("metadata", "apiVersion")) for p in invalid.problems)
+    reason = "InvalidRayJobMetadata" if on_metadata else "InvalidRayJobSpec"
+    event = Event(WARNING, reason, f"Invalid RayJob, nothing changed: {invalid}")
+    return Desired(_echo(observed, _keys(observed)), status, (event,))
+
+
+def _changes(job: RayJob, observed: Observed, children: list[Child]) -> list[Event]:
+    """Created and Deleted events, from the difference between observed and answered."""
+    answered = {(_key(c), str(c["metadata"]["name"])) for c in children}
+    events = []
+    for kind, name in sorted(answered - set(observed.keys())):
+        if kind in _CREATED:
+            what = _what(kind)
+            events.append(Event(NORMAL, _CREATED[kind], f"Created {what} {job.namespace}/{name}"))
+    live = {
+        (k, o.name)
+        for k in _DELETED
+        for o in observed.of_kind(k)
+        if not o.metadata.deletionTimestamp
+    }
+    for kind, name in sorted(live - answered):
+        events.append(
+            Event(NORMAL, _DELETED[kind], f"Deleted {_what(kind)} {job.namespace}/{name}")
+        )
+    return events
+
+
+def _what(kind: str) -> str:
+    return {RAYCLUSTER: RAYCLUSTER_KIND, JOB: "submitter Job", SERVICE: "Service"}[kind]
+
+
+def _key(child: Child) -> str:
+    return f"{child['kind']}.{child['apiVersion']}"
+
+
+def _keys(observed: Observed) -> list[tuple[str, str]]:
+    return sorted(observed.keys())
+
+
+def _echo(observed: Observed, keys: Iterable[tuple[str, str]]) -> list[Child]:
+    return [observed.applied[key] for key in keys if key in observed.applied]
+
+
+def _resync(deadlines: list[datetime], now: datetime) -> float | None:
+    if not deadlines:
+        return None
+    return max((min(deadlines) - now).total_seconds(), 0) + RESYNC_MARGIN_SECONDS
