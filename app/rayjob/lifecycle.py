@@ -113,8 +113,7 @@ def _initializing(job: RayJob, step: Step, world: World, now: datetime) -> None:
     name = status["rayClusterName"]
     cluster = _cluster(job, world, name)
     if job.selected_cluster is None:
-        others = [n for n in world.live_clusters() if n != name]
-        step.cluster = "keep" if others else "build"  # never two live clusters at once
+        step.cluster = "build"
     if cluster is None:
         if job.selected_cluster is not None:
             message = f"RayCluster {job.namespace}/{name} not found"

@@ -189,7 +189,10 @@ def _children(
         dropped |= {(RAYCLUSTER, c) for c in world.clusters}
     elif isinstance(name, str) and job.selected_cluster is None:
         key = (RAYCLUSTER, name)
-        if step.cluster == "build" and key not in observed.applied:
+        # Never two live clusters: another one still up means this status is stale (a replayed
+        # request) or the last attempt's cluster has not gone yet; either way, wait.
+        alone = all(other == name for other in world.live_clusters())
+        if step.cluster == "build" and key not in observed.applied and alone:
             built[key] = ray_cluster(job, name, _sidecar(job, status, options))
         elif step.cluster == "suspend-workers" and key in observed.applied:
             built[key] = with_workers_suspended(observed.applied[key])
