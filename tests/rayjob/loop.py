@@ -230,7 +230,10 @@ class JobLoop:
         if code == 0:
             job["status"] = {"succeeded": 1, "conditions": [self._condition("Complete", "", "")]}
         elif code in (64, 65, 66):
-            text = f"Container ray-job-submitter for pod default/{name} failed with exit code {code} matching FailJob rule at index 0"
+            text = (
+                f"Container ray-job-submitter for pod default/{name} failed with exit code "
+                f"{code} matching FailJob rule at index 0"
+            )
             job["status"] = {
                 "failed": 1,
                 "conditions": [self._condition("Failed", "PodFailurePolicy", text)],
