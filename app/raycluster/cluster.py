@@ -12,6 +12,9 @@ from app.raycluster.spec import RayClusterSpec, WorkerGroupSpec
 
 FT_ANNOTATION = "ray.io/ft-enabled"
 OVERWRITE_CMD_ANNOTATION = "ray.io/overwrite-container-cmd"
+# Set by the RayJob controller on a SidecarMode cluster: the submitter lives in the head, so a
+# new head would run the job a second time.
+NO_HEAD_RESTART_ANNOTATION = "ray.io/disable-provisioned-head-restart"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,8 @@ class Cluster:
     annotations: Mapping[str, str]
     spec: RayClusterSpec
     options: Options = field(default_factory=Options)
+    # The previous status says every pod was once up (the RayClusterProvisioned condition).
+    provisioned: bool = False
 
     @classmethod
     def from_parent(
@@ -44,6 +49,7 @@ class Cluster:
             annotations={k: v for k, v in annotations.items() if isinstance(v, str)},
             spec=spec,
             options=options,
+            provisioned=_provisioned(parent.get("status")),
         )
 
     @property
@@ -74,6 +80,12 @@ class Cluster:
         return self.annotations.get(OVERWRITE_CMD_ANNOTATION, "").lower() == "true"
 
     @property
+    def head_restart_disabled(self) -> bool:
+        """A lost head is not replaced once the cluster was provisioned (KubeRay's rule)."""
+        annotated = self.annotations.get(NO_HEAD_RESTART_ANNOTATION, "").lower() == "true"
+        return annotated and self.provisioned
+
+    @property
     def autoscaling(self) -> bool:
         return self.spec.enableInTreeAutoscaling
 
@@ -82,3 +94,13 @@ class Cluster:
             if group.groupName == name:
                 return group
         return None
+
+
+def _provisioned(status: Any) -> bool:
+    conditions = status.get("conditions") if isinstance(status, Mapping) else None
+    return isinstance(conditions, list) and any(
+        isinstance(c, Mapping)
+        and c.get("type") == "RayClusterProvisioned"
+        and c.get("status") == "True"
+        for c in conditions
+    )

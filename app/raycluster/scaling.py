@@ -99,7 +99,7 @@ def _plan_head(cluster: Cluster, heads: list[ObservedPod], draft: _Draft) -> boo
         for pod in [p for p in live if outdated(p.metadata.annotations, current)]:
             _drop(draft, pod.name, None, TEMPLATE_CHANGED)
             live.remove(pod)
-    if not live and target:
+    if not live and target and not cluster.head_restart_disabled:
         _create(cluster, None, 1, draft)
         return False
     return bool(live) and all(pod.ready for pod in live)

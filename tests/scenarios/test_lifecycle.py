@@ -374,6 +374,27 @@ def test_a_failed_head_is_replaced_and_workers_are_left_alone() -> None:
     assert loop.workers(LARGE) == before[LARGE]
 
 
+def test_a_lost_head_is_not_replaced_when_a_rayjob_sidecar_lives_in_it() -> None:
+    """A RayJob's SidecarMode cluster: a new head would submit the job a second time."""
+    loop = new_loop()
+    loop.parent["metadata"]["annotations"] = {"ray.io/disable-provisioned-head-restart": "true"}
+    settle(loop)
+    [old_head] = heads(loop)
+    loop.finish(old_head)
+    step = loop.step()
+    assert step.deleted == [old_head]
+    assert step.created == []
+    loop.step()
+    assert heads(loop) == []
+
+
+def test_a_head_is_created_as_usual_before_the_cluster_was_ever_provisioned() -> None:
+    loop = new_loop()
+    loop.parent["metadata"]["annotations"] = {"ray.io/disable-provisioned-head-restart": "true"}
+    loop.converge()
+    assert len(heads(loop)) == 1
+
+
 # -- worker groups --------------------------------------------------------------------------------
 def test_a_group_removed_from_the_spec_loses_its_pods_only() -> None:
     loop = new_loop(story(small=2, large=2))
