@@ -7,6 +7,8 @@
 - ``apply_defaults``: structural defaulting (it runs before validation in the API server).
 - ``pruned``: the fields the API server would drop.
 - ``rule_failures``: the ``x-kubernetes-validations`` CEL rules, evaluated with cel-python.
+  Transition rules (those that read ``oldSelf``) run only on an update, and only where the old
+  object has a value at the same place, as in the API server.
 """
 
 from __future__ import annotations
@@ -78,10 +80,12 @@ class Admission:
             for error in self._validator.iter_errors(value)
         )
 
-    def errors(self, obj: Any) -> list[str]:
-        """Why creating ``obj`` would be refused: defaults first, then schema, then rules."""
+    def errors(self, obj: Any, old: Any = None) -> list[str]:
+        """Why creating ``obj`` (or updating ``old`` to it) would be refused: defaults first,
+        then schema, then rules."""
         defaulted = apply_defaults(self.schema, obj)
-        return self.schema_errors(defaulted) or rule_failures(self.schema, defaulted)
+        previous = MISSING if old is None else apply_defaults(self.schema, old)
+        return self.schema_errors(defaulted) or rule_failures(self.schema, defaulted, old=previous)
 
 
 # -- defaulting and pruning ------------------------------------------------------------------
@@ -135,23 +139,38 @@ def pruned(schema: Schema, value: Any, path: str = "") -> list[str]:
 # -- CEL rules -------------------------------------------------------------------------------
 
 
+MISSING: Any = object()  # no old value here: a create, or a field the old object lacked
+
+
 @cache
 def _program(rule: str) -> Any:
     env = celpy.Environment()
     return env.program(env.compile(rule))
 
 
-def rule_passes(rule: str, value: Any) -> bool:
-    result = _program(rule).evaluate({"self": celpy.json_to_cel(value)})
+def is_transition_rule(rule: str) -> bool:
+    return "oldSelf" in rule
+
+
+def rule_passes(rule: str, value: Any, old: Any = MISSING) -> bool:
+    bindings = {"self": celpy.json_to_cel(value)}
+    if old is not MISSING:
+        bindings["oldSelf"] = celpy.json_to_cel(old)
+    result = _program(rule).evaluate(bindings)
     return result is True or (isinstance(result, celpy.celtypes.BoolType) and bool(result))
 
 
-def rule_failures(schema: Schema, value: Any, path: str = "") -> list[str]:
-    """``path: message`` of every rule that does not hold; defaults must be applied first."""
+def rule_failures(schema: Schema, value: Any, path: str = "", old: Any = MISSING) -> list[str]:
+    """``path: message`` of every rule that does not hold; defaults must be applied first.
+
+    ``old`` is the previous object on an update. List items are not correlated with old ones
+    (the API server does that for map lists only), so rules on them never see ``oldSelf``.
+    """
     failed = [
         f"{path or '<root>'}: {rule['message']}"
         for rule in schema.get(RULES, [])
-        if not rule_passes(rule["rule"], value)
+        if not (is_transition_rule(rule["rule"]) and old is MISSING)
+        and not rule_passes(rule["rule"], value, old)
     ]
     if isinstance(value, dict):
         props = schema.get("properties", {})
@@ -159,7 +178,8 @@ def rule_failures(schema: Schema, value: Any, path: str = "") -> list[str]:
         for key, item in value.items():
             sub = props.get(key, extra if isinstance(extra, dict) else None)
             if sub is not None:
-                failed += rule_failures(sub, item, f"{path}.{key}" if path else key)
+                previous = old.get(key, MISSING) if isinstance(old, dict) else MISSING
+                failed += rule_failures(sub, item, f"{path}.{key}" if path else key, previous)
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for index, item in enumerate(value):
             failed += rule_failures(schema["items"], item, f"{path}[{index}]")

@@ -76,14 +76,28 @@ def test_committed_crd_is_fresh() -> None:
     assert OUTPUT.read_text() == render(build_crd()), "stale: run `python -m app.crd`"
 
 
+def test_generate_writes_both_crds_and_the_committed_ones_are_fresh() -> None:
+    texts = app.crd.generate()
+    assert set(texts) == {"ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml"}
+    for name, text in texts.items():
+        assert (OUTPUT.parent / name).read_text() == text, f"{name} is stale: python -m app.crd"
+    assert main(["--check"]) == 0
+
+
 def test_check_flag_reports_a_stale_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app.crd, "generate", lambda: "kind: CustomResourceDefinition\n")
-    target = tmp_path / "crds" / "crd.yaml"
-    assert main(["--check", "--output", str(target)]) == 1  # missing
-    assert main(["--output", str(target)]) == 0
-    assert main(["--check", "--output", str(target)]) == 0
-    target.write_text("kind: Something\n")
-    assert main(["--check", "--output", str(target)]) == 1
+    texts = {"a.yaml": "kind: CustomResourceDefinition\n", "b.yaml": "kind: Other\n"}
+    monkeypatch.setattr(app.crd, "generate", lambda: dict(texts))
+    folder = tmp_path / "crds"
+    assert main(["--check", "--output-dir", str(folder)]) == 1  # missing
+    assert main(["--output-dir", str(folder)]) == 0
+    assert main(["--check", "--output-dir", str(folder)]) == 0
+    for name in texts:  # either file, stale alone, fails the check
+        (folder / name).write_text("kind: Something\n")
+        assert main(["--check", "--output-dir", str(folder)]) == 1
+        (folder / name).write_text(texts[name])
+        assert main(["--check", "--output-dir", str(folder)]) == 0
+    (folder / "b.yaml").unlink()
+    assert main(["--check", "--output-dir", str(folder)]) == 1
 
 
 def test_header_says_generated() -> None:
@@ -93,9 +107,9 @@ def test_header_says_generated() -> None:
     assert any("Do not edit by hand" in line for line in head)
 
 
-def test_kustomization_lists_the_crd() -> None:
+def test_kustomization_lists_the_crds() -> None:
     kustomization = yaml.safe_load((OUTPUT.parent / "kustomization.yaml").read_text())
-    assert kustomization["resources"] == [OUTPUT.name]
+    assert kustomization["resources"] == [OUTPUT.name, "ray.io_rayjobs.yaml"]
 
 
 # -- identity, versions, printer columns -------------------------------------------------------

@@ -23,6 +23,7 @@ import yaml
 
 from app.main import create_app
 from app.raycluster import kinds
+from app.rayjob import kinds as rayjob_kinds
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,10 +82,22 @@ def built() -> list[Obj]:
     return [obj for obj in yaml.safe_load_all(result.stdout) if obj]
 
 
-def only(objects: list[Obj], kind: str) -> Obj:
-    found = [obj for obj in objects if obj["kind"] == kind]
-    assert len(found) == 1, f"expected exactly one {kind}, got {len(found)}"
+def only(objects: list[Obj], kind: str, name: str | None = None) -> Obj:
+    """The one object of that kind (and name, when given)."""
+    found = [
+        obj for obj in objects if obj["kind"] == kind and name in (None, obj["metadata"]["name"])
+    ]
+    what = kind if name is None else f"{kind} {name}"
+    assert len(found) == 1, f"expected exactly one {what}, got {len(found)}"
     return found[0]
+
+
+RAYCLUSTER_CONTROLLER = "metaray"
+RAYJOB_CONTROLLER = "metaray-rayjob"
+
+
+def controller(objects: list[Obj], name: str = RAYCLUSTER_CONTROLLER) -> Obj:
+    return only(objects, "CompositeController", name)
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +155,10 @@ def go_duration_seconds(text: str) -> float:
 
 
 def test_kustomize_builds_the_expected_objects(built: list[Obj]) -> None:
-    names = {(obj["kind"], obj["metadata"]["name"]) for obj in built}
+    names = [(obj["kind"], obj["metadata"]["name"]) for obj in built]
+    assert len(names) == len(set(names)), "an object appears twice"
     crds = {name for kind, name in names if kind == "CustomResourceDefinition"}
-    assert "rayclusters.ray.io" in crds
+    assert crds == {"rayclusters.ray.io", "rayjobs.ray.io"}
     assert {(kind, name) for kind, name in names if kind != "CustomResourceDefinition"} == {
         ("Namespace", NAMESPACE),
         ("ServiceAccount", "metaray"),
@@ -154,8 +168,21 @@ def test_kustomize_builds_the_expected_objects(built: list[Obj]) -> None:
         ("PodDisruptionBudget", "metaray"),
         ("ClusterRole", "metaray-events"),
         ("ClusterRoleBinding", "metaray-events"),
-        ("CompositeController", "metaray"),
+        ("ClusterRole", "metaray-rayjob-deleter"),
+        ("ClusterRoleBinding", "metaray-rayjob-deleter"),
+        ("CompositeController", RAYCLUSTER_CONTROLLER),
+        ("CompositeController", RAYJOB_CONTROLLER),
     }
+
+
+def test_the_built_crds_are_the_generated_files(built: list[Obj]) -> None:
+    """kustomize passes both CRDs through unchanged, apart from the common labels."""
+    for path in (ROOT / "crds").glob("ray.io_*.yaml"):
+        generated = yaml.load(
+            path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )
+        found = only(built, "CustomResourceDefinition", generated["metadata"]["name"])
+        assert found["spec"] == generated["spec"], path.name
 
 
 def test_namespaced_objects_are_in_metaray_and_cluster_scoped_ones_have_no_namespace(
@@ -181,8 +208,8 @@ def test_every_object_has_the_common_labels(built: list[Obj]) -> None:
 
 def test_builtin_objects_validate_strictly(built: list[Obj]) -> None:
     builtin = [obj for obj in built if obj["kind"] not in NOT_BUILTIN]
-    # Namespace, ServiceAccount, Deployment, Service, NetPol, PDB, ClusterRole, its binding
-    assert len(builtin) == 8
+    # Namespace, ServiceAccount, Deployment, Service, NetPol, PDB, 2 ClusterRoles, 2 bindings
+    assert len(builtin) == 10
     errors = []
     for obj in builtin:
         try:
@@ -208,8 +235,8 @@ RESOURCE_KINDS = {
 
 
 def test_compositecontroller_registers_rayclusters(built: list[Obj]) -> None:
-    spec = only(built, "CompositeController")["spec"]
-    assert only(built, "CompositeController")["apiVersion"] == "metacontroller.k8s.io/v1alpha1"
+    spec = controller(built)["spec"]
+    assert controller(built)["apiVersion"] == "metacontroller.k8s.io/v1alpha1"
     assert spec["generateSelector"] is True
     assert spec["resyncPeriodSeconds"] == 60
     assert spec["parentResource"] == {
@@ -229,7 +256,7 @@ def test_compositecontroller_registers_rayclusters(built: list[Obj]) -> None:
 
 def test_every_child_type_metaray_builds_is_registered(built: list[Obj]) -> None:
     """A child type missing here would be created but never updated nor deleted."""
-    spec = only(built, "CompositeController")["spec"]
+    spec = controller(built)["spec"]
     registered = {
         f"{RESOURCE_KINDS[child['resource']]}.{child['apiVersion']}"
         for child in spec["childResources"]
@@ -240,7 +267,7 @@ def test_every_child_type_metaray_builds_is_registered(built: list[Obj]) -> None
 def test_finalize_hook_calls_the_same_service_on_its_own_route(
     built: list[Obj], routes: set[tuple[str, str]]
 ) -> None:
-    hooks = only(built, "CompositeController")["spec"]["hooks"]
+    hooks = controller(built)["spec"]["hooks"]
     assert hooks["finalize"]["webhook"]["service"] == hooks["sync"]["webhook"]["service"]
     assert ("POST", hooks["finalize"]["webhook"]["path"]) in routes
     assert hooks["finalize"]["version"] == "v2"
@@ -250,7 +277,7 @@ def test_parent_resource_is_a_crd_in_the_output_with_a_status_subresource(
     built: list[Obj],
 ) -> None:
     """Metacontroller ignores a parent whose CRD version has no status subresource."""
-    parent = only(built, "CompositeController")["spec"]["parentResource"]
+    parent = controller(built)["spec"]["parentResource"]
     group, version = parent["apiVersion"].split("/")
     [crd] = [
         obj["spec"]
@@ -267,7 +294,7 @@ def test_parent_resource_is_a_crd_in_the_output_with_a_status_subresource(
 def test_sync_hook_is_v2_with_a_timeout_and_calls_the_service(
     built: list[Obj], container: Obj, routes: set[tuple[str, str]]
 ) -> None:
-    sync = only(built, "CompositeController")["spec"]["hooks"]["sync"]
+    sync = controller(built)["spec"]["hooks"]["sync"]
     assert sync["version"] == "v2"
     webhook = sync["webhook"]
     assert "url" not in webhook, "a url would take precedence over service/path"
@@ -286,6 +313,98 @@ def test_sync_hook_is_v2_with_a_timeout_and_calls_the_service(
     target_port = ports[target["port"]]["targetPort"]
     assert target_port == "http"
     assert named_port(container, target_port) == 8080
+
+
+# ---------------------------------------------------------------------------------------------
+# (c2) the RayJob CompositeController
+
+RAYJOB_HOOKS = {
+    "sync": "/rayjob/sync",
+    "finalize": "/rayjob/finalize",
+    "customize": "/rayjob/customize",
+}
+
+
+def test_rayjob_compositecontroller_registers_rayjobs(built: list[Obj]) -> None:
+    found = controller(built, RAYJOB_CONTROLLER)
+    assert found["apiVersion"] == "metacontroller.k8s.io/v1alpha1"
+    spec = found["spec"]
+    assert spec["generateSelector"] is True
+    assert spec["resyncPeriodSeconds"] == 30
+    # Two-phase hook: its own status write must cause the next sync.
+    assert spec["parentResource"] == {
+        "apiVersion": "ray.io/v1",
+        "resource": "rayjobs",
+        "ignoreStatusChanges": False,
+    }
+    strategies = {
+        (child["apiVersion"], child["resource"]): child["updateStrategy"]["method"]
+        for child in spec["childResources"]
+    }
+    assert strategies == {
+        ("ray.io/v1", "rayclusters"): "InPlace",
+        ("batch/v1", "jobs"): "OnDelete",
+        ("v1", "services"): "InPlace",
+    }
+    assert set(spec["hooks"]) == set(RAYJOB_HOOKS)
+
+
+def test_every_child_type_the_rayjob_core_builds_is_registered(built: list[Obj]) -> None:
+    spec = controller(built, RAYJOB_CONTROLLER)["spec"]
+    kinds_by_resource = {**RESOURCE_KINDS, "rayclusters": "RayCluster"}
+    registered = {
+        f"{kinds_by_resource[child['resource']]}.{child['apiVersion']}"
+        for child in spec["childResources"]
+    }
+    assert registered == {rayjob_kinds.RAYCLUSTER, rayjob_kinds.JOB, rayjob_kinds.SERVICE}
+
+
+@pytest.mark.parametrize(("hook", "path"), sorted(RAYJOB_HOOKS.items()))
+def test_rayjob_hooks_are_v2_and_call_the_service_on_routes_it_serves(
+    built: list[Obj], routes: set[tuple[str, str]], hook: str, path: str
+) -> None:
+    hooks = controller(built, RAYJOB_CONTROLLER)["spec"]["hooks"]
+    raycluster_sync = controller(built)["spec"]["hooks"]["sync"]["webhook"]
+    assert hooks[hook]["version"] == "v2"
+    webhook = hooks[hook]["webhook"]
+    assert "url" not in webhook, "a url would take precedence over service/path"
+    assert webhook["service"] == raycluster_sync["service"]
+    assert webhook["path"] == path
+    assert ("POST", path) in routes, f"the app serves no POST {path}"
+    assert go_duration_seconds(webhook["timeout"]) == 20
+
+
+@pytest.mark.parametrize("name", [RAYCLUSTER_CONTROLLER, RAYJOB_CONTROLLER])
+def test_each_parent_is_a_crd_in_the_output_with_a_status_subresource(
+    built: list[Obj], name: str
+) -> None:
+    parent = controller(built, name)["spec"]["parentResource"]
+    group, version = parent["apiVersion"].split("/")
+    crd = only(built, "CustomResourceDefinition", f"{parent['resource']}.{group}")["spec"]
+    versions = {v["name"]: v for v in crd["versions"]}
+    assert versions[version]["served"] is True
+    assert versions[version]["storage"] is True
+    assert "status" in versions[version].get("subresources", {})
+
+
+def test_the_rayjobs_cluster_children_are_the_raycluster_controllers_parents(
+    built: list[Obj],
+) -> None:
+    """A RayJob's RayCluster is then run by the RayCluster controller, like any other."""
+    children = controller(built, RAYJOB_CONTROLLER)["spec"]["childResources"]
+    parent = controller(built)["spec"]["parentResource"]
+    assert {"apiVersion": parent["apiVersion"], "resource": parent["resource"]} in [
+        {"apiVersion": c["apiVersion"], "resource": c["resource"]} for c in children
+    ]
+
+
+def test_both_compositecontrollers_are_cluster_scoped(built: list[Obj]) -> None:
+    found = [obj for obj in built if obj["kind"] == "CompositeController"]
+    assert sorted(obj["metadata"]["name"] for obj in found) == [
+        RAYCLUSTER_CONTROLLER,
+        RAYJOB_CONTROLLER,
+    ]
+    assert all("namespace" not in obj["metadata"] for obj in found)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,22 +537,38 @@ def test_pdb_keeps_one_replica(
     assert selects(spec["selector"]["matchLabels"], pod_labels)
 
 
-def test_the_serviceaccount_token_may_only_post_events(built: list[Obj]) -> None:
-    assert only(built, "ServiceAccount")["automountServiceAccountToken"] is True
-    role = only(built, "ClusterRole")
-    assert role["rules"] == [
+ROLES = {
+    # Events on RayClusters and RayJobs, in any namespace.
+    "metaray-events": [
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}
-    ]
-    binding = only(built, "ClusterRoleBinding")
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "ClusterRole",
-        "name": role["metadata"]["name"],
-    }
+    ],
+    # DeleteSelf: the shell deletes a finished RayJob.
+    "metaray-rayjob-deleter": [
+        {"apiGroups": ["ray.io"], "resources": ["rayjobs"], "verbs": ["get", "delete"]}
+    ],
+}
+
+
+def test_the_serviceaccount_token_may_only_post_events_and_delete_rayjobs(
+    built: list[Obj],
+) -> None:
+    assert only(built, "ServiceAccount")["automountServiceAccountToken"] is True
     account = only(built, "ServiceAccount")["metadata"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
-    ]
+    roles = {obj["metadata"]["name"]: obj for obj in built if obj["kind"] == "ClusterRole"}
+    assert {name: role["rules"] for name, role in roles.items()} == ROLES
+    bindings = [obj for obj in built if obj["kind"] == "ClusterRoleBinding"]
+    assert sorted(binding["roleRef"]["name"] for binding in bindings) == sorted(ROLES)
+    for binding in bindings:
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": binding["metadata"]["name"],
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        ]
+    # No namespaced Roles, and no verb beyond these anywhere.
+    assert not [obj for obj in built if obj["kind"] in ("Role", "RoleBinding")]
 
 
 # ---------------------------------------------------------------------------------------------
