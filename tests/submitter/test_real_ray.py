@@ -1,0 +1,245 @@
+"""The submitter against a real Ray head, run exactly as a Job runs it: `python -c "<source>"`.
+
+Ray and every submitter run inside network, PID and mount namespaces of their own (`unshare -n
+-p -f --mount-proc`) with only loopback up, so no packet can leave the machine (Ray would
+otherwise advertise the machine's routable address), and `ray stop --force` sees only this
+test's processes; when the namespace's first process ends, the kernel ends the rest. One bash
+script starts one head and runs every case against it, writing each case's stdout, stderr, exit
+code and termination message to a directory that the tests below read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import app.submitter
+
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+NAMESPACE_SCRIPT = r"""
+set -u
+ip link set lo up || { echo "ip link set lo up failed in the netns" >"$OUT/skip"; exit 0; }
+touch "$OUT/entered"
+export PATH="$VENV_BIN:$PATH" RAY_USAGE_STATS_ENABLED=0
+unset RAY_ADDRESS RAY_API_SERVER_ADDRESS RAY_AUTH_MODE RAY_AUTH_TOKEN
+trap 'ray stop --force >/dev/null 2>&1' EXIT
+SOURCE="$(cat "$SUBMITTER")"
+OK="python -c \"print('hello from ray')\""
+FAIL="python -c \"import sys; sys.exit(3)\""
+LONG="python -c \"import time; print('long job up', flush=True); time.sleep(300)\""
+
+submitter() {  # <case name> <VAR=value>...: one submitter run, as the Job's container runs it
+  local name=$1; shift
+  local t0; t0=$(date +%s%N)
+  env "$@" RAY_DASHBOARD_ADDRESS=127.0.0.1:8265 METARAY_TERMINATION_LOG="$OUT/$name.term" \
+    METARAY_DASHBOARD_WAIT_SECONDS=60 python -c "$SOURCE" >"$OUT/$name.out" 2>"$OUT/$name.err"
+  echo $? >"$OUT/$name.rc"
+  echo $(( ($(date +%s%N) - t0) / 1000000 )) >"$OUT/$name.ms"
+}
+
+dashboard() {  # <path> [<expected status> | health]: GET it, or wait (30 s at most) for it
+  python - "$@" <<'PY'
+import json, sys, time, urllib.request
+url = "http://127.0.0.1:8265" + sys.argv[1]
+want = sys.argv[2] if len(sys.argv) > 2 else None
+for _ in range(150):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read()
+    except Exception:
+        body = b""
+    if want is None:
+        sys.stdout.write(body.decode())
+        sys.exit(0)
+    if want == "health" and b"success" in body:
+        sys.exit(0)
+    if body and want != "health" and json.loads(body).get("status") == want:
+        sys.exit(0)
+    time.sleep(0.2)
+sys.exit(1)
+PY
+}
+
+# Started before the head: they must wait for the GCS health. RAY_ADDRESS is what KubeRay puts
+# in a head pod (the GCS address); the submitter must not let Ray's client use it.
+submitter ok RAY_JOB_SUBMISSION_ID=ok-1 RAY_ADDRESS=127.0.0.1:6379 "METARAY_ENTRYPOINT=$OK" &
+first=$!
+submitter fail RAY_JOB_SUBMISSION_ID=fail-1 "METARAY_ENTRYPOINT=$FAIL" &
+second=$!
+
+start=$(date +%s%N)
+ray start --head --node-ip-address=127.0.0.1 --dashboard-host=127.0.0.1 --dashboard-port=8265 \
+  --port=6379 --num-cpus=1 --object-store-memory=100000000 --disable-usage-stats \
+  --include-dashboard=true --temp-dir="$TMPD/ray" >"$OUT/ray-start.log" 2>&1 \
+  || { echo "ray start failed (see the log below)" >"$OUT/skip"; exit 0; }
+dashboard /api/gcs_healthz health \
+  || { echo "the Ray dashboard did not become healthy at 127.0.0.1:8265" >"$OUT/skip"; exit 0; }
+echo $(( ($(date +%s%N) - start) / 1000000 )) >"$OUT/ray-start.ms"
+wait $first $second
+
+submitter ok-again RAY_JOB_SUBMISSION_ID=ok-1 "METARAY_ENTRYPOINT=$OK"
+submitter fail-again RAY_JOB_SUBMISSION_ID=fail-1 "METARAY_ENTRYPOINT=$FAIL"
+
+# A long job, then a stop Job for it: the long job's submitter sees STOPPED.
+submitter long RAY_JOB_SUBMISSION_ID=long-1 "METARAY_ENTRYPOINT=$LONG" &
+long=$!
+dashboard /api/jobs/long-1 RUNNING || echo "long-1 never got RUNNING" >"$OUT/long-not-running"
+submitter stop RAY_JOB_SUBMISSION_ID=long-1 METARAY_SUBMITTER_MODE=stop
+wait $long
+submitter stop-unknown RAY_JOB_SUBMISSION_ID=never-submitted METARAY_SUBMITTER_MODE=stop
+
+dashboard /api/jobs/ >"$OUT/jobs.json"
+touch "$OUT/done"
+"""
+
+
+@dataclass
+class Case:
+    code: int
+    out: str
+    err: str
+    message: dict[str, str]
+
+
+class RealRun:
+    def __init__(self, out: Path, seconds: float) -> None:
+        self.out = out
+        self.seconds = seconds
+
+    def case(self, name: str) -> Case:
+        code_file = self.out / f"{name}.rc"
+        assert code_file.exists(), f"case {name} did not run; {self.debug()}"
+        term = self.out / f"{name}.term"
+        return Case(
+            code=int(code_file.read_text()),
+            out=(self.out / f"{name}.out").read_text(),
+            err=(self.out / f"{name}.err").read_text(),
+            message=json.loads(term.read_text()) if term.exists() else {},
+        )
+
+    def debug(self) -> str:
+        log = self.out / "ray-start.log"
+        return log.read_text()[-2000:] if log.exists() else "(no ray start log)"
+
+
+def _skip_unless_possible() -> tuple[Path, Path]:
+    for tool in ("unshare", "ip"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"`{tool}` is missing: it is needed to run Ray in a loopback-only netns")
+    venv_bin = Path(sys.executable).parent
+    ray = venv_bin / "ray"
+    if not ray.exists():
+        pytest.skip(f"{ray} is missing: install the dev extra (ray[default]) to run this test")
+    return venv_bin, ray
+
+
+@pytest.fixture(scope="module")
+def real() -> Iterator[RealRun]:
+    venv_bin, _ = _skip_unless_possible()
+    # Short: Ray's unix socket paths under --temp-dir must stay below 108 bytes.
+    tmpd = Path(tempfile.mkdtemp(prefix="mr-", dir="/tmp"))
+    try:
+        out = tmpd / "out"
+        out.mkdir()
+        script = tmpd / "run.sh"
+        script.write_text(NAMESPACE_SCRIPT)
+        submitter = tmpd / "submitter.py"
+        submitter.write_text(app.submitter.source())
+        env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(tmpd),
+            "LANG": "C.UTF-8",
+            "OUT": str(out),
+            "TMPD": str(tmpd),
+            "VENV_BIN": str(venv_bin),
+            "SUBMITTER": str(submitter),
+        }
+        argv = ["unshare", "-n", "-p", "-f", "--mount-proc", "bash", str(script)]
+        started = time.monotonic()
+        try:
+            done = subprocess.run(
+                argv, env=env, capture_output=True, text=True, timeout=85, check=False
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the real-Ray run took over 85 s; files: {sorted(out.iterdir())}")
+        seconds = time.monotonic() - started
+        if not (out / "entered").exists():
+            pytest.skip(
+                "cannot create network/PID namespaces (`unshare -n -p -f --mount-proc` needs "
+                f"root or CAP_SYS_ADMIN): {done.stderr.strip()[:300]}"
+            )
+        run = RealRun(out, seconds)
+        if (out / "skip").exists():
+            pytest.skip(f"{(out / 'skip').read_text().strip()}: {run.debug()}")
+        assert (out / "done").exists(), f"{done.returncode} {done.stderr[-2000:]} {run.debug()}"
+        yield run
+    finally:
+        shutil.rmtree(tmpd, ignore_errors=True)
+
+
+def _times_are_sane(message: dict[str, str]) -> None:
+    assert RFC3339.match(message["startTime"]), message
+    assert RFC3339.match(message["endTime"]), message
+    assert message["startTime"] <= message["endTime"]
+
+
+def test_a_succeeding_job_exits_0_and_streams_its_logs(real: RealRun) -> None:
+    ok = real.case("ok")
+    assert ok.code == 0, ok.err
+    assert "hello from ray" in ok.out
+    assert "waiting for the Ray dashboard's GCS to become healthy" in ok.err
+    assert "ignoring RAY_ADDRESS" in ok.err
+    assert "submitting job ok-1" in ok.err
+    assert ok.message["status"] == "SUCCEEDED"
+    assert ok.message["message"] == "Job finished successfully."
+    _times_are_sane(ok.message)
+
+
+def test_a_failing_job_exits_64(real: RealRun) -> None:
+    fail = real.case("fail")
+    assert fail.code == 64, fail.err
+    assert fail.message["status"] == "FAILED"
+    assert "exit code 3" in fail.message["message"]
+    _times_are_sane(fail.message)
+
+
+@pytest.mark.parametrize(("again", "first"), [("ok-again", "ok"), ("fail-again", "fail")])
+def test_a_rerun_attaches_to_the_finished_job(real: RealRun, again: str, first: str) -> None:
+    rerun, original = real.case(again), real.case(first)
+    assert rerun.code == original.code
+    assert "already exists" in rerun.err and "not submitting it again" in rerun.err
+    assert "submitting job" not in rerun.err.replace("not submitting", "")
+    assert rerun.message == original.message  # the very same Ray job, same times
+
+
+def test_stop_mode_stops_a_running_job_whose_submitter_exits_65(real: RealRun) -> None:
+    assert not (real.out / "long-not-running").exists()
+    stop, long = real.case("stop"), real.case("long")
+    assert stop.code == 0, stop.err
+    assert stop.message["status"] == "STOPPED"
+    assert long.code == 65, long.err
+    assert long.message["status"] == "STOPPED"
+    assert "long job up" in long.out
+    assert real.case("stop-unknown").code == 0
+
+
+def test_every_job_was_submitted_exactly_once(real: RealRun) -> None:
+    jobs = json.loads((real.out / "jobs.json").read_text())
+    ids = sorted(job["submission_id"] for job in jobs)
+    assert ids == ["fail-1", "long-1", "ok-1"]
+
+
+def test_the_whole_real_ray_run_is_quick(real: RealRun) -> None:
+    print(f"real-Ray run: {real.seconds:.1f} s")  # shown with -s
+    assert real.seconds < 85
