@@ -544,7 +544,7 @@ ROLES = {
     ],
     # DeleteSelf: the shell deletes a finished RayJob.
     "metaray-rayjob-deleter": [
-        {"apiGroups": ["ray.io"], "resources": ["rayjobs"], "verbs": ["get", "delete"]}
+        {"apiGroups": ["ray.io"], "resources": ["rayjobs"], "verbs": ["delete"]}
     ],
 }
 
