@@ -1,4 +1,8 @@
-"""Posting the core's Event intents as ``events.k8s.io/v1`` Events on the RayCluster.
+"""Posting the core's Event intents as ``events.k8s.io/v1`` Events on their parent.
+
+The parent is the RayCluster or the RayJob the answer was about (``regarding`` names its
+apiVersion, kind, name, namespace and uid as sent); each kind has its own reporting controller,
+as in KubeRay (``metaray.io/raycluster-controller``, ``metaray.io/rayjob-controller``).
 
 Best effort and off the request path: ``enqueue`` runs after the response is sent and only
 puts the Events on a bounded queue (full: dropped and counted); one background task posts them.
@@ -28,12 +32,24 @@ from app.raycluster.events import Event
 from app.redact import Redactor
 
 CONTROLLER = "metaray.io/raycluster-controller"
+RAYJOB_CONTROLLER = "metaray.io/rayjob-controller"
+_CONTROLLERS = {"RayCluster": CONTROLLER, "RayJob": RAYJOB_CONTROLLER}
 NOTE_BYTES = 1024  # the API server rejects a longer note
 WINDOW_SECONDS = 600.0  # client-go's correlator aggregates over 10 minutes
 CACHE_SIZE = 4096  # client-go's LRU size
 STOP_SECONDS = 5.0
-_ACTIONS = (("Created", "Create"), ("Deleted", "Delete"), ("Invalid", "Validate"))
+_ACTIONS = (
+    ("Created", "Create"),
+    ("Deleted", "Delete"),
+    ("Updated", "Update"),
+    ("Invalid", "Validate"),
+)
 _FINALIZE_REASONS = ("RedisCleanupFailed", "RedisCleanupSkipped")
+# RayJob reasons whose verb does not say the action (KubeRay v1.7's events.k8s.io actions).
+_RAYJOB_ACTIONS = {
+    "RayClusterNotFound": "Validate",  # clusterSelector names a RayCluster that is not there
+    "StoppingRayJob": "Delete",  # the RayJob is deleted: its Ray job is stopped first
+}
 
 log = logging.getLogger("metaray.events")
 
@@ -45,10 +61,18 @@ class Counters(Protocol):
 
 
 def action_of(reason: str) -> str:
-    """Create, Delete or Validate by the reason's verb; Finalize for the Redis cleanup."""
+    """Create, Delete, Update or Validate by the reason's verb; Finalize for the Redis
+    cleanup; RayJob reasons without a verb by what they do."""
     if reason in _FINALIZE_REASONS:
         return "Finalize"
+    if reason in _RAYJOB_ACTIONS:
+        return _RAYJOB_ACTIONS[reason]
     return next((action for verb, action in _ACTIONS if reason.startswith(verb)), "Sync")
+
+
+def controller_of(kind: str) -> str:
+    """The reporting controller of Events about a parent of this kind."""
+    return _CONTROLLERS.get(kind, CONTROLLER)
 
 
 def micro_time(moment: datetime) -> str:
@@ -103,7 +127,7 @@ def event_body(name: str, pending: Pending, instance: str) -> dict[str, Any]:
         "kind": "Event",
         "metadata": {"name": name, "namespace": pending.regarding.namespace},
         "eventTime": micro_time(pending.time),
-        "reportingController": CONTROLLER,
+        "reportingController": controller_of(pending.regarding.kind),
         "reportingInstance": instance,
         "action": action_of(pending.reason),
         "reason": pending.reason,
@@ -258,7 +282,7 @@ class EventSink:
             log.warning(message + "counted, not logged", extra={"fields": {"detail": detail}})
 
     def _name(self, pending: Pending) -> str:
-        """``<cluster>.<hex nanoseconds>`` as client-go names them, strictly increasing."""
+        """``<parent>.<hex nanoseconds>`` as client-go names them, strictly increasing."""
         nanos = int(pending.time.timestamp() * 1_000_000) * 1000
         self.last_name = max(nanos, self.last_name + 1)
         return f"{pending.regarding.name}.{self.last_name:x}"

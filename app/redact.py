@@ -1,7 +1,12 @@
-"""Secrets a RayCluster carries in plain text, and scrubbing them out of what metaray reports.
+"""Secrets a RayCluster or RayJob carries in plain text, and scrubbing them out of what metaray
+reports.
 
 Logs, Event notes and error texts are free text that may quote the spec some day; whatever a
-RayCluster holds as a password or token is replaced by ``***`` before it leaves the process.
+parent holds as a password or token is replaced by ``***`` before it leaves the process:
+``env`` values whose name says password, token or secret anywhere in the spec (a RayJob's
+``submitterPodTemplate`` and embedded ``rayClusterSpec`` included), Redis passwords and
+secret-looking ``rayStartParams``, and a RayJob's ``metadata`` values and ``runtimeEnvYAML``
+values (``env_vars`` and any other key) whose key says so.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import yaml
 
 MASK = "***"
 _SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET", re.IGNORECASE)
@@ -30,7 +36,10 @@ class Redactor:
 
     @classmethod
     def of(cls, parent: Mapping[str, Any] | None) -> Redactor:
-        found = set(_secrets(parent.get("spec") if parent else None))
+        spec = parent.get("spec") if parent else None
+        found = set(_secrets(spec))
+        if isinstance(spec, Mapping):
+            found |= set(_rayjob_secrets(spec))
         return cls(tuple(sorted(found, key=lambda s: (-len(s), s))))
 
     def text(self, text: str) -> str:
@@ -89,3 +98,44 @@ def _secrets(node: Any) -> Iterator[str]:
             )
         else:
             yield from _secrets(item)
+
+
+def _rayjob_secrets(spec: Mapping[str, Any]) -> Iterator[str]:
+    """A RayJob's ``metadata`` (string map) values and ``runtimeEnvYAML`` values (its
+    ``env_vars``, and anything else) whose key says password, token or secret."""
+    metadata = spec.get("metadata")
+    if isinstance(metadata, Mapping):
+        yield from _flagged(metadata)
+    runtime_env = spec.get("runtimeEnvYAML")
+    if isinstance(runtime_env, str) and runtime_env.strip():
+        try:
+            parsed = yaml.safe_load(runtime_env)
+        except (yaml.YAMLError, RecursionError, ValueError):
+            return  # the core reports it as invalid; nothing parsed, nothing known to hide
+        yield from _yaml_secrets(parsed)
+
+
+def _yaml_secrets(root: Any) -> Iterator[str]:
+    """Each list and mapping once: YAML aliases share nodes, and a "billion laughs" document
+    must not be walked a billion times."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, list | Mapping) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, Mapping):
+            yield from _flagged(node)
+            stack.extend(node.values())
+        else:
+            stack.extend(node)
+
+
+def _flagged(mapping: Mapping[Any, Any]) -> Iterator[str]:
+    """Scalar values, as text, of keys that say password, token or secret."""
+    for key, value in mapping.items():
+        if not _SECRET_NAME.search(str(key)) or isinstance(value, bool):
+            continue
+        if isinstance(value, str | int | float) and str(value):
+            yield str(value)
