@@ -1,5 +1,7 @@
 """Per-cluster gauges with KubeRay's names, that disappear when their cluster does.
 
+``GaugeTable`` is the mechanism, shared with the per-RayJob gauges (``app/job_gauges.py``).
+
 A series goes when a finalize answer releases its cluster, or when no answer has refreshed it
 for ``ttl`` seconds (twice Metacontroller's resync period: a cluster deleted without a finalize
 call, or now answered by another replica). Expiry is checked when Prometheus scrapes.
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import orjson
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -47,9 +49,6 @@ class ClusterSeries:
     seen: float = 0.0
     gone: bool = False  # a tombstone: the cluster was finalized
 
-    def same_values(self, other: ClusterSeries | None) -> bool:
-        return other is not None and replace(other, seen=self.seen) == self
-
 
 def series_of(parent: Mapping[str, Any], status: Mapping[str, Any], now: float) -> ClusterSeries:
     """The gauges' values for one answer: its status's RayClusterProvisioned condition."""
@@ -70,8 +69,32 @@ def series_of(parent: Mapping[str, Any], status: Mapping[str, Any], now: float) 
     )
 
 
-class ClusterGauges(Collector):
-    """Only touched from the event loop (the /metrics route is async): no lock needed."""
+class Series(Protocol):
+    """One parent's row in a ``GaugeTable``: a frozen dataclass, a tombstone once ``gone``."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def uid(self) -> str: ...
+
+    @property
+    def seen(self) -> float: ...
+
+    @property
+    def gone(self) -> bool: ...
+
+
+S = TypeVar("S", bound=Series)
+
+
+class GaugeTable(Collector, Generic[S]):
+    """Per-parent gauges over a table of rows, shared between workers through files.
+
+    Subclasses say how a row is stored, merged and shown. Only touched from the event loop
+    (the /metrics route is async): no lock needed.
+    """
+
+    prefix: ClassVar[str] = _FILE_PREFIX
 
     def __init__(
         self,
@@ -84,58 +107,101 @@ class ClusterGauges(Collector):
         self.clock = clock
         self.directory = Path(directory) if directory else None
         self.process_id = process_id
-        self.table: dict[str, ClusterSeries] = {}
+        self.table: dict[str, S] = {}
         self.flushed = float("-inf")
 
-    def observe(self, series: ClusterSeries) -> None:
+    # -- what a subclass defines --------------------------------------------------------------
+
+    def tombstone(self, uid: str, now: float) -> S:
+        raise NotImplementedError
+
+    def load(self, record: Any) -> S:
+        raise NotImplementedError
+
+    def families(self, live: list[S]) -> Iterator[Metric]:
+        raise NotImplementedError
+
+    def same_values(self, new: S, old: S | None) -> bool:
+        """Whether ``new`` only refreshes ``old`` (then the shared file need not be rewritten
+        at once)."""
+        return old is not None and replace(old, seen=new.seen) == new
+
+    def combine(self, newer: S, older: S) -> S:
+        """Two workers' rows of one parent: the newer wins."""
+        return newer
+
+    # -- the table ----------------------------------------------------------------------------
+
+    def observe(self, series: S) -> None:
         if not series.uid:
             return
-        changed = not series.same_values(self.table.get(series.uid))
+        changed = not self.same_values(series, self.table.get(series.uid))
         self.table[series.uid] = series
         self._share(force=changed)
 
     def forget(self, uid: str) -> None:
-        """The cluster is gone: a tombstone, so that other workers' copies are hidden too."""
+        """The parent is gone: a tombstone, so that other workers' copies are hidden too."""
         if uid:
-            self.table[uid] = ClusterSeries("", "", uid, seen=self.clock(), gone=True)
+            self.table[uid] = self.tombstone(uid, self.clock())
             self._share(force=True)
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
         self.table = {uid: s for uid, s in self.table.items() if now - s.seen <= self.ttl}
         live = [s for s in self._merged().values() if not s.gone and now - s.seen <= self.ttl]
-        yield from _families(sorted(live, key=lambda s: (s.namespace, s.name, s.uid)))
+        yield from self.families(sorted(live, key=_order))
 
-    def _merged(self) -> dict[str, ClusterSeries]:
+    def _merged(self) -> dict[str, S]:
         newest = dict(self.table)
         for series in self._others():
             mine = newest.get(series.uid)
-            if mine is None or (series.seen, series.gone) > (mine.seen, mine.gone):
+            if mine is None:
                 newest[series.uid] = series
+            elif (series.seen, series.gone) > (mine.seen, mine.gone):
+                newest[series.uid] = self.combine(series, mine)
+            else:
+                newest[series.uid] = self.combine(mine, series)
         return newest
 
     def _share(self, *, force: bool) -> None:
         now = self.clock()
         if self.directory is None or not (force or now - self.flushed >= FLUSH_SECONDS):
             return
-        path = self.directory / f"{_FILE_PREFIX}{self.process_id()}.json"
+        path = self.directory / f"{self.prefix}{self.process_id()}.json"
         temporary = path.with_suffix(".tmp")
         temporary.write_bytes(orjson.dumps([asdict(s) for s in self.table.values()]))
         os.replace(temporary, path)  # readers never see a half-written file
         self.flushed = now
 
-    def _others(self) -> Iterator[ClusterSeries]:
+    def _others(self) -> Iterator[S]:
         if self.directory is None:
             return
-        mine = f"{_FILE_PREFIX}{self.process_id()}.json"
-        for path in sorted(self.directory.glob(f"{_FILE_PREFIX}*.json")):
+        mine = f"{self.prefix}{self.process_id()}.json"
+        for path in sorted(self.directory.glob(f"{self.prefix}*.json")):
             if path.name == mine:
                 continue
             try:
-                found = [ClusterSeries(**record) for record in orjson.loads(path.read_bytes())]
+                found = [self.load(record) for record in orjson.loads(path.read_bytes())]
             except (OSError, ValueError, TypeError):
                 continue  # a file that just went away, or one another version wrote
             yield from found
+
+
+def _order(series: Any) -> tuple[str, str, str]:
+    return (series.namespace, series.name, series.uid)
+
+
+class ClusterGauges(GaugeTable[ClusterSeries]):
+    prefix = _FILE_PREFIX
+
+    def tombstone(self, uid: str, now: float) -> ClusterSeries:
+        return ClusterSeries("", "", uid, seen=now, gone=True)
+
+    def load(self, record: Any) -> ClusterSeries:
+        return ClusterSeries(**record)
+
+    def families(self, live: list[ClusterSeries]) -> Iterator[Metric]:
+        return _families(live)
 
 
 def _families(live: list[ClusterSeries]) -> Iterator[Metric]:

@@ -36,7 +36,21 @@ def events_api(settings: Settings) -> KubeApi | None:
         return None
     if settings.events == "auto" and not Path(settings.token_path).is_file():
         return None
-    host = f"[{settings.kube_host}]" if ":" in settings.kube_host else settings.kube_host
+    return _api(settings, settings.kube_host)
+
+
+def in_cluster_api(settings: Settings) -> KubeApi | None:
+    """The API server for what the hook must do itself (a RayJob's DeleteSelf), or None
+    outside a cluster: no service host, or no service-account token to act with. Not
+    governed by ``METARAY_EVENTS``: reporting can be turned off, a RayJob's own deletion
+    policy cannot."""
+    if settings.kube_host is None or not Path(settings.token_path).is_file():
+        return None
+    return _api(settings, settings.kube_host)
+
+
+def _api(settings: Settings, kube_host: str) -> KubeApi:
+    host = f"[{kube_host}]" if ":" in kube_host else kube_host
     return KubeApi(f"https://{host}:{settings.kube_port}", settings.token_path, settings.ca_path)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from app.redact import Redactor
-from app.summary import ERROR, Answer, Identity
+from app.summary import ERROR, RAYCLUSTER, RAYJOB, Answer, Identity, kind_of
 
 ROOT = "metaray"
 SYNC = "metaray.sync"
@@ -23,6 +23,8 @@ _HANDLER = "metaray-json"
 _LEVELS = {"trace": logging.DEBUG}
 # Libraries that log every request at INFO: one line per posted Event would be per pod.
 _CHATTY = ("httpx", "httpcore")
+
+_NAME_FIELD = {RAYCLUSTER: "cluster", RAYJOB: "rayjob"}
 
 log = logging.getLogger(SYNC)
 _BEARER_ONLY = Redactor()
@@ -77,19 +79,33 @@ def configured() -> bool:
 
 
 def log_answer(answer: Answer, duration_ms: float, redactor: Redactor) -> None:
+    """A RayCluster answer in pods; a RayJob answer in children, with its jobDeploymentStatus
+    as ``state`` and ``delete_self`` when the RayJob itself is due for deletion."""
     cluster = answer.cluster
-    fields: dict[str, Any] = {
-        **_identity(answer.hook, cluster),
-        "observed_pods": answer.observed_pods,
-        "desired_pods": answer.desired_pods,
-        "created": [name for _, name in answer.created],
-        "deleted": [{"name": name, "reason": reason} for name, reason in answer.deleted],
+    fields: dict[str, Any] = _identity(answer.hook, cluster)
+    if answer.kind == RAYJOB:
+        fields |= {
+            "observed_children": answer.observed_children,
+            "desired_children": answer.desired_children,
+            "created": [{"kind": kind, "name": name} for kind, name in answer.created],
+            "deleted": [{"kind": kind, "name": name} for kind, name in answer.deleted_children],
+        }
+    else:
+        fields |= {
+            "observed_pods": answer.observed_pods,
+            "desired_pods": answer.desired_pods,
+            "created": [name for _, name in answer.created],
+            "deleted": [{"name": name, "reason": reason} for name, reason in answer.deleted],
+        }
+    fields |= {
         "state": answer.state,
         "duration_ms": round(duration_ms, 3),
         "outcome": answer.outcome,
     }
     if answer.finalized is not None:
         fields["finalized"] = answer.finalized
+    if answer.delete_parent:
+        fields["delete_self"] = True
     message = f"{answer.hook} {cluster.namespace}/{cluster.name} {answer.outcome}"
     # Scrubbed before the record exists: any handler, not just ours, may print it.
     log.info(redactor.text(message), extra={"fields": redactor.value(fields)})
@@ -123,9 +139,10 @@ def log_failure(
 
 
 def _identity(hook: str, cluster: Identity) -> dict[str, Any]:
+    """``cluster`` names a RayCluster, ``rayjob`` a RayJob (by the hook that answered)."""
     return {
         "hook": hook,
-        "cluster": cluster.name,
+        _NAME_FIELD[kind_of(hook)]: cluster.name,
         "namespace": cluster.namespace,
         "uid": cluster.uid,
         "generation": cluster.generation,

@@ -1,4 +1,6 @@
-"""The HTTP shell: Metacontroller's sync and finalize hooks, health probes and metrics."""
+"""The HTTP shell: Metacontroller's sync and finalize hooks (RayCluster's and RayJob's), health
+probes and metrics. After an answer has been sent, its Events are queued for posting and, for a
+RayJob whose DeleteSelf policy is due, the RayJob for deletion (``app/janitor.py``)."""
 
 from __future__ import annotations
 
@@ -18,13 +20,14 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_fastapi_instrumentator import Instrumentator
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTasks
 
 from app import __version__, kube_api, logs
 from app.answer_cache import AnswerCache, Entry, etag_of, fingerprint
 from app.guard import Guard
 from app.hooks.request import BadRequest, SyncRequest, decode, decode_customize
 from app.hooks.response import encode
+from app.janitor import Janitor
 from app.kube_events import EventSink
 from app.metrics import HTTP_SECONDS, Metrics, Timings
 from app.raycluster.events import Event
@@ -32,7 +35,7 @@ from app.raycluster.sync import Desired, finalize, sync
 from app.rayjob import sync as rayjob
 from app.redact import Redactor
 from app.settings import Settings
-from app.summary import BAD_REQUEST, ERROR, Answer, Identity, summarize
+from app.summary import BAD_REQUEST, ERROR, RAYJOB, Answer, Identity, kind_of, summarize
 
 log = logging.getLogger("metaray")
 Clock = Callable[[], datetime]
@@ -60,14 +63,15 @@ def create_app(
         clock=lambda: now().timestamp(),
     )
     events = _event_sink(settings, metrics, kube_transport, now)
-    hooks = Hooks(settings, metrics, events, now)
+    janitor = _janitor(settings, metrics, kube_transport)
+    hooks = Hooks(settings, metrics, events, now, janitor)
     cluster_options, job_options = settings.options, settings.rayjob_options
     app = FastAPI(
         title="metaray",
         version=__version__,
         docs_url=None,
         redoc_url=None,
-        lifespan=_lifespan(events),
+        lifespan=_lifespan(events, janitor),
     )
 
     @app.post("/sync")
@@ -145,16 +149,24 @@ class _Replay:
     status: dict[str, Any]
     events: tuple[Event, ...]
     redactor: Redactor
+    delete_parent: bool = False  # a RayJob's DeleteSelf is due (rayjob hooks only)
 
 
 class Hooks:
     def __init__(
-        self, settings: Settings, metrics: Metrics, events: EventSink | None, clock: Clock
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        events: EventSink | None,
+        clock: Clock,
+        janitor: Janitor | None = None,
     ) -> None:
         self.clock = clock
         self.timeout = settings.compute_timeout_seconds
         self.metrics = metrics
         self.events = events
+        self.janitor = janitor
+        self.janitor_off_logged = False
         self.cache: AnswerCache[_Replay] | None = (
             AnswerCache(settings.cache_bytes) if settings.cache_bytes > 0 else None
         )
@@ -208,7 +220,7 @@ class Hooks:
         """Metrics and the log line; a fault here must never cost Metacontroller its answer."""
         try:
             self.metrics.record(replay.answer, timings)
-            self.metrics.cluster(replay.answer, replay.parent, replay.status)
+            self.metrics.gauges(replay.answer, replay.parent, replay.status)
             logs.log_answer(replay.answer, _ms(started), replay.redactor)
         except Exception:
             log.exception("recording metrics or logs of a %s answer failed", replay.answer.hook)
@@ -216,16 +228,28 @@ class Hooks:
     def _respond(
         self, request: Request, payload: bytes, etag: str, replay: _Replay | None
     ) -> Response:
-        background = None
+        background = BackgroundTasks()
         if self.events is not None and replay is not None and replay.events:
-            background = BackgroundTask(
-                self.events.enqueue, replay.parent, replay.events, replay.redactor
-            )
+            background.add_task(self.events.enqueue, replay.parent, replay.events, replay.redactor)
+        if replay is not None and replay.delete_parent:
+            self._delete_parent(background, replay)
+        after = background if background.tasks else None
         headers = {"ETag": etag}
         if request.headers.get("if-none-match") == etag:
             # Metacontroller reuses the answer it cached under this ETag.
-            return Response(status_code=304, headers=headers, background=background)
-        return Response(payload, media_type=JSON, headers=headers, background=background)
+            return Response(status_code=304, headers=headers, background=after)
+        return Response(payload, media_type=JSON, headers=headers, background=after)
+
+    def _delete_parent(self, background: BackgroundTasks, replay: _Replay) -> None:
+        """After the response, like the Events: the RayJob is deleted by the janitor."""
+        if self.janitor is not None:
+            background.add_task(self.janitor.enqueue, replay.parent, replay.redactor)
+        elif not self.janitor_off_logged:
+            self.janitor_off_logged = True
+            log.warning(
+                "a RayJob's DeleteSelf policy is due, but metaray runs outside a cluster (no "
+                "KUBERNETES_SERVICE_HOST or service-account token): RayJobs are not deleted"
+            )
 
 
 class _Failed(Exception):
@@ -277,7 +301,12 @@ def _replay(hook: str, request: SyncRequest, desired: Desired) -> _Replay | None
     try:
         answer = summarize(hook, request, desired)
         return _Replay(
-            answer, request.parent, desired.status, desired.events, Redactor.of(request.parent)
+            answer,
+            request.parent,
+            desired.status,
+            desired.events,
+            Redactor.of(request.parent),
+            delete_parent=desired.delete_parent and kind_of(hook) == RAYJOB,
         )
     except Exception:
         log.exception("summarising a %s answer failed", hook)
@@ -302,18 +331,34 @@ def _event_sink(
     )
 
 
+def _janitor(
+    settings: Settings, metrics: Metrics, transport: httpx.AsyncBaseTransport | None
+) -> Janitor | None:
+    """Deletes RayJobs for DeleteSelf, with the hook's ServiceAccount; None outside a cluster."""
+    api = kube_api.in_cluster_api(settings)
+    if api is None:
+        return None
+    return Janitor(
+        lambda: kube_api.client(api, transport), metrics, queue_size=settings.events_queue_size
+    )
+
+
 def _lifespan(
-    events: EventSink | None,
+    events: EventSink | None, janitor: Janitor | None = None
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if events is not None:
             events.start()
+        if janitor is not None:
+            janitor.start()
         try:
             yield
         finally:
             if events is not None:
                 await events.stop()
+            if janitor is not None:
+                await janitor.stop()
 
     return lifespan
 

@@ -12,6 +12,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import (
@@ -26,11 +27,26 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from app import job_gauges
 from app.cluster_gauges import ClusterGauges, series_of
-from app.summary import Answer
+from app.job_gauges import JobGauges
+from app.summary import RAYJOB, Answer
 
-HOOKS = ("sync", "finalize")
-CHILD_KINDS = ("Pod", "Service", "Ingress", "ServiceAccount", "Role", "RoleBinding", "Job")
+CLUSTER_HOOKS = ("sync", "finalize")
+RAYJOB_HOOKS = ("rayjob_sync", "rayjob_finalize")
+HOOKS = (*CLUSTER_HOOKS, *RAYJOB_HOOKS)
+CHILD_KINDS = (
+    "Pod",
+    "Service",
+    "Ingress",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "Job",
+    "RayCluster",
+)
+# What a RayJob answer deletes: its RayCluster (retry, suspend, teardown), its submitter Job.
+DELETED_CHILD_KINDS = ("RayCluster", "Job")
 DELETE_REASONS = (
     "workers_to_delete",
     "failed",
@@ -42,6 +58,10 @@ DELETE_REASONS = (
     "other",
 )
 EVENT_OUTCOMES = ("created", "patched", "rejected", "unreachable")
+# DeleteSelf (app/janitor.py): deleted; not_found (404) and conflict (409: the uid
+# precondition failed, a RayJob of the same name was recreated) are done as well; rejected
+# (another HTTP error), unreachable and dropped (queue full or shut down) will be asked again.
+DELETION_OUTCOMES = ("deleted", "not_found", "conflict", "rejected", "unreachable", "dropped")
 # Decoding a small request takes ~100 us, a 1,000-pod one ~100 ms: start well below 1 ms.
 SECONDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 PODS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -74,7 +94,7 @@ class Metrics:
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 registry.register(collector)
         self.pods = _histogram(
-            "metaray_sync_pods", "Observed pods per hook request", PODS, registry
+            "metaray_sync_pods", "Observed pods per hook request", PODS, registry, CLUSTER_HOOKS
         )
         self.decode = _histogram(
             "metaray_sync_decode_seconds", "Decoding a request", SECONDS, registry
@@ -99,6 +119,20 @@ class Metrics:
             DELETE_REASONS,
             registry,
         )
+        self.children_deleted = _counter(
+            "metaray_children_deleted",
+            "Live children other than pods left out of a RayJob answer (deleted)",
+            "kind",
+            DELETED_CHILD_KINDS,
+            registry,
+        )
+        self.rayjob_deletions = _counter(
+            "metaray_rayjob_deletions",
+            "RayJobs deleted for their DeleteSelf policy, by outcome",
+            "outcome",
+            DELETION_OUTCOMES,
+            registry,
+        )
         self.events_posted = _counter(
             "metaray_events_posted",
             "Kubernetes Events sent to the API server",
@@ -110,7 +144,7 @@ class Metrics:
             "metaray_answer_cache_hits",
             "Answers served from the cache of identical requests (no decode, no compute)",
             "hook",
-            HOOKS,
+            CLUSTER_HOOKS,  # RayJob answers depend on the clock: never cached
             registry,
         )
         self.events_dropped = Counter(
@@ -118,10 +152,13 @@ class Metrics:
         )
         self.clusters = ClusterGauges(2 * resync_seconds, clock, directory, process_id)
         registry.register(self.clusters)
+        self.jobs = JobGauges(2 * resync_seconds, clock, directory, process_id)
+        registry.register(self.jobs)
 
     def record(self, answer: Answer, timings: Timings | None) -> None:
         """What an answer did; ``timings`` is None when it came from the answer cache."""
-        self.pods.labels(answer.hook).observe(answer.observed_pods)
+        if answer.kind != RAYJOB:  # a RayJob's children are no pods
+            self.pods.labels(answer.hook).observe(answer.observed_pods)
         if timings is None:
             self.cache_hits.labels(answer.hook).inc()
         else:
@@ -132,6 +169,15 @@ class Metrics:
             self.created.labels(kind).inc(count)
         for reason, count in Tally(reason for _, reason in answer.deleted).items():
             self.deleted.labels(reason).inc(count)
+        for kind, count in Tally(kind for kind, _ in answer.deleted_children).items():
+            self.children_deleted.labels(kind).inc(count)
+
+    def gauges(self, answer: Answer, parent: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        """The per-parent gauges of the answer's kind: RayCluster's or RayJob's."""
+        if answer.kind == RAYJOB:
+            self.job(answer, parent, status)
+        else:
+            self.cluster(answer, parent, status)
 
     def cluster(self, answer: Answer, parent: Mapping[str, Any], status: Mapping[str, Any]) -> None:
         """Per-cluster gauges: refreshed by every answer, dropped once a finalize releases it."""
@@ -139,6 +185,17 @@ class Metrics:
             self.clusters.forget(answer.cluster.uid)
         else:
             self.clusters.observe(series_of(parent, status, self.clock()))
+
+    def job(self, answer: Answer, parent: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        """Per-RayJob gauges: refreshed by every answer, dropped once a finalize releases it."""
+        if answer.finalized:
+            self.jobs.forget(answer.cluster.uid)
+        else:
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            self.jobs.observe(job_gauges.series_of(parent, status, now))
+
+    def deletion(self, outcome: str) -> None:
+        self.rayjob_deletions.labels(outcome).inc()
 
     def posted(self, outcome: str) -> None:
         self.events_posted.labels(outcome).inc()
@@ -152,14 +209,19 @@ class Metrics:
         merged = CollectorRegistry()
         MultiProcessCollector(merged, path=self.directory)  # type: ignore[no-untyped-call]
         merged.register(self.clusters)
+        merged.register(self.jobs)
         return generate_latest(merged)
 
 
 def _histogram(
-    name: str, doc: str, buckets: tuple[float, ...], registry: CollectorRegistry
+    name: str,
+    doc: str,
+    buckets: tuple[float, ...],
+    registry: CollectorRegistry,
+    hooks: tuple[str, ...] = HOOKS,
 ) -> Histogram:
     histogram = Histogram(name, doc, ["hook"], buckets=buckets, registry=registry)
-    for hook in HOOKS:
+    for hook in hooks:
         histogram.labels(hook)  # present (at 0) from the start: rate() needs a first sample
     return histogram
 

@@ -1,4 +1,9 @@
-"""What one hook answer does to a cluster, in the terms the logs and metrics report it."""
+"""What one hook answer does to its parent, in the terms the logs and metrics report it.
+
+A RayCluster answer is told in pods (observed, answered, created and deleted with a reason);
+a RayJob answer (the ``rayjob_*`` hooks) in the children it adds and deletes (its RayCluster,
+submitter Job and Service), with the ``jobDeploymentStatus`` as its state.
+"""
 
 from __future__ import annotations
 
@@ -24,11 +29,23 @@ _DELETE_REASONS = {
     TEMPLATE_CHANGED: "template_changed",
 }
 CLUSTER_DELETED = "cluster_deleted"
+RAYCLUSTER = "RayCluster"
+RAYJOB = "RayJob"
+RAYJOB_HOOK_PREFIX = "rayjob_"
+# The RayJob core's Warning reasons for a spec it cannot act on (answered unchanged).
+_INVALID_REASONS = frozenset(
+    {"InvalidRayClusterSpec", "InvalidRayJobSpec", "InvalidRayJobMetadata"}
+)
+
+
+def kind_of(hook: str) -> str:
+    """The parent kind a hook answers for: ``rayjob_*`` a RayJob, any other a RayCluster."""
+    return RAYJOB if hook.startswith(RAYJOB_HOOK_PREFIX) else RAYCLUSTER
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """The RayCluster an answer is about; empty strings where the request lacks a field."""
+    """The parent an answer is about; empty strings where the request lacks a field."""
 
     name: str = ""
     namespace: str = ""
@@ -55,11 +72,19 @@ class Answer:
     state: str
     outcome: str
     finalized: bool | None
+    kind: str = RAYCLUSTER  # the parent's kind: RayCluster or RayJob
+    # RayJob answers: (kind, name) of the live children they leave out (RayCluster, Job).
+    deleted_children: tuple[tuple[str, str], ...] = ()
+    observed_children: int = 0
+    desired_children: int = 0
+    delete_parent: bool = False  # the parent itself is due for deletion (DeleteSelf)
 
 
 def summarize(hook: str, request: SyncRequest, desired: Desired) -> Answer:
     created = _created(request.observed, desired)
-    invalid = any(event.reason == "InvalidRayClusterSpec" for event in desired.events)
+    invalid = any(event.reason in _INVALID_REASONS for event in desired.events)
+    if kind_of(hook) == RAYJOB:
+        return _rayjob(hook, request, desired, created, invalid)
     state = desired.status.get("state")
     return Answer(
         hook=hook,
@@ -71,6 +96,47 @@ def summarize(hook: str, request: SyncRequest, desired: Desired) -> Answer:
         state=state if isinstance(state, str) else "",
         outcome=INVALID_SPEC if invalid else OK,
         finalized=desired.finalized,
+    )
+
+
+def _rayjob(
+    hook: str,
+    request: SyncRequest,
+    desired: Desired,
+    created: tuple[tuple[str, str], ...],
+    invalid: bool,
+) -> Answer:
+    """A RayJob answer: children rather than pods, and jobDeploymentStatus as its state."""
+    observed = request.observed
+    state = desired.status.get("jobDeploymentStatus")
+    return Answer(
+        hook=hook,
+        cluster=Identity.of(request.parent),
+        observed_pods=len(observed.pods),
+        desired_pods=0,
+        created=created,
+        deleted=(),
+        state=state if isinstance(state, str) else "",
+        outcome=INVALID_SPEC if invalid else OK,
+        finalized=desired.finalized,
+        kind=RAYJOB,
+        deleted_children=_deleted_children(observed, desired),
+        observed_children=_count(observed),
+        desired_children=len(desired.children),
+        delete_parent=desired.delete_parent,
+    )
+
+
+def _deleted_children(observed: Observed, desired: Desired) -> tuple[tuple[str, str], ...]:
+    """(kind, name) of live observed children other than pods the answer leaves out."""
+    answered = {
+        (f"{child['kind']}.{child['apiVersion']}", _name(child)) for child in desired.children
+    }
+    return tuple(
+        (obj.kind or key.split(".", 1)[0], obj.name)
+        for key, objects in sorted(observed.others.items())
+        for obj in objects
+        if obj.metadata.deletionTimestamp is None and (key, obj.name) not in answered
     )
 
 
@@ -118,3 +184,8 @@ def deletion_reason(why: str) -> str:
     if why.startswith("surplus"):
         return "surplus"
     return "other"
+
+
+def _count(observed: Observed) -> int:
+    others = sum(len(objects) for objects in observed.others.values())
+    return len(observed.pods) + len(observed.services) + others
