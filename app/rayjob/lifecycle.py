@@ -21,7 +21,7 @@ from app.rayjob import outcome as oc
 from app.rayjob.clock import parse_time, stamp
 from app.rayjob.cluster import dashboard_url
 from app.rayjob.names import cluster_name, job_id, submitter_job_name
-from app.rayjob.spec import K8S_JOB_MODE, SIDECAR_MODE, RayJob
+from app.rayjob.spec import K8S_JOB_MODE, SIDECAR_MODE, RayJob, submitter_command
 from app.rayjob.submitter import CONTAINER
 from app.rayjob.teardown import teardown
 
@@ -166,9 +166,7 @@ def _submitter_outcome(job: RayJob, step: Step, world: World) -> oc.Outcome | No
 
 def _ours(job: RayJob) -> bool:
     """Whether the submitter runs metaray's script (a user's template may bring a command)."""
-    template = job.spec.submitterPodTemplate or {}
-    containers = (template.get("spec") or {}).get("containers") or [{}]
-    return not (containers[0] if isinstance(containers[0], Mapping) else {}).get("command")
+    return not submitter_command(job.spec.submitterPodTemplate)
 
 
 def _sidecar_outcome(job: RayJob, step: Step, world: World) -> oc.Outcome | None:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from app.raycluster.clock import normalise
 from app.raycluster.observed import ContainerStatus, ObservedObject, ObservedPod, Terminated
 from app.rayjob import submitter
 
@@ -121,13 +122,15 @@ def _parse(message: str | None) -> Outcome | None:
     return Outcome(
         status if status in (SUCCEEDED, FAILED, STOPPED) else "",
         text if isinstance(text, str) else "",
-        _text(data.get("startTime")),
-        _text(data.get("endTime")),
+        _time(data.get("startTime")),
+        _time(data.get("endTime")),
     )
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _time(value: object) -> str | None:
+    """A time the submitter reported, in the API server's form; anything else is dropped (one
+    bad date would make the API server refuse every status write)."""
+    return normalise(value) if isinstance(value, str) else None
 
 
 def _exit_code(job: ObservedObject) -> int | None:

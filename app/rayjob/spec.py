@@ -243,10 +243,15 @@ def _metaray_submits(spec: RayJobSpec) -> bool:
     may carry it in its arguments instead)."""
     if spec.submissionMode == SIDECAR_MODE:
         return True
-    template = spec.submitterPodTemplate or {}
-    containers = (template.get("spec") or {}).get("containers") or [{}]
-    first = containers[0] if isinstance(containers[0], Mapping) else {}
-    return not first.get("command")
+    return not submitter_command(spec.submitterPodTemplate)
+
+
+def submitter_command(template: Mapping[str, Any] | None) -> Any:
+    """The command of a submitter template's first container, where it has one."""
+    pod_spec = (template or {}).get("spec")
+    containers = pod_spec.get("containers") if isinstance(pod_spec, Mapping) else None
+    first = containers[0] if isinstance(containers, list) and containers else None
+    return first.get("command") if isinstance(first, Mapping) else None
 
 
 def _check_numbers(spec: RayJobSpec) -> Iterator[Problem]:
@@ -439,11 +444,18 @@ def _cluster_spec(
         return parse_spec(cluster)
     except InvalidSpec as invalid:
         problems += [
-            Problem(p.path.replace("spec", "spec.rayClusterSpec", 1), p.message)
+            Problem(_nested(p.path), p.message)
             for p in invalid.problems
             if p.path != "metadata.name"  # the RayJob's own name rule says it better
         ]
         return None
+
+
+def _nested(path: str) -> str:
+    """A RayCluster problem's path, as a path in the RayJob."""
+    if path == "spec" or path.startswith(("spec.", "spec[")):
+        return "spec.rayClusterSpec" + path[len("spec") :]
+    return f"spec.rayClusterSpec ({path})"
 
 
 def _check_with_cluster(spec: RayJobSpec, cluster: RayClusterSpec) -> Iterator[Problem]:

@@ -52,6 +52,16 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("bad cluster", {"rayClusterSpec": "no head"}, "spec.rayClusterSpec.headGroupSpec"),
     (
+        "template spec not an object",
+        {"submitterPodTemplate": {"spec": 3}, "entrypoint": ""},
+        "spec.submitterPodTemplate.spec: must be an object",
+    ),
+    (
+        "template containers not a list",
+        {"submitterPodTemplate": {"spec": {"containers": 3}}},
+        "spec.submitterPodTemplate.spec.containers",
+    ),
+    (
         "selector with backoff",
         {"clusterSelector": {"ray.io/cluster": "x"}, "backoffLimit": 1},
         "spec.backoffLimit: must be 0 with spec.clusterSelector",
