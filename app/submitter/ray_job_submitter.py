@@ -262,7 +262,8 @@ def wait_for_dashboard(config: Config, seconds: float | None) -> bool:
 
 
 def make_client(config: Config) -> Any:
-    """A ray.job_submission.JobSubmissionClient for the dashboard (this asks for its version)."""
+    """A ray.job_submission.JobSubmissionClient for the dashboard (this asks for its version).
+    Ray is imported here, in the main thread; only the network calls run in `bounded`."""
     from ray.job_submission import JobSubmissionClient
 
     # Ray lets RAY_API_SERVER_ADDRESS / RAY_ADDRESS override the address given to the client
@@ -271,8 +272,8 @@ def make_client(config: Config) -> Any:
         if os.environ.pop(name, None) is not None:
             say(f"ignoring {name}: the dashboard address is RAY_DASHBOARD_ADDRESS")
     # Ray's client sends RAY_AUTH_TOKEN only when RAY_AUTH_MODE=token; send it whenever it is set.
-    headers = _auth_headers(config)
-    return JobSubmissionClient(config.address, headers=headers or None)
+    headers = _auth_headers(config) or None
+    return bounded(lambda: JobSubmissionClient(config.address, headers=headers))
 
 
 def bounded(function: Any, *args: Any, timeout: float = REQUEST_TIMEOUT_SECONDS) -> Any:
@@ -498,7 +499,7 @@ def follow(config: Config, client: Any) -> int:
 def run_submit(config: Config) -> int:
     if not wait_for_dashboard(config, config.wait_seconds):
         raise SubmitterError(f"the Ray dashboard at {config.address} did not become healthy")
-    client = bounded(make_client, config)
+    client = make_client(config)
     submit_if_absent(config, client)
     return follow(config, client)
 
@@ -508,7 +509,7 @@ def run_stop(config: Config) -> int:
     deadline = _now() + seconds
     if not wait_for_dashboard(config, seconds):
         raise SubmitterError(f"the Ray dashboard at {config.address} did not become healthy")
-    client = bounded(make_client, config)
+    client = make_client(config)
     try:
         stopped = bounded(client.stop_job, config.submission_id)
     except Exception as error:

@@ -4,14 +4,16 @@ Ray and every submitter run inside network, PID and mount namespaces of their ow
 -p -f --mount-proc`) with only loopback up, so no packet can leave the machine (Ray would
 otherwise advertise the machine's routable address), and `ray stop --force` sees only this
 test's processes; when the namespace's first process ends, the kernel ends the rest. One bash
-script starts one head and runs every case against it, writing each case's stdout, stderr, exit
-code and termination message to a directory that the tests below read.
+script starts one head (token authentication on, as a KubeRay authOptions cluster) and runs
+every case against it, writing each case's stdout, stderr, exit code and termination message to
+a directory that the tests below read.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -25,6 +27,7 @@ import pytest
 
 import app.submitter
 
+TOKEN = secrets.token_hex(16)
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 NAMESPACE_SCRIPT = r"""
@@ -42,20 +45,22 @@ LONG="python -c \"import time; print('long job up', flush=True); time.sleep(300)
 submitter() {  # <case name> <VAR=value>...: one submitter run, as the Job's container runs it
   local name=$1; shift
   local t0; t0=$(date +%s%N)
-  env "$@" RAY_DASHBOARD_ADDRESS=127.0.0.1:8265 METARAY_TERMINATION_LOG="$OUT/$name.term" \
-    METARAY_DASHBOARD_WAIT_SECONDS=60 python -c "$SOURCE" >"$OUT/$name.out" 2>"$OUT/$name.err"
+  env RAY_AUTH_TOKEN="$TOKEN" "$@" RAY_DASHBOARD_ADDRESS=127.0.0.1:8265 \
+    METARAY_TERMINATION_LOG="$OUT/$name.term" METARAY_DASHBOARD_WAIT_SECONDS=60 \
+    python -c "$SOURCE" >"$OUT/$name.out" 2>"$OUT/$name.err"
   echo $? >"$OUT/$name.rc"
   echo $(( ($(date +%s%N) - t0) / 1000000 )) >"$OUT/$name.ms"
 }
 
 dashboard() {  # <path> [<expected status> | health]: GET it, or wait (30 s at most) for it
   python - "$@" <<'PY'
-import json, sys, time, urllib.request
+import json, os, sys, time, urllib.request
 url = "http://127.0.0.1:8265" + sys.argv[1]
 want = sys.argv[2] if len(sys.argv) > 2 else None
+request = urllib.request.Request(url, headers={"authorization": "Bearer " + os.environ["TOKEN"]})
 for _ in range(150):
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             body = response.read()
     except Exception:
         body = b""
@@ -79,9 +84,12 @@ submitter fail RAY_JOB_SUBMISSION_ID=fail-1 "METARAY_ENTRYPOINT=$FAIL" &
 second=$!
 
 start=$(date +%s%N)
-ray start --head --node-ip-address=127.0.0.1 --dashboard-host=127.0.0.1 --dashboard-port=8265 \
-  --port=6379 --num-cpus=1 --object-store-memory=100000000 --disable-usage-stats \
-  --include-dashboard=true --temp-dir="$TMPD/ray" >"$OUT/ray-start.log" 2>&1 \
+# Token authentication on (as KubeRay's authOptions do); the submitters get RAY_AUTH_TOKEN only,
+# without RAY_AUTH_MODE, with which Ray's own client would send no token.
+RAY_AUTH_MODE=token RAY_AUTH_TOKEN="$TOKEN" ray start --head --node-ip-address=127.0.0.1 \
+  --dashboard-host=127.0.0.1 --dashboard-port=8265 --port=6379 --num-cpus=1 \
+  --object-store-memory=100000000 --disable-usage-stats --include-dashboard=true \
+  --temp-dir="$TMPD/ray" >"$OUT/ray-start.log" 2>&1 \
   || { echo "ray start failed (see the log below)" >"$OUT/skip"; exit 0; }
 dashboard /api/gcs_healthz health \
   || { echo "the Ray dashboard did not become healthy at 127.0.0.1:8265" >"$OUT/skip"; exit 0; }
@@ -98,6 +106,8 @@ dashboard /api/jobs/long-1 RUNNING || echo "long-1 never got RUNNING" >"$OUT/lon
 submitter stop RAY_JOB_SUBMISSION_ID=long-1 METARAY_SUBMITTER_MODE=stop
 wait $long
 submitter stop-unknown RAY_JOB_SUBMISSION_ID=never-submitted METARAY_SUBMITTER_MODE=stop
+submitter no-token RAY_JOB_SUBMISSION_ID=no-token-1 RAY_AUTH_TOKEN= "METARAY_ENTRYPOINT=$OK"
+submitter bad-token RAY_JOB_SUBMISSION_ID=bad-token-1 RAY_AUTH_TOKEN=wrong "METARAY_ENTRYPOINT=$OK"
 
 dashboard /api/jobs/ >"$OUT/jobs.json"
 touch "$OUT/done"
@@ -164,6 +174,7 @@ def real() -> Iterator[RealRun]:
             "TMPD": str(tmpd),
             "VENV_BIN": str(venv_bin),
             "SUBMITTER": str(submitter),
+            "TOKEN": TOKEN,
         }
         argv = ["unshare", "-n", "-p", "-f", "--mount-proc", "bash", str(script)]
         started = time.monotonic()
@@ -243,3 +254,19 @@ def test_every_job_was_submitted_exactly_once(real: RealRun) -> None:
 def test_the_whole_real_ray_run_is_quick(real: RealRun) -> None:
     print(f"real-Ray run: {real.seconds:.1f} s")  # shown with -s
     assert real.seconds < 85
+
+
+def test_token_auth_is_sent_from_ray_auth_token_alone(real: RealRun) -> None:
+    """Every case above ran against a head with token authentication, the submitter holding
+    RAY_AUTH_TOKEN but not RAY_AUTH_MODE; without a token, or with a wrong one, it exits 1
+    without submitting, and the token shows nowhere."""
+    for name, word in (("no-token", "Missing authentication token"), ("bad-token", "Invalid")):
+        case = real.case(name)
+        assert case.code == 1, case.err
+        assert case.message["status"] == ""
+        assert "AuthenticationError" in case.message["message"]
+        assert word in case.message["message"]
+        assert "submitting job" not in case.err
+    for name in ("ok", "fail", "ok-again", "long", "stop", "no-token", "bad-token"):
+        case = real.case(name)
+        assert TOKEN not in case.err + case.out + json.dumps(case.message)
