@@ -96,6 +96,7 @@ def create_app(
             "rayjob_sync",
             lambda r, now: rayjob.sync(r.parent, r.observed, r.related, now, job_options),
             cache=False,  # the answer depends on the clock (deadlines, TTLs), not only the body
+            related=True,
         )
 
     @app.post("/rayjob/finalize")
@@ -106,6 +107,7 @@ def create_app(
             "rayjob_finalize",
             lambda r, now: rayjob.finalize(r.parent, r.observed, r.related, now, job_options),
             cache=False,
+            related=True,
         )
 
     @app.post("/rayjob/customize")
@@ -172,8 +174,16 @@ class Hooks:
         )
 
     async def answer(
-        self, request: Request, hook: str, decide: Decide, *, cache: bool = True
+        self,
+        request: Request,
+        hook: str,
+        decide: Decide,
+        *,
+        cache: bool = True,
+        related: bool = False,
     ) -> Response:
+        """``cache``: identical bodies get the same answer (not so when the clock matters);
+        ``related``: the hook reads the related objects of a customize hook."""
         started = perf_counter()
         body = await request.body()
         key = fingerprint(hook, body)
@@ -183,7 +193,7 @@ class Hooks:
             self._report(cached.extra, None, started)
             return self._respond(request, cached.payload, cached.etag, cached.extra)
         try:
-            outcome = await self._compute(hook, body, decide)
+            outcome = await self._compute(hook, body, decide, related)
         except BadRequest as error:
             logs.log_failure(hook, BAD_REQUEST, _ms(started), str(error))
             return _error(400, str(error))
@@ -207,11 +217,11 @@ class Hooks:
         return self._respond(request, payload, etag, replay)
 
     async def _compute(
-        self, hook: str, body: bytes, decide: Decide
+        self, hook: str, body: bytes, decide: Decide, related: bool
     ) -> tuple[bytes, _Replay | None, Timings]:
         """Decode, decide, encode; a large request runs in a thread, bounded in time, so the
         event loop keeps answering probes (a 1,000-pod sync takes ~100 ms)."""
-        work = partial(_decide, hook, body, decide, self.clock())
+        work = partial(_decide, hook, body, decide, self.clock(), related)
         if len(body) < OFFLOAD_BYTES:
             return work()
         return await asyncio.wait_for(asyncio.to_thread(work), self.timeout)
@@ -260,10 +270,10 @@ class _Failed(Exception):
 
 
 def _decide(
-    hook: str, body: bytes, decide: Decide, now: datetime
+    hook: str, body: bytes, decide: Decide, now: datetime, related: bool
 ) -> tuple[bytes, _Replay | None, Timings]:
     with paused_gc():
-        return _decide_now(hook, body, decide, now)
+        return _decide_now(hook, body, decide, now, related)
 
 
 @contextmanager
@@ -281,10 +291,10 @@ def paused_gc() -> Iterator[None]:
 
 
 def _decide_now(
-    hook: str, body: bytes, decide: Decide, now: datetime
+    hook: str, body: bytes, decide: Decide, now: datetime, related: bool
 ) -> tuple[bytes, _Replay | None, Timings]:
     decoding = perf_counter()
-    hook_request = decode(body)
+    hook_request = decode(body, related=related)
     decoded = perf_counter()
     parent = hook_request.parent
     try:

@@ -27,6 +27,7 @@ from app.raycluster.observed import (
 )
 
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
+_NO_RELATED = msgspec.Raw(b"{}")
 # Set by the API server or by Metacontroller, never part of what metaray asked for.
 SERVER_METADATA = (
     "uid",
@@ -73,7 +74,8 @@ class _KnownChildren(
 class _KnownRequest(msgspec.Struct, frozen=True):
     parent: dict[str, Any]
     children: _KnownChildren = msgspec.field(default_factory=_KnownChildren)
-    related: dict[str, dict[str, msgspec.Raw]] = {}
+    # Decoded only for the hooks that read related objects (RayJob's).
+    related: msgspec.Raw = msgspec.field(default_factory=lambda: _NO_RELATED)
     finalizing: bool = False
 
 
@@ -81,7 +83,7 @@ class _Request(msgspec.Struct, frozen=True):
     parent: dict[str, Any]
     # Child types metaray does not know: each child is decoded in a second pass.
     children: dict[str, dict[str, msgspec.Raw]] = {}
-    related: dict[str, dict[str, msgspec.Raw]] = {}
+    related: msgspec.Raw = msgspec.field(default_factory=lambda: _NO_RELATED)
     finalizing: bool = False
 
 
@@ -101,6 +103,7 @@ class _Identity(msgspec.Struct):
 
 _KNOWN = msgspec.json.Decoder(_KnownRequest)
 _CUSTOMIZE = msgspec.json.Decoder(_CustomizeRequest)
+_RELATED = msgspec.json.Decoder(dict[str, dict[str, msgspec.Raw]])
 _REQUEST = msgspec.json.Decoder(_Request)
 _POD = msgspec.json.Decoder(ObservedPod)
 _SERVICE = msgspec.json.Decoder(ObservedService)
@@ -119,9 +122,12 @@ class SyncRequest:
     related: Observed = field(default_factory=Observed)
 
 
-def decode(body: bytes) -> SyncRequest:
+def decode(body: bytes, *, related: bool = False) -> SyncRequest:
+    """The request; its ``related`` objects too when ``related`` (a controller with a
+    customize hook), else they are skipped unread."""
     try:
-        parent, observed, related, finalizing = _decode(body)
+        parent, observed, raw_related, finalizing = _decode(body)
+        objects = _observed(_RELATED.decode(raw_related)) if related else None
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
         raise BadRequest(f"not a Metacontroller sync request: {error}") from None
     except RecursionError:
@@ -135,7 +141,7 @@ def decode(body: bytes) -> SyncRequest:
         parent=parent,
         observed=Observed(observed.pods, observed.services, observed.others, applied),
         finalizing=finalizing,
-        related=related,
+        related=objects if objects is not None else Observed(),
     )
 
 
@@ -149,15 +155,14 @@ def decode_customize(body: bytes) -> dict[str, Any]:
         raise BadRequest("not a Metacontroller customize request: nested too deeply") from None
 
 
-def _decode(body: bytes) -> tuple[dict[str, Any], Observed, Observed, bool]:
+def _decode(body: bytes) -> tuple[dict[str, Any], Observed, msgspec.Raw, bool]:
     """One pass when every child type is one the RayCluster controller registers; two passes
     otherwise (the RayJob controller's RayCluster children, a type registered by hand)."""
     try:
         known = _KNOWN.decode(body)
     except msgspec.ValidationError:
         request = _REQUEST.decode(body)
-        related = _observed(request.related)
-        return request.parent, _observed(request.children), related, request.finalizing
+        return request.parent, _observed(request.children), request.related, request.finalizing
     children = known.children
     others = {
         kind: tuple(objects.values())
@@ -175,7 +180,7 @@ def _decode(body: bytes) -> tuple[dict[str, Any], Observed, Observed, bool]:
         tuple(children.services.values()),
         dict(sorted(others.items())),
     )
-    return known.parent, observed, _observed(known.related), known.finalizing
+    return known.parent, observed, known.related, known.finalizing
 
 
 def _observed(children: Mapping[str, Mapping[str, msgspec.Raw]]) -> Observed:
