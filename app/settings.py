@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.raycluster.cluster import Options
+from app.rayjob.sync import Options as RayJobOptions
+from app.submitter import source as submitter_source
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 EVENTS_MODES = ("auto", "on", "off")
@@ -81,6 +83,10 @@ class Settings:
             cluster_domain=self.cluster_domain,
             wait_gcs_init_container=self.wait_gcs_init_container,
         )
+
+    @property
+    def rayjob_options(self) -> RayJobOptions:
+        return RayJobOptions(cluster=self.options, submitter_script=submitter_source())
 
 
 def _token(env: Mapping[str, str]) -> str | None:
