@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import sys
@@ -265,6 +266,9 @@ def make_client(config: Config) -> Any:
     """A ray.job_submission.JobSubmissionClient for the dashboard (this asks for its version).
     Ray is imported here, in the main thread; only the network calls run in `bounded`."""
     from ray.job_submission import JobSubmissionClient
+
+    # Keep stderr to our own progress lines (Ray's client logs each websocket close at INFO).
+    logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
 
     # Ray lets RAY_API_SERVER_ADDRESS / RAY_ADDRESS override the address given to the client
     # (and KubeRay sets RAY_ADDRESS=127.0.0.1:6379, the GCS, in head pods): ours is authoritative.
