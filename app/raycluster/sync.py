@@ -32,7 +32,8 @@ class Desired:
     ``finalized`` is None for a sync answer (Metacontroller must never see it there), and says
     whether the finalizer may go for a finalize answer. ``resync_after`` asks for another sync
     after that many seconds (a deadline); ``delete_parent`` is an intent for the shell: the
-    parent itself is due for deletion (a RayJob's ``DeleteSelf`` policy).
+    parent itself is due for deletion (a RayJob's ``DeleteSelf`` policy). ``intents`` are
+    requests to outside systems (a Ray dashboard's submit or stop) the shell carries out.
     """
 
     children: list[Child]
@@ -42,6 +43,8 @@ class Desired:
     finalized: bool | None = None
     resync_after: float | None = None
     delete_parent: bool = False
+    # What the shell should ask of outside systems (a RayJob's dashboard), after the answer.
+    intents: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,17 @@ from app.rayjob import labels as jl
 from app.rayjob import outcome as oc
 from app.rayjob.clock import parse_time, stamp
 from app.rayjob.cluster import dashboard_url
+from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
+from app.rayjob.dashboard import DashboardView, Intent, JobInfo, SubmitJob
 from app.rayjob.names import cluster_name, job_id, submitter_job_name
-from app.rayjob.spec import K8S_JOB_MODE, SIDECAR_MODE, RayJob, submitter_command
+from app.rayjob.spec import (
+    HTTP_MODE,
+    INTERACTIVE_MODE,
+    K8S_JOB_MODE,
+    SIDECAR_MODE,
+    RayJob,
+    submitter_command,
+)
 from app.rayjob.submitter import CONTAINER
 from app.rayjob.teardown import teardown
 
@@ -30,6 +39,12 @@ COMPLETE, FAILED, VALIDATION_FAILED = "Complete", "Failed", "ValidationFailed"
 SUSPENDING, SUSPENDED, RETRYING, WAITING = "Suspending", "Suspended", "Retrying", "Waiting"
 TERMINAL = (COMPLETE, FAILED)
 READY = "ready"
+_DEADLINE_FIELDS = {
+    "DeadlineExceeded": "activeDeadlineSeconds",
+    "PreRunningDeadlineExceeded": "preRunningDeadlineSeconds",
+}
+# KubeRay's RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS default.
+STATUS_CHECK_TIMEOUT_SECONDS = 300
 # Reasons whose failure is final even with retries left (KubeRay's rule).
 NOT_RETRIED = ("DeadlineExceeded", "JobStatusCheckTimeoutExceeded")
 # Cleared when an attempt is over (suspend, retry): the next one starts from nothing.
@@ -54,6 +69,16 @@ class World:
     related_clusters: Mapping[str, ObservedObject]
     related_pods: tuple[ObservedPod, ...]
     domain: str
+    # The shell's latest word from the Ray job's dashboard (None: not read, or not yet).
+    dashboard: DashboardView | None = None
+    # How soon to look again while the dashboard decides (its answers arrive without an event).
+    poll_seconds: float = 5.0
+
+    def view(self, status: Mapping[str, Any]) -> DashboardView | None:
+        """The dashboard's word on this attempt's Ray job, if the shell has one."""
+        view = self.dashboard
+        about = view is not None and view.about(status.get("dashboardURL"), status.get("jobId"))
+        return view if about else None
 
     def live_clusters(self) -> list[str]:
         return sorted(n for n, c in self.clusters.items() if c.metadata.deletionTimestamp is None)
@@ -70,6 +95,7 @@ class Step:
     events: list[Event] = field(default_factory=list)
     deadlines: list[datetime] = field(default_factory=list)
     delete_self: bool = False
+    intents: list[Intent] = field(default_factory=list)
 
 
 def advance(job: RayJob, previous: Mapping[str, Any], world: World, now: datetime) -> Step:
@@ -102,6 +128,8 @@ def _new(job: RayJob, step: Step, world: World, now: datetime) -> None:
     )
     for key in ("endTime", "reason", "message", "dashboardURL", "rayJobInfo"):
         status.pop(key, None)
+    if job.mode == INTERACTIVE_MODE:
+        status.pop("jobId")  # the user submits the job, then names it in spec.jobId
     # Two-phase, as KubeRay: the cluster is created only once the status holding its name has
     # been written, so a replayed request can never create a second one.
 
@@ -123,15 +151,28 @@ def _initializing(job: RayJob, step: Step, world: World, now: datetime) -> None:
     status["rayClusterStatus"] = dict(cluster.status)
     if cluster.status.get("state") != READY:
         return
-    status.update(
-        jobDeploymentStatus=RUNNING,
-        dashboardURL=_dashboard_url(name, job, cluster, world.domain),
-        jobStatus=oc.PENDING,
-    )
+    status["dashboardURL"] = _dashboard_url(name, job, cluster, world.domain)
     status.pop("message", None)
+    if job.mode == INTERACTIVE_MODE:
+        status["jobDeploymentStatus"] = WAITING
+        return
+    status.update(jobDeploymentStatus=RUNNING, jobStatus=oc.PENDING)
     if job.mode == K8S_JOB_MODE:
         step.submitter = "build"
     step.service = job.selected_cluster is None
+
+
+def _waiting(job: RayJob, step: Step, world: World, now: datetime) -> None:
+    """InteractiveMode: the cluster is ready; the user submits a job and sets spec.jobId.
+    Only the pre-running deadline applies here (KubeRay checks neither suspend nor the active
+    deadline while waiting)."""
+    if job.selected_cluster is None:
+        step.cluster = "build"
+    if _deadline(job, step, now, "PreRunningDeadlineExceeded"):
+        return
+    if job.spec.jobId:
+        step.status.update(jobDeploymentStatus=RUNNING, jobId=job.spec.jobId, jobStatus=oc.PENDING)
+        step.service = job.selected_cluster is None
 
 
 def _running(job: RayJob, step: Step, world: World, now: datetime) -> None:
@@ -143,11 +184,80 @@ def _running(job: RayJob, step: Step, world: World, now: datetime) -> None:
     cluster = _cluster(job, world, status["rayClusterName"])
     if cluster is not None:
         status["rayClusterStatus"] = dict(cluster.status)
-    ended = _sidecar_outcome(job, step, world) if job.mode == SIDECAR_MODE else None
-    if job.mode == K8S_JOB_MODE:
+    view = world.view(status)
+    if job.mode in (HTTP_MODE, INTERACTIVE_MODE):
+        if _dashboard_silent(job, step, view, now):
+            return
+        ended = _dashboard_outcome(job, step, view)
+    elif job.mode == SIDECAR_MODE:
+        ended = _sidecar_outcome(job, step, world)
+    else:
         ended = _submitter_outcome(job, step, world)
+    if ended is None and view is not None and view.info is not None:
+        _show(step.status, view.info)  # live state, message and times while it runs
     if ended is not None:
         _end(job, step, ended, now)
+    elif world.dashboard is not None or job.mode in (HTTP_MODE, INTERACTIVE_MODE):
+        step.deadlines.append(now + timedelta(seconds=world.poll_seconds))
+
+
+def _dashboard_outcome(job: RayJob, step: Step, view: DashboardView | None) -> oc.Outcome | None:
+    """HTTPMode and InteractiveMode: the dashboard alone knows the job; HTTPMode submits it
+    (again, after a head restart wiped it) whenever the dashboard does not know it."""
+    status = step.status
+    if view is None or view.failing_since is not None:
+        return None
+    if view.info is None:
+        if job.mode == HTTP_MODE:
+            step.intents.append(_submission(job, status))
+        else:
+            status["message"] = f"Ray job {status.get('jobId')} not found on the dashboard"
+        return None
+    info = view.info
+    if info.status not in TERMINAL_JOB_STATES:
+        return None
+    return oc.Outcome(info.status, info.message, info.start_time, info.end_time)
+
+
+def _dashboard_silent(job: RayJob, step: Step, view: DashboardView | None, now: datetime) -> bool:
+    """KubeRay's rule: a dashboard that fails every query for 300 s fails the RayJob. Applied
+    where the dashboard is the only source of the result (HTTPMode, InteractiveMode)."""
+    status = step.status
+    if view is None:
+        return False
+    if view.failing_since is None:
+        status.pop("jobStatusCheckFailureStartTime", None)
+        return False
+    since = status.setdefault("jobStatusCheckFailureStartTime", view.failing_since)
+    started = parse_time(since) or now
+    give_up = started + timedelta(seconds=STATUS_CHECK_TIMEOUT_SECONDS)
+    if give_up > now:
+        step.deadlines.append(give_up)
+        return False
+    message = f"The Ray dashboard has failed every query since {since}: {view.error}"
+    _fail(job, step, "JobStatusCheckTimeoutExceeded", message, now)
+    return True
+
+
+def _submission(job: RayJob, status: Mapping[str, Any]) -> SubmitJob:
+    spec = job.spec
+    return SubmitJob(
+        url=str(status.get("dashboardURL")),
+        job_id=str(status.get("jobId")),
+        entrypoint=(spec.entrypoint or "").strip(),
+        runtime_env=job.runtime_env,
+        metadata=dict(spec.metadata),
+        entrypoint_num_cpus=spec.entrypointNumCpus or None,
+        entrypoint_num_gpus=spec.entrypointNumGpus or None,
+        entrypoint_resources=job.entrypoint_resources,
+    )
+
+
+def _show(status: dict[str, Any], info: JobInfo) -> None:
+    status.update(jobStatus=info.status, message=info.message)
+    times = {"startTime": info.start_time, "endTime": info.end_time}
+    if any(times.values()):
+        status["rayJobInfo"] = {k: v for k, v in times.items() if v}
 
 
 def _submitter_outcome(job: RayJob, step: Step, world: World) -> oc.Outcome | None:
@@ -233,31 +343,29 @@ def _terminal(job: RayJob, step: Step, world: World | None, now: datetime) -> No
 
 
 def _suspend_or_deadline(job: RayJob, step: Step, now: datetime, pre_running: bool) -> bool:
-    status = step.status
     if job.spec.suspend:
-        status["jobDeploymentStatus"] = SUSPENDING
+        step.status["jobDeploymentStatus"] = SUSPENDING
         _suspending(job, step, None, now)
         return True
-    started = parse_time(status.get("startTime")) or now
-    deadlines = [("DeadlineExceeded", job.spec.activeDeadlineSeconds, "activeDeadlineSeconds")]
-    if pre_running:
-        deadlines.append(
-            (
-                "PreRunningDeadlineExceeded",
-                job.spec.preRunningDeadlineSeconds,
-                "preRunningDeadlineSeconds",
-            )
-        )
-    for reason, seconds, field_name in deadlines:
-        if seconds is None:
-            continue
-        at = started + timedelta(seconds=seconds)
-        if at <= now:
-            message = f"The RayJob ran past spec.{field_name} ({seconds} s from {stamp(started)})"
-            _fail(job, step, reason, message, now)
-            return True
+    if _deadline(job, step, now, "DeadlineExceeded"):
+        return True
+    return pre_running and _deadline(job, step, now, "PreRunningDeadlineExceeded")
+
+
+def _deadline(job: RayJob, step: Step, now: datetime, reason: str) -> bool:
+    """Fail the attempt if this deadline (counted from startTime) has passed; else note it."""
+    field_name = _DEADLINE_FIELDS[reason]
+    seconds = getattr(job.spec, field_name)
+    if seconds is None:
+        return False
+    started = parse_time(step.status.get("startTime")) or now
+    at = started + timedelta(seconds=seconds)
+    if at > now:
         step.deadlines.append(at)
-    return False
+        return False
+    message = f"The RayJob ran past spec.{field_name} ({seconds} s from {stamp(started)})"
+    _fail(job, step, reason, message, now)
+    return True
 
 
 def _retrying(job: RayJob, step: Step, world: World | None, now: datetime) -> None:
@@ -310,6 +418,7 @@ def _handlers() -> dict[str, Any]:
         NEW: _new,
         INITIALIZING: _initializing,
         RUNNING: _running,
+        WAITING: _waiting,
         COMPLETE: _terminal,
         FAILED: _terminal,
         RETRYING: _retrying,

@@ -138,8 +138,11 @@ def managed_elsewhere(parent: Mapping[str, Any]) -> bool:
     return manager is not None and manager != KUBERAY_MANAGER
 
 
-def parse_rayjob(parent: Mapping[str, Any]) -> RayJob:
-    """Validate and default a RayJob object, or raise ``InvalidSpec`` naming every problem."""
+def parse_rayjob(parent: Mapping[str, Any], dashboard: bool = True) -> RayJob:
+    """Validate and default a RayJob object, or raise ``InvalidSpec`` naming every problem.
+
+    ``dashboard`` says whether metaray reads Ray dashboards: HTTPMode and InteractiveMode need
+    it."""
     problems = list(_check_identity(parent))
     raw = parent.get("spec")
     if not isinstance(raw, Mapping):
@@ -149,6 +152,14 @@ def parse_rayjob(parent: Mapping[str, Any]) -> RayJob:
     except ValidationError as error:
         raise InvalidSpec([*problems, *pydantic_problems(error)]) from None
     problems += _check_spec(spec)
+    if spec.submissionMode in (HTTP_MODE, INTERACTIVE_MODE) and not dashboard:
+        problems.append(
+            Problem(
+                "spec.submissionMode",
+                f"{spec.submissionMode} needs the Ray dashboard, which this metaray does not "
+                f"read (METARAY_DASHBOARD=off): use {K8S_JOB_MODE} or {SIDECAR_MODE}",
+            )
+        )
     runtime_env = _runtime_env(spec, problems)
     resources = _entrypoint_resources(spec, problems)
     cluster_spec = _cluster_spec(parent, spec, problems)
@@ -224,12 +235,8 @@ def _check_mode(spec: RayJobSpec) -> Iterator[Problem]:
     if mode not in SUBMISSION_MODES:
         yield Problem("spec.submissionMode", f"must be one of {', '.join(SUBMISSION_MODES)}")
         return
-    if mode in (HTTP_MODE, INTERACTIVE_MODE):
-        yield Problem(
-            "spec.submissionMode",
-            f"{mode} needs the Ray dashboard poller, which metaray does not have yet: "
-            f"use {K8S_JOB_MODE} or {SIDECAR_MODE}",
-        )
+    if mode == INTERACTIVE_MODE and spec.backoffLimit > 0:
+        yield Problem("spec.backoffLimit", f"must be 0 in {INTERACTIVE_MODE}")
     if mode == SIDECAR_MODE:
         for field in ("submitterPodTemplate", "submitterConfig"):
             if getattr(spec, field) is not None:
@@ -241,8 +248,10 @@ def _check_mode(spec: RayJobSpec) -> Iterator[Problem]:
 def _metaray_submits(spec: RayJobSpec) -> bool:
     """Whether metaray's submitter sends the entrypoint (a user's own submitter command
     may carry it in its arguments instead)."""
-    if spec.submissionMode == SIDECAR_MODE:
+    if spec.submissionMode in (SIDECAR_MODE, HTTP_MODE):
         return True
+    if spec.submissionMode == INTERACTIVE_MODE:
+        return False  # the user submits, then sets spec.jobId
     return not submitter_command(spec.submitterPodTemplate)
 
 

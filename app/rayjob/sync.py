@@ -25,8 +25,10 @@ from app.rayjob.cluster import (
     ray_cluster,
     with_workers_suspended,
 )
+from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
+from app.rayjob.dashboard import DashboardView, StopJob
 from app.rayjob.kinds import JOB, RAYCLUSTER, SERVICE
-from app.rayjob.lifecycle import VALIDATION_FAILED, Step, World, advance
+from app.rayjob.lifecycle import RUNNING, VALIDATION_FAILED, Step, World, advance
 from app.rayjob.names import stop_job_name, submitter_job_name
 from app.rayjob.service import head_service
 from app.rayjob.spec import (
@@ -57,6 +59,10 @@ class Options:
 
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
     submitter_script: str = ""
+    # Whether the shell reads Ray dashboards (METARAY_DASHBOARD), and how often a RayJob whose
+    # state the dashboard decides is synced again to pick up its answers.
+    dashboard: bool = False
+    dashboard_poll_seconds: float = 5.0
 
 
 def sync(
@@ -65,16 +71,18 @@ def sync(
     related: Observed,
     now: datetime,
     options: Options | None = None,
+    dashboard: DashboardView | None = None,
 ) -> Desired:
+    """``dashboard`` is the shell's latest word from the dashboard named by ``watched``."""
     options = options or Options()
     previous = _previous(parent)
     if managed_elsewhere(parent):
         return Desired(_echo(observed, _keys(observed)), dict(previous))
     try:
-        job = parse_rayjob(parent)
+        job = parse_rayjob(parent, dashboard=options.dashboard)
     except InvalidSpec as invalid:
         return _invalid(observed, previous, invalid)
-    world = _world(observed, related, options)
+    world = _world(observed, related, options, dashboard)
     step = advance(job, previous, world, now)
     children = _children(job, step, observed, world, options)
     events = (*step.events, *_changes(job, observed, children))
@@ -84,7 +92,21 @@ def sync(
         events,
         resync_after=_resync(step.deadlines, now),
         delete_parent=step.delete_self,
+        intents=tuple(step.intents),
     )
+
+
+def watched(parent: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (dashboard, job id) whose answers the next syncs of this RayJob need: while it runs
+    (or waits to be let go while its Ray job may still run), None otherwise."""
+    status = _previous(parent)
+    url, job = status.get("dashboardURL"), status.get("jobId")
+    if not (isinstance(url, str) and url and isinstance(job, str) and job):
+        return None
+    metadata = parent.get("metadata")
+    deleting = isinstance(metadata, Mapping) and metadata.get("deletionTimestamp") is not None
+    running = status.get("jobDeploymentStatus") == RUNNING
+    return (url, job) if running or (deleting and not _finished(status)) else None
 
 
 def finalize(
@@ -93,23 +115,27 @@ def finalize(
     related: Observed,
     now: datetime,
     options: Options | None = None,
+    dashboard: DashboardView | None = None,
 ) -> Desired:
     """A RayJob is being deleted. Its own cluster goes with it (ownerReferences); a Ray job
-    still running on a user's cluster is stopped by a short Job first, for at most a minute."""
+    still running on a user's cluster is stopped first, for at most a minute: through its
+    dashboard when metaray reads dashboards, else by a short Job."""
     options = options or Options()
     previous = _previous(parent)
     everything = _echo(observed, _keys(observed))
     try:
-        job = parse_rayjob(parent)
+        job = parse_rayjob(parent, dashboard=options.dashboard)
     except InvalidSpec:
         return Desired(everything, dict(previous), finalized=True)
     stopping = _stop_needed(job, previous, related)
     if stopping is None:
         return Desired(everything, dict(previous), finalized=True)
-    name = stop_job_name(job.name)
-    stopper = next((j for j in observed.of_kind(JOB) if j.name == name), None)
     deleted = parse_time((parent.get("metadata") or {}).get("deletionTimestamp")) or now
     give_up = deleted + timedelta(seconds=STOP_TIMEOUT_SECONDS)
+    if options.dashboard:
+        return _stop_through_dashboard(previous, everything, dashboard, now, give_up)
+    name = stop_job_name(job.name)
+    stopper = next((j for j in observed.of_kind(JOB) if j.name == name), None)
     done = stopper is not None and (
         stopper.has_condition("Complete") or stopper.has_condition("Failed")
     )
@@ -134,6 +160,35 @@ def finalize(
         finalized=False,
         resync_after=_resync([give_up], now),
     )
+
+
+def _stop_through_dashboard(
+    previous: Mapping[str, Any],
+    everything: list[Child],
+    dashboard: DashboardView | None,
+    now: datetime,
+    give_up: datetime,
+) -> Desired:
+    url, job_id = str(previous.get("dashboardURL")), str(previous.get("jobId"))
+    view = dashboard if dashboard is not None and dashboard.about(url, job_id) else None
+    stopped = (
+        view is not None
+        and view.failing_since is None
+        and (not view.found or (view.info is not None and view.info.status in TERMINAL_JOB_STATES))
+    )
+    if stopped or now >= give_up:
+        return Desired(everything, dict(previous), finalized=True)
+    return Desired(
+        everything,
+        dict(previous),
+        finalized=False,
+        resync_after=_resync([min(give_up, now + timedelta(seconds=2))], now),
+        intents=(StopJob(url, job_id),),
+    )
+
+
+def _finished(status: Mapping[str, Any]) -> bool:
+    return status.get("jobStatus") in TERMINAL_JOB_STATES
 
 
 def customize(parent: Mapping[str, Any]) -> JSONObject:
@@ -167,13 +222,17 @@ def _previous(parent: Mapping[str, Any]) -> Mapping[str, Any]:
     return status if isinstance(status, Mapping) else {}
 
 
-def _world(observed: Observed, related: Observed, options: Options) -> World:
+def _world(
+    observed: Observed, related: Observed, options: Options, dashboard: DashboardView | None
+) -> World:
     return World(
         clusters={c.name: c for c in observed.of_kind(RAYCLUSTER)},
         jobs={j.name: j for j in observed.of_kind(JOB)},
         related_clusters={c.name: c for c in related.of_kind(RAYCLUSTER)},
         related_pods=related.pods,
         domain=options.cluster.cluster_domain,
+        dashboard=dashboard if options.dashboard else None,
+        poll_seconds=options.dashboard_poll_seconds,
     )
 
 
@@ -232,7 +291,7 @@ def _stop_needed(
     name = job.selected_cluster
     if name is None or not previous.get("jobId"):
         return None
-    if previous.get("jobStatus") in ("SUCCEEDED", "FAILED", "STOPPED"):
+    if _finished(previous):
         return None
     cluster = next((c for c in related.of_kind(RAYCLUSTER) if c.name == name), None)
     if cluster is None:

@@ -28,8 +28,13 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("pre-running deadline", {"preRunningDeadlineSeconds": -1}, "spec.preRunningDeadlineSeconds"),
     ("negative backoff", {"backoffLimit": -1}, "spec.backoffLimit: must not be negative"),
     ("unknown mode", {"submissionMode": "Batch"}, "spec.submissionMode: must be one of"),
-    ("http mode", {"submissionMode": "HTTPMode"}, "needs the Ray dashboard poller"),
-    ("interactive", {"submissionMode": "InteractiveMode"}, "needs the Ray dashboard poller"),
+    ("http mode, no dashboard", {"submissionMode": "HTTPMode"}, "METARAY_DASHBOARD=off"),
+    ("interactive, no dashboard", {"submissionMode": "InteractiveMode"}, "needs the Ray dashboard"),
+    (
+        "interactive retries",
+        {"submissionMode": "InteractiveMode", "backoffLimit": 1},
+        "spec.backoffLimit: must be 0 in InteractiveMode",
+    ),
     ("no entrypoint", {"entrypoint": "  "}, "spec.entrypoint: is required"),
     ("bad yaml", {"runtimeEnvYAML": "pip: [a"}, "spec.runtimeEnvYAML: cannot be parsed"),
     ("yaml list", {"runtimeEnvYAML": "- a"}, "spec.runtimeEnvYAML: must describe a mapping"),
@@ -164,7 +169,7 @@ def test_a_bad_spec_is_refused_with_the_field_named(
     case: str, changes: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(InvalidSpec) as raised:
-        parse_rayjob(spec_with(changes))
+        parse_rayjob(spec_with(changes), dashboard=False)  # as the loop runs: dashboards off
     assert message in str(raised.value)
 
 
