@@ -12,6 +12,7 @@ from app.submitter import source as submitter_source
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 EVENTS_MODES = ("auto", "on", "off")
+SWITCH = ("on", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,12 @@ class Settings:
     cache_bytes: int = 16 * 2**20  # answers up to a quarter of it (~800 pods) are kept
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # Ray dashboards (RayJob): read them, how often, how long to wait for one answer, and how
+    # soon a RayJob that the dashboard decides is synced again.
+    dashboard: bool = True
+    dashboard_interval_seconds: float = 3.0
+    dashboard_timeout_seconds: float = 2.0
+    dashboard_resync_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +82,16 @@ class Settings:
             cache_bytes=int(env.get("METARAY_CACHE_BYTES", defaults.cache_bytes)),
             tls_cert_file=env.get("METARAY_TLS_CERT_FILE") or None,
             tls_key_file=env.get("METARAY_TLS_KEY_FILE") or None,
+            dashboard=_switch(env, "METARAY_DASHBOARD", defaults.dashboard),
+            dashboard_interval_seconds=float(
+                env.get("METARAY_DASHBOARD_INTERVAL_SECONDS", defaults.dashboard_interval_seconds)
+            ),
+            dashboard_timeout_seconds=float(
+                env.get("METARAY_DASHBOARD_TIMEOUT_SECONDS", defaults.dashboard_timeout_seconds)
+            ),
+            dashboard_resync_seconds=float(
+                env.get("METARAY_DASHBOARD_RESYNC_SECONDS", defaults.dashboard_resync_seconds)
+            ),
         )
 
     @property
@@ -86,7 +103,19 @@ class Settings:
 
     @property
     def rayjob_options(self) -> RayJobOptions:
-        return RayJobOptions(cluster=self.options, submitter_script=submitter_source())
+        return RayJobOptions(
+            cluster=self.options,
+            submitter_script=submitter_source(),
+            dashboard=self.dashboard,
+            dashboard_poll_seconds=self.dashboard_resync_seconds,
+        )
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "on" if default else "off").lower()
+    if value not in SWITCH:
+        raise ValueError(f"{name} must be on or off: {value!r}")
+    return value == "on"
 
 
 def _token(env: Mapping[str, str]) -> str | None:
