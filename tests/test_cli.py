@@ -84,3 +84,16 @@ def test_serve_needs_no_arguments() -> None:
 
     args = _parser().parse_args(["serve"])
     assert (args.host, args.port) == ("0.0.0.0", 8080)
+
+
+def test_render_shows_a_rayjob_as_it_runs_once_its_cluster_is_ready(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = render(capsys, str(SAMPLES / "ray-job.shutdown.yaml"))
+    assert code == 0
+    document = yaml.safe_load(out)
+    kinds = sorted(c["kind"] for c in document["children"])
+    assert kinds == ["Job", "RayCluster", "Service"]
+    assert document["status"]["jobDeploymentStatus"] == "Running"
+    cluster = next(c for c in document["children"] if c["kind"] == "RayCluster")
+    assert cluster["metadata"]["name"] == document["status"]["rayClusterName"]
