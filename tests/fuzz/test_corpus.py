@@ -27,7 +27,8 @@ from tests.fuzz import count
 from tests.fuzz.oracle import check_http
 
 CORPUS = Path(__file__).parent / "corpus"
-CASES = sorted(CORPUS.glob("*.json"))
+# rayjob-*.json go to the RayJob hooks, with their own oracle (test_fuzz_rayjob.py).
+CASES = sorted(path for path in CORPUS.glob("*.json") if not path.name.startswith("rayjob-"))
 FIELDS = {"why", "hook", "status", "state", "kept", "gone", "body", "inflate", "raw", "base64"}
 FIELDS |= {"pieces"}
 APP = create_app(Settings())
