@@ -21,6 +21,7 @@ from prometheus_client import (
     PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -233,3 +234,55 @@ def _counter(
     for value in values:
         counter.labels(value)
     return counter
+
+
+DASHBOARD_CALLS = ("get", "submit", "stop")
+DASHBOARD_OUTCOMES = ("ok", "not_found", "error", "timeout")
+# A dashboard answers in milliseconds; the client gives up after its timeout (2 s by default).
+DASHBOARD_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
+
+
+class DashboardMetrics:
+    """The Ray dashboard client's requests and watches (``app.dashboard.Dashboards``), in the
+    app's registry: ``DashboardMetrics(metrics.registry)``. Counters and the histogram follow
+    the multiprocess mode like the others; the gauge is summed over live workers."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "metaray_dashboard_requests",
+            "Requests to Ray dashboards, by call and outcome",
+            ["call", "outcome"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "metaray_dashboard_request_seconds",
+            "Ray dashboard request latency",
+            ["call"],
+            buckets=DASHBOARD_SECONDS,
+            registry=registry,
+        )
+        for call in DASHBOARD_CALLS:
+            self.seconds.labels(call)
+            for outcome in DASHBOARD_OUTCOMES:
+                self.requests.labels(call, outcome)
+        self.watched_jobs = Gauge(
+            "metaray_dashboard_watched_jobs",
+            "Ray jobs whose dashboard is polled",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.watches_refused = Counter(
+            "metaray_dashboard_watches_refused",
+            "Ray jobs not watched: the client watches its maximum already",
+            registry=registry,
+        )
+
+    def request(self, call: str, outcome: str, seconds: float) -> None:
+        self.requests.labels(call, outcome).inc()
+        self.seconds.labels(call).observe(seconds)
+
+    def watched(self, count: int) -> None:
+        self.watched_jobs.set(count)
+
+    def refused(self) -> None:
+        self.watches_refused.inc()

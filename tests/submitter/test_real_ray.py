@@ -1,12 +1,10 @@
 """The submitter against a real Ray head, run exactly as a Job runs it: `python -c "<source>"`.
 
-Ray and every submitter run inside network, PID and mount namespaces of their own (`unshare -n
--p -f --mount-proc`) with only loopback up, so no packet can leave the machine (Ray would
-otherwise advertise the machine's routable address), and `ray stop --force` sees only this
-test's processes; when the namespace's first process ends, the kernel ends the rest. One bash
-script starts one head (token authentication on, as a KubeRay authOptions cluster) and runs
-every case against it, writing each case's stdout, stderr, exit code and termination message to
-a directory that the tests below read.
+Ray and every submitter run inside network, PID and mount namespaces of their own with only
+loopback up (`tests/realray.py`: no packet can leave the machine). One bash script starts one
+head (token authentication on, as a KubeRay authOptions cluster) and runs every case against
+it, writing each case's stdout, stderr, exit code and termination message to a directory that
+the tests below read.
 """
 
 from __future__ import annotations
@@ -14,11 +12,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,17 +19,14 @@ from pathlib import Path
 import pytest
 
 import app.submitter
+from tests.realray import PRELUDE, RAY_HEAD, sandbox
 
 TOKEN = secrets.token_hex(16)
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
-NAMESPACE_SCRIPT = r"""
-set -u
-ip link set lo up || { echo "ip link set lo up failed in the netns" >"$OUT/skip"; exit 0; }
-touch "$OUT/entered"
-export PATH="$VENV_BIN:$PATH" RAY_USAGE_STATS_ENABLED=0
-unset RAY_ADDRESS RAY_API_SERVER_ADDRESS RAY_AUTH_MODE RAY_AUTH_TOKEN
-trap 'ray stop --force >/dev/null 2>&1' EXIT
+NAMESPACE_SCRIPT = (
+    PRELUDE
+    + r"""
 SOURCE="$(cat "$SUBMITTER")"
 OK="python -c \"print('hello from ray')\""
 FAIL="python -c \"import sys; sys.exit(3)\""
@@ -86,11 +76,9 @@ second=$!
 start=$(date +%s%N)
 # Token authentication on (as KubeRay's authOptions do); the submitters get RAY_AUTH_TOKEN only,
 # without RAY_AUTH_MODE, with which Ray's own client would send no token.
-RAY_AUTH_MODE=token RAY_AUTH_TOKEN="$TOKEN" ray start --head --node-ip-address=127.0.0.1 \
-  --dashboard-host=127.0.0.1 --dashboard-port=8265 --port=6379 --num-cpus=1 \
-  --object-store-memory=100000000 --disable-usage-stats --include-dashboard=true \
-  --temp-dir="$TMPD/ray" >"$OUT/ray-start.log" 2>&1 \
-  || { echo "ray start failed (see the log below)" >"$OUT/skip"; exit 0; }
+RAY_AUTH_MODE=token RAY_AUTH_TOKEN="$TOKEN" """
+    + RAY_HEAD
+    + r"""
 dashboard /api/gcs_healthz health \
   || { echo "the Ray dashboard did not become healthy at 127.0.0.1:8265" >"$OUT/skip"; exit 0; }
 echo $(( ($(date +%s%N) - start) / 1000000 )) >"$OUT/ray-start.ms"
@@ -112,6 +100,7 @@ submitter bad-token RAY_JOB_SUBMISSION_ID=bad-token-1 RAY_AUTH_TOKEN=wrong "META
 dashboard /api/jobs/ >"$OUT/jobs.json"
 touch "$OUT/done"
 """
+)
 
 
 @dataclass
@@ -143,60 +132,13 @@ class RealRun:
         return log.read_text()[-2000:] if log.exists() else "(no ray start log)"
 
 
-def _skip_unless_possible() -> tuple[Path, Path]:
-    for tool in ("unshare", "ip"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"`{tool}` is missing: it is needed to run Ray in a loopback-only netns")
-    venv_bin = Path(sys.executable).parent
-    ray = venv_bin / "ray"
-    if not ray.exists():
-        pytest.skip(f"{ray} is missing: install the dev extra (ray[default]) to run this test")
-    return venv_bin, ray
-
-
 @pytest.fixture(scope="module")
 def real() -> Iterator[RealRun]:
-    venv_bin, _ = _skip_unless_possible()
-    # Short: Ray's unix socket paths under --temp-dir must stay below 108 bytes.
-    tmpd = Path(tempfile.mkdtemp(prefix="mr-", dir="/tmp"))
-    try:
-        out = tmpd / "out"
-        out.mkdir()
-        script = tmpd / "run.sh"
-        script.write_text(NAMESPACE_SCRIPT)
-        submitter = tmpd / "submitter.py"
-        submitter.write_text(app.submitter.source())
-        env = {
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": str(tmpd),
-            "LANG": "C.UTF-8",
-            "OUT": str(out),
-            "TMPD": str(tmpd),
-            "VENV_BIN": str(venv_bin),
-            "SUBMITTER": str(submitter),
-            "TOKEN": TOKEN,
-        }
-        argv = ["unshare", "-n", "-p", "-f", "--mount-proc", "bash", str(script)]
-        started = time.monotonic()
-        try:
-            done = subprocess.run(
-                argv, env=env, capture_output=True, text=True, timeout=85, check=False
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the real-Ray run took over 85 s; files: {sorted(out.iterdir())}")
-        seconds = time.monotonic() - started
-        if not (out / "entered").exists():
-            pytest.skip(
-                "cannot create network/PID namespaces (`unshare -n -p -f --mount-proc` needs "
-                f"root or CAP_SYS_ADMIN): {done.stderr.strip()[:300]}"
-            )
-        run = RealRun(out, seconds)
-        if (out / "skip").exists():
-            pytest.skip(f"{(out / 'skip').read_text().strip()}: {run.debug()}")
-        assert (out / "done").exists(), f"{done.returncode} {done.stderr[-2000:]} {run.debug()}"
-        yield run
-    finally:
-        shutil.rmtree(tmpd, ignore_errors=True)
+    with sandbox() as box:
+        submitter = box.write("submitter.py", app.submitter.source())
+        env = {"SUBMITTER": str(submitter), "TOKEN": TOKEN}
+        seconds = box.run(NAMESPACE_SCRIPT, env, timeout=85)
+        yield RealRun(box.out, seconds)
 
 
 def _times_are_sane(message: dict[str, str]) -> None:
