@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -24,15 +24,17 @@ from starlette.background import BackgroundTasks
 
 from app import __version__, kube_api, logs
 from app.answer_cache import AnswerCache, Entry, etag_of, fingerprint
+from app.dashboard import Dashboards
 from app.guard import Guard
 from app.hooks.request import BadRequest, SyncRequest, decode, decode_customize
 from app.hooks.response import encode
 from app.janitor import Janitor
 from app.kube_events import EventSink
-from app.metrics import HTTP_SECONDS, Metrics, Timings
+from app.metrics import HTTP_SECONDS, DashboardMetrics, Metrics, Timings
 from app.raycluster.events import Event
 from app.raycluster.sync import Desired, finalize, sync
 from app.rayjob import sync as rayjob
+from app.rayjob.dashboard import DashboardView, Intent, StopJob, SubmitJob
 from app.redact import Redactor
 from app.settings import Settings
 from app.summary import BAD_REQUEST, ERROR, RAYJOB, Answer, Identity, kind_of, summarize
@@ -50,9 +52,11 @@ def create_app(
     settings: Settings | None = None,
     *,
     kube_transport: httpx.AsyncBaseTransport | None = None,
+    dashboard_transport: httpx.AsyncBaseTransport | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
-    """The app; ``kube_transport`` and ``clock`` replace the API server and the time in tests."""
+    """The app; ``kube_transport``, ``dashboard_transport`` and ``clock`` replace the API
+    server, the Ray dashboards and the time in tests."""
     settings = settings or Settings.from_env()
     if not logs.configured():
         logs.configure(settings.log_level)
@@ -64,15 +68,26 @@ def create_app(
     )
     events = _event_sink(settings, metrics, kube_transport, now)
     janitor = _janitor(settings, metrics, kube_transport)
-    hooks = Hooks(settings, metrics, events, now, janitor)
+    dashboards = _dashboards(settings, metrics, dashboard_transport, now)
+    hooks = Hooks(settings, metrics, events, now, janitor, dashboards)
     cluster_options, job_options = settings.options, settings.rayjob_options
+
+    def view(parent: dict[str, Any]) -> DashboardView | None:
+        """The poller's latest word on this RayJob's Ray job; asks it to keep polling."""
+        target = rayjob.watched(parent)
+        if dashboards is None or target is None:
+            return None
+        dashboards.watch(*target)
+        return dashboards.view(*target)
+
     app = FastAPI(
         title="metaray",
         version=__version__,
         docs_url=None,
         redoc_url=None,
-        lifespan=_lifespan(events, janitor),
+        lifespan=_lifespan(events, janitor, dashboards),
     )
+    app.state.dashboards = dashboards  # for tests: step the poller by hand
 
     @app.post("/sync")
     async def sync_hook(request: Request) -> Response:
@@ -94,8 +109,11 @@ def create_app(
         return await hooks.answer(
             request,
             "rayjob_sync",
-            lambda r, now: rayjob.sync(r.parent, r.observed, r.related, now, job_options),
-            cache=False,  # the answer depends on the clock (deadlines, TTLs), not only the body
+            lambda r, now: rayjob.sync(
+                r.parent, r.observed, r.related, now, job_options, view(r.parent)
+            ),
+            # The answer depends on the clock and the dashboards, not only on the body.
+            cache=False,
             related=True,
         )
 
@@ -105,7 +123,9 @@ def create_app(
         return await hooks.answer(
             request,
             "rayjob_finalize",
-            lambda r, now: rayjob.finalize(r.parent, r.observed, r.related, now, job_options),
+            lambda r, now: rayjob.finalize(
+                r.parent, r.observed, r.related, now, job_options, view(r.parent)
+            ),
             cache=False,
             related=True,
         )
@@ -152,6 +172,7 @@ class _Replay:
     events: tuple[Event, ...]
     redactor: Redactor
     delete_parent: bool = False  # a RayJob's DeleteSelf is due (rayjob hooks only)
+    intents: tuple[Intent, ...] = ()  # a RayJob's requests to its Ray dashboard
 
 
 class Hooks:
@@ -162,6 +183,7 @@ class Hooks:
         events: EventSink | None,
         clock: Clock,
         janitor: Janitor | None = None,
+        dashboards: Dashboards | None = None,
     ) -> None:
         self.clock = clock
         self.timeout = settings.compute_timeout_seconds
@@ -169,6 +191,7 @@ class Hooks:
         self.events = events
         self.janitor = janitor
         self.janitor_off_logged = False
+        self.dashboards = dashboards
         self.cache: AnswerCache[_Replay] | None = (
             AnswerCache(settings.cache_bytes) if settings.cache_bytes > 0 else None
         )
@@ -243,6 +266,8 @@ class Hooks:
             background.add_task(self.events.enqueue, replay.parent, replay.events, replay.redactor)
         if replay is not None and replay.delete_parent:
             self._delete_parent(background, replay)
+        if replay is not None and replay.intents and self.dashboards is not None:
+            background.add_task(self.dashboards.carry_out, replay.intents)
         after = background if background.tasks else None
         headers = {"ETag": etag}
         if request.headers.get("if-none-match") == etag:
@@ -317,6 +342,7 @@ def _replay(hook: str, request: SyncRequest, desired: Desired) -> _Replay | None
             desired.events,
             Redactor.of(request.parent),
             delete_parent=desired.delete_parent and kind_of(hook) == RAYJOB,
+            intents=tuple(i for i in desired.intents if isinstance(i, SubmitJob | StopJob)),
         )
     except Exception:
         log.exception("summarising a %s answer failed", hook)
@@ -353,22 +379,46 @@ def _janitor(
     )
 
 
+def _dashboards(
+    settings: Settings,
+    metrics: Metrics,
+    transport: httpx.AsyncBaseTransport | None,
+    clock: Clock,
+) -> Dashboards | None:
+    """Polls the Ray dashboards of running RayJobs; None with METARAY_DASHBOARD=off."""
+    if not settings.dashboard:
+        return None
+    return Dashboards(
+        clock=clock,
+        transport=transport,
+        interval=settings.dashboard_interval_seconds,
+        timeout=settings.dashboard_timeout_seconds,
+        metrics=DashboardMetrics(metrics.registry),
+    )
+
+
+class _Background(Protocol):
+    """A task that runs beside the hooks for the app's lifetime."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 def _lifespan(
-    events: EventSink | None, janitor: Janitor | None = None
+    *services: _Background | None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    running = [service for service in services if service is not None]
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if events is not None:
-            events.start()
-        if janitor is not None:
-            janitor.start()
+        for service in running:
+            service.start()
         try:
             yield
         finally:
-            if events is not None:
-                await events.stop()
-            if janitor is not None:
-                await janitor.stop()
+            for service in running:
+                await service.stop()
 
     return lifespan
 
