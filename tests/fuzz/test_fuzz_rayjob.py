@@ -58,25 +58,25 @@ def fuzz(
     return outcome
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=300)
 @given(rayjob_worlds(damage=False))
 def test_valid_rayjobs_in_every_state(request: dict[str, Any]) -> None:
     fuzz("rayjob worlds /rayjob/sync", dumps(request), "sync")
 
 
-@settings(FUZZ, max_examples=350)
+@settings(FUZZ, max_examples=300)
 @given(rayjob_worlds())
 def test_hostile_rayjobs_children_and_statuses(request: dict[str, Any]) -> None:
     fuzz("rayjob hostile worlds /rayjob/sync", dumps(request), "sync")
 
 
-@settings(FUZZ, max_examples=350)
+@settings(FUZZ, max_examples=300)
 @given(corrupted_rayjobs())
 def test_a_valid_rayjob_with_one_corrupted_field(request: dict[str, Any]) -> None:
     fuzz("rayjob corrupted /rayjob/sync", dumps(request), "sync")
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=250)
 @given(
     st.booleans().flatmap(
         lambda selector: st.one_of(
@@ -89,7 +89,7 @@ def test_finalize_keeps_every_child(request: dict[str, Any]) -> None:
     fuzz("rayjob worlds /rayjob/finalize", dumps(request), "finalize")
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=150)
 @given(invalid_rayjobs())
 def test_an_invalid_rayjob_changes_nothing_and_names_the_field(case: tuple[Any, str]) -> None:
     request, field = case
@@ -99,7 +99,7 @@ def test_an_invalid_rayjob_changes_nothing_and_names_the_field(case: tuple[Any, 
     )
 
 
-@settings(FUZZ, max_examples=100)
+@settings(FUZZ, max_examples=80)
 @given(rayjob_worlds(), st.sampled_from([MULTIKUEUE, "someone-else", "", 5, ["x"]]))
 def test_managed_by_another_controller_changes_nothing(
     request: dict[str, Any], manager: Any
@@ -112,7 +112,7 @@ def test_managed_by_another_controller_changes_nothing(
         assert outcome in ("managed elsewhere", "bad request") or outcome.startswith("open")
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=150)
 @given(customize_bodies())
 def test_customize_asks_only_for_what_it_names(request: Any) -> None:
     fuzz("rayjob /rayjob/customize", dumps(request), "customize")
@@ -124,7 +124,7 @@ def test_broken_bytes_on_the_rayjob_hooks(body: bytes, hook: str) -> None:
     fuzz("rayjob broken bytes", body, hook)
 
 
-@settings(FUZZ, max_examples=120)
+@settings(FUZZ, max_examples=100)
 @given(rayjob_worlds(damage=False))
 def test_feeding_the_status_back_reaches_a_fixpoint(request: dict[str, Any]) -> None:
     """Same children, same clock, the answer's status as the parent's: a fixpoint (f)."""
@@ -133,7 +133,7 @@ def test_feeding_the_status_back_reaches_a_fixpoint(request: dict[str, Any]) -> 
     event(f"{len(states)} syncs to a fixpoint")
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=150)
 @given(dashboard_worlds())
 def test_the_dashboards_word_never_costs_a_child(case: tuple[dict[str, Any], Any]) -> None:
     """A metaray that reads dashboards (HTTPMode, InteractiveMode, live states), with the
