@@ -103,32 +103,25 @@ def create_app(
             request, "finalize", lambda r, _: finalize(r.parent, r.observed, cluster_options)
         )
 
-    @app.post("/rayjob/sync")
-    async def rayjob_sync_hook(request: Request) -> Response:
-        """The RayJob controller's sync hook: its cluster, submitter, Service and status."""
-        return await hooks.answer(
-            request,
-            "rayjob_sync",
-            lambda r, now: rayjob.sync(
-                r.parent, r.observed, r.related, now, job_options, view(r.parent)
-            ),
-            # The answer depends on the clock and the dashboards, not only on the body.
-            cache=False,
-            related=True,
-        )
+    def rayjob_hook(hook: str, core: Callable[..., Desired]) -> Callable[[Request], Any]:
+        async def answer(request: Request) -> Response:
+            return await hooks.answer(
+                request,
+                hook,
+                lambda r, now: core(
+                    r.parent, r.observed, r.related, now, job_options, view(r.parent)
+                ),
+                # The answer depends on the clock and the dashboards, not only on the body.
+                cache=False,
+                related=True,
+            )
 
-    @app.post("/rayjob/finalize")
-    async def rayjob_finalize_hook(request: Request) -> Response:
-        """The RayJob controller's finalize hook: a RayJob is being deleted."""
-        return await hooks.answer(
-            request,
-            "rayjob_finalize",
-            lambda r, now: rayjob.finalize(
-                r.parent, r.observed, r.related, now, job_options, view(r.parent)
-            ),
-            cache=False,
-            related=True,
-        )
+        return answer
+
+    # The RayJob controller's sync hook (its cluster, submitter, Service and status) and
+    # finalize hook (a RayJob is being deleted).
+    app.post("/rayjob/sync")(rayjob_hook("rayjob_sync", rayjob.sync))
+    app.post("/rayjob/finalize")(rayjob_hook("rayjob_finalize", rayjob.finalize))
 
     @app.post("/rayjob/customize")
     async def rayjob_customize_hook(request: Request) -> Response:

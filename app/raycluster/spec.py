@@ -207,7 +207,10 @@ def _pydantic_problems(error: ValidationError) -> Iterator[Problem]:
         yield Problem(path, message)
 
 
-def _check_identity(parent: Mapping[str, Any]) -> Iterator[Problem]:
+def _check_identity(
+    parent: Mapping[str, Any], max_name: int = MAX_CLUSTER_NAME
+) -> Iterator[Problem]:
+    """apiVersion, metadata's shape, and the name: a DNS-1035 label of at most ``max_name``."""
     if parent.get("apiVersion") not in API_VERSIONS:
         yield Problem("apiVersion", f"must be one of {', '.join(API_VERSIONS)}")
     metadata = parent.get("metadata")
@@ -222,10 +225,10 @@ def _check_identity(parent: Mapping[str, Any]) -> Iterator[Problem]:
         if not isinstance(metadata.get(key, ""), str):
             yield Problem(f"metadata.{key}", "must be a string")
     name = metadata.get("name")
-    if not isinstance(name, str) or not is_dns1035_label(name, MAX_CLUSTER_NAME):
+    if not isinstance(name, str) or not is_dns1035_label(name, max_name):
         yield Problem(
             "metadata.name",
-            f"must be a DNS-1035 label of at most {MAX_CLUSTER_NAME} characters "
+            f"must be a DNS-1035 label of at most {max_name} characters "
             "(lower-case letters, digits and '-', starting with a letter)",
         )
 
@@ -542,3 +545,4 @@ def _check_words(path: str, values: Mapping[str, str], what: str) -> Iterator[Pr
 SpecModel = _Model
 pydantic_problems = _pydantic_problems
 check_template = _check_template
+check_identity = _check_identity

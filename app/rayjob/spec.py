@@ -16,7 +16,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError
 
-from app.raycluster.names import is_dns1035_label
 from app.raycluster.spec import (
     INT32_MAX,
     Int32,
@@ -25,12 +24,12 @@ from app.raycluster.spec import (
     Problem,
     RayClusterSpec,
     SpecModel,
+    check_identity,
     check_template,
     parse_spec,
     pydantic_problems,
 )
 
-API_VERSIONS = ("ray.io/v1", "ray.io/v1alpha1")
 MAX_RAYJOB_NAME = 47  # the cluster's name adds "-" and 5 characters and must stay within 53
 K8S_JOB_MODE = "K8sJobMode"
 SIDECAR_MODE = "SidecarMode"
@@ -143,7 +142,7 @@ def parse_rayjob(parent: Mapping[str, Any], dashboard: bool = True) -> RayJob:
 
     ``dashboard`` says whether metaray reads Ray dashboards: HTTPMode and InteractiveMode need
     it."""
-    problems = list(_check_identity(parent))
+    problems = list(check_identity(parent, MAX_RAYJOB_NAME))
     raw = parent.get("spec")
     if not isinstance(raw, Mapping):
         raise InvalidSpec([*problems, Problem("spec", "must be an object")])
@@ -185,29 +184,6 @@ def parse_rayjob(parent: Mapping[str, Any], dashboard: bool = True) -> RayJob:
 def _generation(metadata: Mapping[str, Any]) -> int:
     generation = metadata.get("generation")
     return generation if isinstance(generation, int) and not isinstance(generation, bool) else 0
-
-
-def _check_identity(parent: Mapping[str, Any]) -> Iterator[Problem]:
-    if parent.get("apiVersion") not in API_VERSIONS:
-        yield Problem("apiVersion", f"must be one of {', '.join(API_VERSIONS)}")
-    metadata = parent.get("metadata")
-    if not isinstance(metadata, Mapping):
-        yield Problem("metadata", "must be an object")
-        return
-    for key in ("labels", "annotations"):
-        values = metadata.get(key) or {}
-        if not isinstance(values, Mapping) or not all(isinstance(v, str) for v in values.values()):
-            yield Problem(f"metadata.{key}", "must map strings to strings")
-    for key in ("uid", "namespace"):
-        if not isinstance(metadata.get(key, ""), str):
-            yield Problem(f"metadata.{key}", "must be a string")
-    name = metadata.get("name")
-    if not isinstance(name, str) or not is_dns1035_label(name, MAX_RAYJOB_NAME):
-        yield Problem(
-            "metadata.name",
-            f"must be a DNS-1035 label of at most {MAX_RAYJOB_NAME} characters "
-            "(lower-case letters, digits and '-', starting with a letter)",
-        )
 
 
 def _check_spec(spec: RayJobSpec) -> Iterator[Problem]:

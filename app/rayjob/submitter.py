@@ -107,7 +107,11 @@ def _template(job: RayJob) -> JSONObject:
             "spec": {
                 "restartPolicy": "Never",
                 "containers": [
-                    {"name": CONTAINER, "image": head_image(job), "resources": RESOURCES}
+                    {
+                        "name": CONTAINER,
+                        "image": head_image(job.spec.rayClusterSpec),
+                        "resources": RESOURCES,
+                    }
                 ],
             }
         }
@@ -164,11 +168,12 @@ def _env(name: str, value: str) -> JSONObject:
     return {"name": name, "value": value}
 
 
-def head_image(job: RayJob) -> str:
-    """The head's Ray image: the submitter needs the same Ray version."""
-    spec = job.cluster_spec
-    if spec is None:
-        return ""
-    containers = (spec.headGroupSpec.template.get("spec") or {}).get("containers") or [{}]
-    image = containers[0].get("image") if isinstance(containers[0], Mapping) else None
+def head_image(cluster_spec: Any) -> str:
+    """The head's Ray image in a cluster's raw spec: the submitter needs the same Ray."""
+    head = cluster_spec.get("headGroupSpec") if isinstance(cluster_spec, Mapping) else None
+    template = head.get("template") if isinstance(head, Mapping) else None
+    pod_spec = template.get("spec") if isinstance(template, Mapping) else None
+    containers = pod_spec.get("containers") if isinstance(pod_spec, Mapping) else None
+    first = containers[0] if isinstance(containers, list) and containers else None
+    image = first.get("image") if isinstance(first, Mapping) else None
     return image if isinstance(image, str) else ""

@@ -146,7 +146,7 @@ def finalize(
             everything, dict(previous), finalized=False, resync_after=_resync([give_up], now)
         )
     cluster, url = stopping
-    image = _cluster_image(cluster)
+    image = head_image(cluster.spec)
     job_object = stop_job(job, options.submitter_script, image, url, str(previous.get("jobId")))
     event = Event(
         NORMAL,
@@ -273,7 +273,13 @@ def _sidecar(job: RayJob, status: Mapping[str, Any], options: Options) -> JSONOb
         return None
     url = dashboard_url("", job.namespace, job.spec.rayClusterSpec, options.cluster.cluster_domain)
     port = int(url.rsplit(":", 1)[1])
-    return sidecar(job, options.submitter_script, head_image(job), port, str(status.get("jobId")))
+    return sidecar(
+        job,
+        options.submitter_script,
+        head_image(job.spec.rayClusterSpec),
+        port,
+        str(status.get("jobId")),
+    )
 
 
 def _cluster_spec(world: World, name: str, job: RayJob) -> Mapping[str, Any]:
@@ -298,13 +304,6 @@ def _stop_needed(
         return None
     url = str(previous.get("dashboardURL") or "")
     return (cluster, url) if url else None
-
-
-def _cluster_image(cluster: ObservedObject) -> str:
-    template = (cluster.spec.get("headGroupSpec") or {}).get("template") or {}
-    containers = (template.get("spec") or {}).get("containers") or [{}]
-    image = containers[0].get("image") if isinstance(containers[0], Mapping) else None
-    return image if isinstance(image, str) else ""
 
 
 def _invalid(observed: Observed, previous: Mapping[str, Any], invalid: InvalidSpec) -> Desired:
