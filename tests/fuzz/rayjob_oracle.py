@@ -412,6 +412,9 @@ OPEN_FINDS: list[tuple[str, str, str, str]] = [
         "recorded-cluster-spec-shape",
     ),
     ("RecursionError", "rayjob/outcome.py", "maximum recursion depth", "deep-termination-message"),
+    ("TypeError", "raycluster/service.py", "unhashable", "observed-cluster-spec-shape"),
+    ("AttributeError", "raycluster/service.py", "has no attribute", "observed-cluster-spec-shape"),
+    ("KeyError", "raycluster/service.py", "0", "observed-cluster-spec-shape"),
 ]
 
 
@@ -432,8 +435,10 @@ class OpenFind(Exception):
 
 
 # -- running the core ------------------------------------------------------------------------- ---
-OPTIONS = Settings().rayjob_options  # as the shell runs the core: the real submitter script
-# A metaray that reads Ray dashboards (HTTPMode, InteractiveMode, live job states).
+# As the shell runs the core (the real submitter script), without reading Ray dashboards
+# (METARAY_DASHBOARD=off: submitter Jobs, stop Jobs), and with (HTTPMode, InteractiveMode,
+# live job states, stopping through the dashboard).
+OPTIONS = dataclasses.replace(Settings().rayjob_options, dashboard=False)
 DASHBOARD_OPTIONS = dataclasses.replace(OPTIONS, dashboard=True)
 
 

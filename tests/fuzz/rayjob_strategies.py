@@ -331,6 +331,7 @@ STATUS_KEYS = [
     "rayClusterStatus",
     "rayJobInfo",
     "observedGeneration",
+    "jobStatusCheckFailureStartTime",
 ]
 STATUS_VALUES = st.one_of(BREAKERS, ODD_TIMES, st.sampled_from(STATES), st.sampled_from([2**64]))
 
