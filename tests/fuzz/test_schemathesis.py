@@ -305,7 +305,7 @@ CHECKS = [
     phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
 )
 def test_every_operation_against_its_schema(case: schemathesis.Case[Any]) -> None:
-    count("schemathesis")
+    count("schemathesis (RayJob)" if case.path.startswith("/rayjob/") else "schemathesis")
     response = case.call()
     sent = response.request.body or b""  # None: a case without a body
     assert isinstance(sent, str | bytes), f"schemathesis sent a {type(sent).__name__}"

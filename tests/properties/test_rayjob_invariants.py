@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from app.hooks.request import LAST_APPLIED
+from tests.fuzz import count
 from tests.fuzz.rayjob_oracle import OpenFind, check_rayjob_answer, run_rayjob_core
 from tests.fuzz.rayjob_strategies import (
     JOB,
@@ -76,6 +77,7 @@ class Metacontroller:
     def sync(self) -> tuple[bytes, dict[str, Any]]:
         """One sync, checked by the oracle; the answer (None on an open find)."""
         body = self.body()
+        count("rayjob lifecycle syncs")
         answer = run_rayjob_core(body, "sync", self.now)
         assert answer is not None, "the stand-in sent a request the hook refused"
         check_rayjob_answer(json.loads(body), answer, "sync", self.now)
