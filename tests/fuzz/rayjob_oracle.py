@@ -403,8 +403,6 @@ OPEN_FINDS: list[tuple[str, str, str, str]] = [
     ("ValueError", "rayjob/lifecycle.py", "int()", "status-counter-not-a-number"),
     ("TypeError", "rayjob/lifecycle.py", "int()", "status-counter-not-a-number"),
     ("TypeError", "hooks/response.py", "64-bit range", "status-integer-beyond-64-bits"),
-    ("AttributeError", "rayjob/sync.py", "has no attribute 'get'", "user-cluster-spec-shape"),
-    ("KeyError", "rayjob/sync.py", "0", "user-cluster-spec-shape"),
     (
         "AttributeError",
         "rayjob/cluster.py",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 from collections import Counter
 from datetime import datetime
@@ -173,6 +174,7 @@ def test_the_generators_reach_every_state() -> None:
 CORPUS = Path(__file__).parent / "corpus"
 CASES = sorted(CORPUS.glob("rayjob-*.json"))
 FIELDS = {"why", "hook", "status", "state", "kept", "gone", "body", "raw", "base64", "now"}
+FIELDS |= {"dashboard"}
 
 
 def post(app: Any, path: str, body: bytes) -> httpx.Response:
@@ -202,12 +204,14 @@ def test_the_rayjob_corpus_has_cases() -> None:
 def test_rayjob_corpus_case(path: Path) -> None:
     """A case: ``why``, the ``hook`` (``rayjob/sync``, ...), the exact HTTP ``status``, the
     body, the shell's clock ``now`` (default ``NOW``), and optionally the answer's
-    ``jobDeploymentStatus`` (``state``, "" for none) and children ``kept`` or ``gone``."""
+    ``jobDeploymentStatus`` (``state``, "" for none) and children ``kept`` or ``gone``;
+    ``dashboard: false`` runs a metaray that does not read Ray dashboards."""
     case = json.loads(path.read_text())
     assert set(case) <= FIELDS, sorted(set(case) - FIELDS)
     assert case["why"]
     now = datetime.fromisoformat(case["now"]) if "now" in case else NOW
-    app = create_app(Settings(), clock=lambda: now)
+    settings = dataclasses.replace(Settings(), dashboard=case.get("dashboard", True))
+    app = create_app(settings, clock=lambda: now)
     body = body_of(case)
     count("rayjob corpus")
     response = post(app, f"/{case['hook']}", body)
