@@ -44,6 +44,11 @@ from tests.fuzz.strategies import dumps, malformed_bodies
 PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
 FUZZ = settings(deadline=None, derandomize=False, print_blob=True, phases=PHASES)
 HOOKS = ("sync", "finalize", "customize")
+NOW_TEXT = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def fuzz(
@@ -101,7 +106,10 @@ def test_an_invalid_rayjob_changes_nothing_and_names_the_field(case: tuple[Any, 
 
 
 @settings(FUZZ, max_examples=80)
-@given(rayjob_worlds(), st.sampled_from([MULTIKUEUE, "someone-else", "", 5, ["x"]]))
+@given(
+    st.one_of(rayjob_worlds(), rayjob_worlds(damage=False, selector=True)),
+    st.sampled_from([MULTIKUEUE, "someone-else", "", 5, ["x"]]),
+)
 def test_managed_by_another_controller_changes_nothing(
     request: dict[str, Any], manager: Any
 ) -> None:
@@ -111,6 +119,9 @@ def test_managed_by_another_controller_changes_nothing(
     outcome = fuzz("rayjob managed elsewhere /rayjob/sync", dumps(request), "sync")
     if isinstance(parent, dict) and isinstance(parent.get("spec"), dict):
         assert outcome in ("managed elsewhere", "bad request") or outcome.startswith("open")
+        parent["metadata"] = {**_mapping(parent.get("metadata")), "deletionTimestamp": NOW_TEXT}
+        request["finalizing"] = True
+        fuzz("rayjob managed elsewhere /rayjob/finalize", dumps(request), "finalize")
 
 
 @settings(FUZZ, max_examples=150)
