@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from bench import http, inprocess, memory, soak
+from bench import http, inprocess, memory, rayjob, soak
 
 
 def main() -> None:
     print("== in-process sync against orjson.loads")
     inprocess.main([10, 100, 1000, 5000])
+    print("\n== in-process RayJob sync against the RayCluster sync of its cluster")
+    rayjob.main([10, 100, 1000])
     print("\n== HTTP, 5-pod cluster, against a minimal FastAPI endpoint")
     http.main(10.0)
     print("\n== memory, 500 distinct 1,000-pod syncs")
