@@ -27,7 +27,10 @@ def normalise(stamp: str) -> str | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        return None
 
 
 def newest(stamps: Iterable[Any]) -> str | None:

@@ -65,15 +65,12 @@ def _add_sidecar(spec: JSONObject, job: RayJob, sidecar: JSONObject) -> None:
 def with_workers_suspended(cluster: Mapping[str, Any]) -> JSONObject:
     """The same cluster with every worker group suspended (the ``DeleteWorkers`` policy)."""
     changed: JSONObject = copy.deepcopy(dict(cluster))
-    for group in changed.get("spec", {}).get("workerGroupSpecs") or []:
+    spec = changed.get("spec")
+    groups = spec.get("workerGroupSpecs") if isinstance(spec, dict) else None
+    for group in groups if isinstance(groups, list) else []:
         if isinstance(group, dict):
             group["suspend"] = True
     return changed
-
-
-def workers_suspended(cluster: Mapping[str, Any]) -> bool:
-    groups = (cluster.get("spec") or {}).get("workerGroupSpecs") or []
-    return all(isinstance(g, Mapping) and g.get("suspend") is True for g in groups)
 
 
 def dashboard_url(name: str, namespace: str, spec: Mapping[str, Any], domain: str) -> str:

@@ -38,6 +38,8 @@ NEW, INITIALIZING, RUNNING = "", "Initializing", "Running"
 COMPLETE, FAILED, VALIDATION_FAILED = "Complete", "Failed", "ValidationFailed"
 SUSPENDING, SUSPENDED, RETRYING, WAITING = "Suspending", "Suspended", "Retrying", "Waiting"
 TERMINAL = (COMPLETE, FAILED)
+# States in which the status names the attempt's cluster.
+_NAMED_STATES = (INITIALIZING, RUNNING, WAITING)
 READY = "ready"
 _DEADLINE_FIELDS = {
     "DeadlineExceeded": "activeDeadlineSeconds",
@@ -99,11 +101,18 @@ class Step:
 
 
 def advance(job: RayJob, previous: Mapping[str, Any], world: World, now: datetime) -> Step:
-    status: dict[str, Any] = {"succeeded": 0, "failed": 0, **previous}
+    status: dict[str, Any] = {
+        **previous,
+        "succeeded": _count(previous.get("succeeded")),
+        "failed": _count(previous.get("failed")),
+    }
     state = status.get("jobDeploymentStatus") or NEW
     if state == VALIDATION_FAILED:  # the spec was fixed: carry on from what is known
         state = INITIALIZING if status.get("rayClusterName") else NEW
         status.update(jobDeploymentStatus=state, reason="", message="")
+    named = isinstance(status.get("rayClusterName"), str) and status["rayClusterName"]
+    if not isinstance(state, str) or (state in _NAMED_STATES and not named):
+        state = NEW  # a status no sync wrote (edited by hand): start from what the spec says
     step = Step(status)
     handler = _HANDLERS.get(state, _new)
     handler(job, step, world, now)
@@ -113,7 +122,7 @@ def advance(job: RayJob, previous: Mapping[str, Any], world: World, now: datetim
 
 def _new(job: RayJob, step: Step, world: World, now: datetime) -> None:
     status = step.status
-    failed = int(status.get("failed") or 0)
+    failed = status["failed"]
     if job.spec.suspend:  # created suspended (Kueue): nothing is made until it is admitted
         status["jobDeploymentStatus"] = SUSPENDING
         _finish_teardown(step, world, SUSPENDED)
@@ -307,7 +316,7 @@ def _end(job: RayJob, step: Step, ended: oc.Outcome, now: datetime) -> None:
         status["rayJobInfo"] = {k: v for k, v in info.items() if v}
     if ended.succeeded:
         status.update(jobDeploymentStatus=COMPLETE, reason="", endTime=stamp(now))
-        status["succeeded"] = int(status.get("succeeded") or 0) + 1
+        status["succeeded"] += 1
         _terminal(job, step, None, now)
     else:
         _fail(job, step, ended.reason, ended.message, now)
@@ -317,7 +326,7 @@ def _fail(job: RayJob, step: Step, reason: str, message: str, now: datetime) -> 
     """Failed, or Retrying at once when the RayJob has retries left (Failed is then never
     written for that attempt, as in KubeRay)."""
     status = step.status
-    failed = int(status.get("failed") or 0) + 1
+    failed = status["failed"] + 1
     status.update(failed=failed, reason=reason, message=message)
     if reason not in NOT_RETRIED and failed < job.spec.backoffLimit + 1:
         status["jobDeploymentStatus"] = RETRYING
@@ -404,6 +413,12 @@ def _cluster(job: RayJob, world: World, name: str) -> ObservedObject | None:
 def _dashboard_url(name: str, job: RayJob, cluster: ObservedObject, domain: str) -> str:
     spec = cluster.spec or (job.spec.rayClusterSpec or {})
     return dashboard_url(name, job.namespace, spec, domain)
+
+
+def _count(value: Any) -> int:
+    """An attempt counter as KubeRay keeps it (int32); anything else counts as none."""
+    fits = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31 - 1
+    return int(value) if fits else 0
 
 
 def _clean(status: dict[str, Any]) -> None:

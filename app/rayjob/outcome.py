@@ -113,7 +113,7 @@ def _parse(message: str | None) -> Outcome | None:
         return None
     try:
         data = json.loads(message)
-    except ValueError:
+    except (ValueError, RecursionError):  # the submitter's own words: anything at all
         return None
     if not isinstance(data, dict):
         return None

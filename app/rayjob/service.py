@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from app.raycluster import labels as lbl
 from app.raycluster import service
 from app.raycluster.cluster import Cluster, Options
-from app.raycluster.spec import JSONObject, RayClusterSpec
+from app.raycluster.spec import InvalidSpec, JSONObject, RayClusterSpec, parse_spec
 from app.rayjob import labels as jl
+from app.rayjob.cluster import RAYCLUSTER_API
 from app.rayjob.names import head_service_name
 from app.rayjob.spec import RayJob
 
@@ -23,7 +22,7 @@ def head_service(
     """A copy of the cluster's head Service (ports, type, headless), renamed, selecting the
     head of the cluster the RayJob runs on now."""
     built = service.head_service(
-        Cluster(cluster, job.namespace, job.uid, {}, _spec(job, spec), options)
+        Cluster(cluster, job.namespace, job.uid, {}, _spec(job, cluster, spec), options)
     )
     labels = {
         **jl.originated(job.name),
@@ -39,10 +38,13 @@ def head_service(
     return built
 
 
-def _spec(job: RayJob, spec: Mapping[str, Any]) -> RayClusterSpec:
-    """The cluster's spec as it was created; the RayJob's own if that cannot be read."""
+def _spec(job: RayJob, cluster: str, spec: Mapping[str, Any]) -> RayClusterSpec:
+    """The cluster's spec as it was created, checked as the RayCluster core checks it; the
+    RayJob's own where that one cannot be read."""
     try:
-        return RayClusterSpec.model_validate(spec)
-    except ValidationError:
+        return parse_spec(
+            {"apiVersion": RAYCLUSTER_API, "metadata": {"name": cluster}, "spec": spec}
+        )
+    except InvalidSpec:
         assert job.cluster_spec is not None  # only called for a RayJob with a cluster of its own
         return job.cluster_spec

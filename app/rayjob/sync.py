@@ -123,6 +123,8 @@ def finalize(
     options = options or Options()
     previous = _previous(parent)
     everything = _echo(observed, _keys(observed))
+    if managed_elsewhere(parent):  # its manager stops what it runs
+        return Desired(everything, dict(previous), finalized=True)
     try:
         job = parse_rayjob(parent, dashboard=options.dashboard)
     except InvalidSpec:
@@ -147,6 +149,14 @@ def finalize(
         )
     cluster, url = stopping
     image = head_image(cluster.spec)
+    if not image:
+        warning = Event(
+            WARNING,
+            "FailedToStopRayJob",
+            f"RayCluster {job.namespace}/{cluster.name} names no head image to run a stop Job "
+            f"with: Ray job {previous.get('jobId')} was not stopped",
+        )
+        return Desired(everything, dict(previous), (warning,), finalized=True)
     job_object = stop_job(job, options.submitter_script, image, url, str(previous.get("jobId")))
     event = Event(
         NORMAL,
@@ -217,9 +227,23 @@ def customize(parent: Mapping[str, Any]) -> JSONObject:
     return {"relatedResources": rules}
 
 
-def _previous(parent: Mapping[str, Any]) -> Mapping[str, Any]:
+def _previous(parent: Mapping[str, Any]) -> dict[str, Any]:
+    """The parent's status, without what no API server can store (integers beyond 64 bits,
+    a hand-edited status can hold them) and so what no answer could encode."""
     status = parent.get("status")
-    return status if isinstance(status, Mapping) else {}
+    return _storable(status) if isinstance(status, Mapping) else {}
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _storable(v) for k, v in value.items() if _fits(v)}
+    if isinstance(value, list):
+        return [_storable(v) for v in value if _fits(v)]
+    return value
+
+
+def _fits(value: Any) -> bool:
+    return not isinstance(value, int) or -(2**63) <= value < 2**63
 
 
 def _world(
@@ -254,7 +278,9 @@ def _children(
         if step.cluster == "build" and key not in observed.applied and alone:
             built[key] = ray_cluster(job, name, _sidecar(job, status, options))
         elif step.cluster == "suspend-workers" and key in observed.applied:
-            built[key] = with_workers_suspended(observed.applied[key])
+            suspended = with_workers_suspended(observed.applied[key])
+            if suspended != dict(observed.applied[key]):  # else kept as recorded, byte for byte
+                built[key] = suspended
     submitter_key = (JOB, submitter_job_name(job.name))
     if step.submitter == "delete":
         dropped |= {(JOB, j) for j in world.jobs}

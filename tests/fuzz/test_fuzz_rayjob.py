@@ -3,8 +3,7 @@ customize, encode, at a fixed clock (``rayjob_strategies.NOW``).
 
 Every input goes through ``rayjob_oracle.check_rayjob_core``: a 400, or an answer that keeps
 what it must (rules a-c), twice the same bytes (e); an exception is a 5xx in production and
-fails here, except the open finds listed in ``rayjob_oracle.OPEN_FINDS`` (reported, not fixed
-yet), which are counted. ``corpus/rayjob-*.json`` replays hand-made and found cases over HTTP.
+fails here. ``corpus/rayjob-*.json`` replays hand-made and found cases over HTTP.
 """
 
 from __future__ import annotations
