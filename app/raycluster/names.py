@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterator
 
 MAX_CLUSTER_NAME = 53
 MAX_LABEL = 63
+MAX_SUBDOMAIN = 253
 SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 SUFFIX_LENGTH = 5
 HEAD_ROLE = "head"
@@ -34,6 +35,17 @@ def is_dns1123_label(name: str) -> bool:
 
 def is_label_value(value: str) -> bool:
     return len(value) <= MAX_LABEL and _LABEL_VALUE.match(value) is not None
+
+
+def is_label_key(key: str) -> bool:
+    """A Kubernetes qualified name: ``[prefix/]name``, the prefix a DNS-1123 subdomain."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not (
+        0 < len(prefix) <= MAX_SUBDOMAIN
+        and all(_DNS1123_LABEL.match(part) for part in prefix.split("."))
+    ):
+        return False
+    return 0 < len(name) <= MAX_LABEL and _LABEL_VALUE.match(name) is not None
 
 
 def is_pod_name_segment(value: str) -> bool:

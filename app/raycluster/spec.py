@@ -24,6 +24,7 @@ from pydantic import (
 from app.raycluster.names import (
     MAX_CLUSTER_NAME,
     is_dns1035_label,
+    is_label_key,
     is_label_value,
     is_pod_name_segment,
 )
@@ -35,7 +36,8 @@ INT64 = 2**63
 API_VERSIONS = ("ray.io/v1", "ray.io/v1alpha1")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 _FLAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_PLAIN_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")
+# Resource names go into ``--resources='{...}'``: inside single quotes, so ':' is safe too.
+_PLAIN_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./:-]*$")
 Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
 
 
@@ -234,9 +236,9 @@ def _check_spec(spec: RayClusterSpec) -> Iterator[Problem]:
     head = spec.headGroupSpec
     yield from _check_template("spec.headGroupSpec.template", head.template)
     yield from _check_params("spec.headGroupSpec.rayStartParams", head.rayStartParams)
-    yield from _check_quantities("spec.headGroupSpec.resources", head.resources)
+    yield from _check_quantities("spec.headGroupSpec.resources", head.resources, negative=False)
     yield from _check_words("spec.headGroupSpec.resources", head.resources, "resource names")
-    yield from _check_words("spec.headGroupSpec.labels", head.labels, "Ray labels")
+    yield from _check_ray_labels("spec.headGroupSpec", "head", head.labels, head.rayStartParams)
     if head.serviceType is not None and head.serviceType not in SERVICE_TYPES:
         yield Problem(
             "spec.headGroupSpec.serviceType", f"must be one of {', '.join(SERVICE_TYPES)}"
@@ -289,9 +291,11 @@ def _check_features(parent: Mapping[str, Any], spec: RayClusterSpec) -> Iterator
     for path, group in groups:
         clash = sorted(set(_RESOURCE_FLAGS) & set(group.rayStartParams))
         if group.resources and clash:
+            name = group.groupName if isinstance(group, WorkerGroupSpec) else "head"
             yield Problem(
                 f"{path}.resources",
-                f"cannot be combined with rayStartParams {', '.join(clash)}: set one or the other",
+                "resource fields should not be set in both rayStartParams and Resources for "
+                f"{name} group; please use only one (rayStartParams sets {', '.join(clash)})",
             )
 
 
@@ -369,9 +373,9 @@ def _check_group(path: str, group: WorkerGroupSpec) -> Iterator[Problem]:
         )
     yield from _check_template(f"{path}.template", group.template)
     yield from _check_params(f"{path}.rayStartParams", group.rayStartParams)
-    yield from _check_quantities(f"{path}.resources", group.resources)
+    yield from _check_quantities(f"{path}.resources", group.resources, negative=False)
     yield from _check_words(f"{path}.resources", group.resources, "resource names")
-    yield from _check_words(f"{path}.labels", group.labels, "Ray labels")
+    yield from _check_ray_labels(path, group.groupName, group.labels, group.rayStartParams)
 
 
 # The parts of a pod template metaray reads or extends, and the JSON type each must have.
@@ -503,12 +507,17 @@ def _check_items(path: str, obj: Mapping[str, Any], key: str, shape: _Shape) -> 
                 yield Problem(f"{path}[{index}].{field}", f"must be {_TYPE_NAMES[kind]}")
 
 
-def _check_quantities(path: str, values: Mapping[str, Any]) -> Iterator[Problem]:
+def _check_quantities(
+    path: str, values: Mapping[str, Any], *, negative: bool = True
+) -> Iterator[Problem]:
     for key, value in values.items():
         try:
-            parse_quantity(value)
+            amount = parse_quantity(value)
         except (QuantityError, TypeError):
             yield Problem(f"{path}.{key}", f"{value!r} is not a Kubernetes quantity")
+            continue
+        if amount < 0 and not negative:
+            yield Problem(f"{path}.{key}", f"{value!r} must not be negative")
 
 
 _PORT_FLAGS = ("port", "dashboard-port", "dashboard-agent-listen-port", "metrics-export-port")
@@ -526,13 +535,38 @@ def _check_params(path: str, params: Mapping[str, str]) -> Iterator[Problem]:
             yield Problem(f"{path}.{key}", f"{problem} (it goes into the ray start command)")
 
 
+def _check_ray_labels(
+    path: str, group: str, labels: Mapping[str, str], params: Mapping[str, str]
+) -> Iterator[Problem]:
+    """A group's Ray labels are also pod labels, so they follow Kubernetes' label syntax (which
+    keeps them shell-safe in ``--labels``); ``rayStartParams.labels`` would bypass that."""
+    if "labels" in params:
+        yield Problem(
+            f"{path}.rayStartParams.labels",
+            f"rayStartParams['labels'] is not supported for {group} group; "
+            "please use the top-level Labels field instead",
+        )
+    for key, value in labels.items():
+        if not is_label_key(key):
+            yield Problem(
+                f"{path}.labels",
+                f"invalid label key for {group} group: {key!r}: must be a Kubernetes qualified "
+                "name ([DNS-1123 subdomain/]name of at most 63 letters, digits, '-', '_', '.')",
+            )
+        elif not is_label_value(value):
+            yield Problem(
+                f"{path}.labels.{key}",
+                f"invalid label value for {group} group: {value!r}: at most 63 letters, digits, "
+                "'-', '_', '.', starting and ending with a letter or digit",
+            )
+
+
 def _check_words(path: str, values: Mapping[str, str], what: str) -> Iterator[Problem]:
-    """Group labels and resource names are pasted into ``ray start`` flags unquoted."""
-    for key, value in values.items():
-        for word in (key, value):
-            if not _PLAIN_WORD.match(word):
-                yield Problem(
-                    f"{path}.{key}",
-                    f"{what} must be letters, digits and '-_./' only ({word!r} is not)",
-                )
-                break
+    """Resource names are pasted into the ``ray start`` command (their amounts are quantities,
+    rendered as numbers)."""
+    for key in values:
+        if not _PLAIN_WORD.match(key):
+            yield Problem(
+                f"{path}.{key}",
+                f"{what} must be letters, digits and '-_./:' only ({key!r} is not)",
+            )
