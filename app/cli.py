@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from app import logs
+from app.raycluster.auth import TOKEN_BYTES
 from app.render import RenderError, render, to_yaml
 from app.settings import Settings
 
@@ -88,7 +90,8 @@ def _clear_metrics(directory: Path) -> None:
 
 def _render(args: argparse.Namespace) -> int:
     try:
-        output = render(args.manifest, args.observed, Settings.from_env().options)
+        entropy = secrets.token_bytes(TOKEN_BYTES)  # a token Secret gets a real random token
+        output = render(args.manifest, args.observed, Settings.from_env().options, entropy=entropy)
     except RenderError as error:
         print(f"metaray render: {error}", file=sys.stderr)
         return 2

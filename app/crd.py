@@ -10,7 +10,7 @@ container settings, ...), the full Kubernetes schema is embedded from the OpenAP
 structural schema: every node has a type, or is int-or-string.
 
 Our own objects (the model's, which reject unknown fields) preserve unknown fields instead of
-letting the API server prune them: a KubeRay field metaray does not know (``authOptions``, say)
+letting the API server prune them: a KubeRay field metaray does not know (``tlsOptions``, say)
 reaches the hook, which refuses the spec, rather than vanishing without a trace. Inside embedded
 Kubernetes types unknown fields are pruned, or rejected by strict field validation, as usual.
 """
@@ -306,6 +306,13 @@ DESCRIPTIONS: dict[str, str] = {
     "RayClusterSpec.gcsFaultToleranceOptions": "An external Redis for the GCS, so that the "
     "cluster survives the loss of its head.",
     "RayClusterSpec.upgradeStrategy": "What happens to running pods when their template changes.",
+    "RayClusterSpec.authOptions": "Ray token authentication between the cluster's processes "
+    "and its clients (Ray 2.52 or later).",
+    "AuthOptions.mode": "token turns authentication on; disabled (or unset) leaves it off.",
+    "AuthOptions.secretName": "Your own Secret holding the token under the key auth_token; "
+    "metaray then creates none (by default it creates the Secret <cluster>).",
+    "AuthOptions.enableK8sTokenAuth": "Authenticate with projected Kubernetes service-account "
+    "tokens instead of a shared token (Ray 2.55 or later; no Secret).",
     "HeadGroupSpec.template": "The head pod's template; its first container runs Ray.",
     "HeadGroupSpec.rayStartParams": "`ray start` flags for the head, without the leading "
     "dashes; values are passed verbatim.",

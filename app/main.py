@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -27,16 +28,24 @@ from app.hooks.request import BadRequest, SyncRequest, decode
 from app.hooks.response import encode
 from app.kube_events import EventSink
 from app.metrics import HTTP_SECONDS, Metrics, Timings
+from app.raycluster.auth import TOKEN_BYTES
 from app.raycluster.cluster import Options
 from app.raycluster.events import Event
 from app.raycluster.observed import Observed
 from app.raycluster.sync import Desired, finalize, sync
-from app.redact import Redactor
+from app.redact import Redactor, secret_children
 from app.settings import Settings
 from app.summary import BAD_REQUEST, ERROR, Answer, Identity, summarize
 
 log = logging.getLogger("metaray")
-Decide = Callable[[dict[str, Any], Observed, Options], Desired]
+
+
+class Decide(Protocol):
+    def __call__(
+        self, parent: dict[str, Any], observed: Observed, options: Options, *, entropy: bytes
+    ) -> Desired: ...
+
+
 Clock = Callable[[], datetime]
 JSON = "application/json"
 # Requests at least this large are decided in a worker thread, bounded in time.
@@ -144,7 +153,7 @@ class Hooks:
             # A 5xx makes Metacontroller keep every child and the status as they are.
             detail = f"internal error: {type(failure.error).__name__}"
             parent = failure.parent
-            redactor = Redactor.of(parent)
+            redactor = Redactor.of(parent, secret_children(failure.observed))
             logs.log_failure(hook, ERROR, _ms(started), detail, Identity.of(parent), redactor)
             return _error(500, detail)
         payload, replay, timings = outcome
@@ -190,10 +199,11 @@ class Hooks:
 
 
 class _Failed(Exception):
-    def __init__(self, parent: dict[str, Any], error: Exception) -> None:
+    def __init__(self, parent: dict[str, Any], error: Exception, observed: Observed) -> None:
         super().__init__(str(error))
         self.parent = parent
         self.error = error
+        self.observed = observed
 
 
 def _decide(
@@ -225,11 +235,14 @@ def _decide_now(
     decoded = perf_counter()
     parent = hook_request.parent
     try:
-        desired = decide(parent, hook_request.observed, options)
+        # Fresh per request: the core uses it only to create a token Secret (authOptions).
+        entropy = secrets.token_bytes(TOKEN_BYTES)
+        desired = decide(parent, hook_request.observed, options, entropy=entropy)
         computed = perf_counter()
         payload = encode(desired)
     except Exception as error:
-        raise _Failed(parent, error) from error  # logged by the caller, secrets masked
+        # Logged by the caller, secrets masked (the request's Secrets' values included).
+        raise _Failed(parent, error, hook_request.observed) from error
     timings = Timings(decoded - decoding, computed - decoded, perf_counter() - computed)
     return payload, _replay(hook, hook_request, desired), timings
 
@@ -237,9 +250,9 @@ def _decide_now(
 def _replay(hook: str, request: SyncRequest, desired: Desired) -> _Replay | None:
     try:
         answer = summarize(hook, request, desired)
-        return _Replay(
-            answer, request.parent, desired.status, desired.events, Redactor.of(request.parent)
-        )
+        secrets = secret_children(request.observed, desired.children)
+        redactor = Redactor.of(request.parent, secrets)
+        return _Replay(answer, request.parent, desired.status, desired.events, redactor)
     except Exception:
         log.exception("summarising a %s answer failed", hook)
         return None

@@ -10,7 +10,7 @@ import yaml
 
 from app.hooks.request import BadRequest, decode
 from app.raycluster.cluster import Options
-from app.raycluster.sync import sync
+from app.raycluster.sync import Desired, sync
 
 
 class RenderError(ValueError):
@@ -30,17 +30,34 @@ def to_yaml(document: Any) -> str:
     )
 
 
-def render(manifest: Path, observed: Path | None, options: Options) -> dict[str, Any]:
-    """The children and status metaray would answer, as one document."""
+def render(
+    manifest: Path, observed: Path | None, options: Options, *, entropy: bytes
+) -> dict[str, Any]:
+    """The children and status metaray would answer, as one document.
+
+    Pods that wait for a Secret metaray creates (the token Secret of authOptions) are shown as
+    they will be once it exists: the answer is computed again with the new Secret observed.
+    """
     parent = _the_raycluster(_load(manifest))
     children = _as_children(_load(observed) if observed is not None else [])
+    desired = _answer(parent, children, options, entropy)
+    created = [c for c in desired.children if isinstance(c, dict) and c.get("kind") == "Secret"]
+    if created:
+        for secret in created:
+            children.setdefault("Secret.v1", {})[secret["metadata"]["name"]] = secret
+        desired = _answer(parent, children, options, entropy)
+    return {"children": desired.children, "status": desired.status}
+
+
+def _answer(
+    parent: dict[str, Any], children: dict[str, Any], options: Options, entropy: bytes
+) -> Desired:
     body = orjson.dumps({"parent": parent, "children": children})
     try:
         request = decode(body)
     except BadRequest as error:
         raise RenderError(str(error)) from None
-    desired = sync(request.parent, request.observed, options)
-    return {"children": desired.children, "status": desired.status}
+    return sync(request.parent, request.observed, options, entropy=entropy)
 
 
 def _load(path: Path) -> list[Any]:

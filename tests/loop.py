@@ -3,13 +3,16 @@
 It applies answers the way Metacontroller v4.17 does: it deletes every observed child left out
 of the answer, creates every desired child it does not observe (adding the ``controller-uid``
 label, an owner reference and the last-applied annotation), never updates pods (``OnDelete``),
-updates Services in place, and writes the returned status. Deleted pods can linger with a
+updates Services in place, never updates Secrets (``OnDelete``; the API server turns their
+``stringData`` into base64 ``data``), and writes the returned status. Deleted pods can linger with a
 ``deletionTimestamp`` for a step, as real ones do while they terminate.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -24,6 +27,7 @@ from app.raycluster.sync import Desired, sync
 
 POD = "Pod.v1"
 SERVICE = "Service.v1"
+SECRET = "Secret.v1"
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -129,6 +133,13 @@ class Loop:
     # Pods that stay terminating (a finalizer, a long grace period) until taken out of here.
     held: set[str] = field(default_factory=set)
     _serial: int = 0
+    _draws: int = 0
+
+    def entropy(self) -> bytes:
+        """Different "random" bytes on every call, as the shell's are: a token that changed
+        between syncs would show up."""
+        self._draws += 1
+        return hashlib.sha256(f"entropy-{self._draws}".encode()).digest()
 
     # -- what Metacontroller sends ---------------------------------------------------------
     def request(self) -> dict[str, Any]:
@@ -155,7 +166,7 @@ class Loop:
             assert status == 200, raw
             return None, orjson.loads(raw)
         request = decode(body)
-        desired = sync(request.parent, request.observed)
+        desired = sync(request.parent, request.observed, entropy=self.entropy())
         return desired, orjson.loads(encode(desired))
 
     # -- one sync, applied -----------------------------------------------------------------
@@ -323,6 +334,12 @@ class Loop:
                 port.setdefault("protocol", "TCP")
                 port.setdefault("targetPort", port["port"])
             obj["status"] = {"loadBalancer": {}}
+        elif key[0] == SECRET:
+            string_data = obj.pop("stringData", {})
+            obj["data"] = {
+                **obj.get("data", {}),
+                **{k: base64.b64encode(v.encode()).decode() for k, v in string_data.items()},
+            }
         self.children[key] = obj
 
     def _update_in_place(self, key: tuple[str, str], desired: dict[str, Any]) -> None:

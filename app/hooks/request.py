@@ -57,6 +57,7 @@ class _KnownChildren(
         "roles": kinds.ROLE,
         "role_bindings": kinds.ROLE_BINDING,
         "jobs": kinds.JOB,
+        "secrets": kinds.SECRET,
     },
 ):
     """The child types metaray registers, decoded in the same pass as the request."""
@@ -68,6 +69,9 @@ class _KnownChildren(
     roles: dict[str, ObservedObject] = {}
     role_bindings: dict[str, ObservedObject] = {}
     jobs: dict[str, ObservedObject] = {}
+    # The token Secret (authOptions): only its metadata is decoded; its text, token included,
+    # stays in the last-applied configuration that is answered back unchanged.
+    secrets: dict[str, ObservedObject] = {}
 
 
 class _KnownRequest(msgspec.Struct, frozen=True):
@@ -146,6 +150,7 @@ def _decode(body: bytes) -> tuple[dict[str, Any], Observed, bool]:
             (kinds.ROLE, children.roles),
             (kinds.ROLE_BINDING, children.role_bindings),
             (kinds.SERVICE_ACCOUNT, children.service_accounts),
+            (kinds.SECRET, children.secrets),
         )
         if objects
     }

@@ -6,6 +6,7 @@ import copy
 
 from app.raycluster import fault_tolerance as ft
 from app.raycluster import labels as lbl
+from app.raycluster.auth import add_auth
 from app.raycluster.autoscaler import add_autoscaler
 from app.raycluster.cluster import FT_ANNOTATION, OVERWRITE_CMD_ANNOTATION, Cluster
 from app.raycluster.command import (
@@ -85,6 +86,7 @@ def _build(
         pod_spec["restartPolicy"] = "Never"
     if head and cluster.autoscaling:
         add_autoscaler(cluster, pod_spec)
+    add_auth(cluster, pod_spec)  # last: it wires the sidecars and init containers added above
     return {
         "apiVersion": "v1",
         "kind": "Pod",

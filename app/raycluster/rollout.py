@@ -40,7 +40,10 @@ def _digest(parts: Mapping[str, Any]) -> str:
 
 def _shared(cluster: Cluster) -> dict[str, Any]:
     spec = cluster.spec
+    # Only when set, so that pods of clusters without it keep the hash they were created with.
+    optional = {"auth": spec.authOptions.model_dump()} if spec.authOptions else {}
     return {
+        **optional,
         "rayVersion": spec.rayVersion,
         "autoscaling": spec.enableInTreeAutoscaling,
         "autoscalerVersion": spec.autoscalerOptions.version if spec.autoscalerOptions else None,

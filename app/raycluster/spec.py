@@ -24,6 +24,7 @@ from pydantic import (
 from app.raycluster.names import (
     MAX_CLUSTER_NAME,
     is_dns1035_label,
+    is_dns1123_subdomain,
     is_label_key,
     is_label_value,
     is_pod_name_segment,
@@ -142,6 +143,14 @@ class GcsFaultToleranceOptions(_Model):
     externalStorageNamespace: str | None = None
 
 
+class AuthOptions(_Model):
+    """Ray token authentication (KubeRay's authOptions): only ``mode: token`` turns it on."""
+
+    mode: Literal["disabled", "token"] | None = None
+    secretName: str | None = None
+    enableK8sTokenAuth: bool | None = None
+
+
 class UpgradeStrategy(_Model):
     type: Literal["Recreate", "None"] | None = None
     maxUnavailable: Int32 | None = None
@@ -158,6 +167,7 @@ class RayClusterSpec(_Model):
     managedBy: str | None = None
     gcsFaultToleranceOptions: GcsFaultToleranceOptions | None = None
     upgradeStrategy: UpgradeStrategy | None = None
+    authOptions: AuthOptions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +291,8 @@ def _check_features(parent: Mapping[str, Any], spec: RayClusterSpec) -> Iterator
         yield from _check_fault_tolerance(spec, spec.gcsFaultToleranceOptions, annotations)
     elif str(annotations.get("ray.io/ft-enabled", "")).lower() == "true":
         yield from _check_annotated_fault_tolerance(spec)
+    if spec.authOptions is not None:
+        yield from _check_auth(spec.authOptions, spec.rayVersion)
     strategy = spec.upgradeStrategy
     if strategy is not None and strategy.maxUnavailable is not None and strategy.maxUnavailable < 1:
         yield Problem("spec.upgradeStrategy.maxUnavailable", "must be at least 1")
@@ -297,6 +309,58 @@ def _check_features(parent: Mapping[str, Any], spec: RayClusterSpec) -> Iterator
                 "resource fields should not be set in both rayStartParams and Resources for "
                 f"{name} group; please use only one (rayStartParams sets {', '.join(clash)})",
             )
+
+
+_TOKEN_AUTH_SINCE = (2, 52, 0)
+_K8S_TOKEN_AUTH_SINCE = (2, 55, 0)
+_RAY_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+.]?[0-9A-Za-z.+-]*)?$")
+
+
+def _check_auth(options: AuthOptions, ray_version: str | None) -> Iterator[Problem]:
+    """KubeRay's rules and messages: token auth needs Ray 2.52, the K8s mode Ray 2.55."""
+    path = "spec.authOptions"
+    k8s = bool(options.enableK8sTokenAuth)
+    if options.secretName is not None and not is_dns1123_subdomain(options.secretName):
+        yield Problem(f"{path}.secretName", "must be a Secret name (a DNS-1123 subdomain)")
+    if k8s and options.secretName is not None:
+        yield Problem(
+            path,
+            "authOptions.enableK8sTokenAuth is enabled and authOptions.secretName is also set",
+        )
+    if k8s and options.mode != "token":
+        yield Problem(
+            path,
+            "authOptions.enableK8sTokenAuth is enabled but authOptions.mode not set to 'token'",
+        )
+    if options.mode != "token":
+        return
+    if not ray_version:
+        yield Problem(
+            "spec.rayVersion",
+            "authOptions.mode is 'token' but RayVersion was not specified. "
+            "Ray version 2.52.0 or later is required",
+        )
+        return
+    match = _RAY_VERSION.match(ray_version)
+    if match is None:
+        yield Problem(
+            "spec.rayVersion",
+            f"authOptions.mode is 'token' but RayVersion format is invalid: {ray_version}, "
+            "expected MAJOR.MINOR[.PATCH]",
+        )
+        return
+    version = (int(match[1]), int(match[2]), int(match[3] or 0))
+    if version < _TOKEN_AUTH_SINCE:
+        yield Problem(
+            "spec.rayVersion",
+            f"authOptions.mode is 'token' but minimum Ray version is 2.52.0, got {ray_version}",
+        )
+    elif k8s and version < _K8S_TOKEN_AUTH_SINCE:
+        yield Problem(
+            "spec.rayVersion",
+            "authOptions.enableK8sTokenAuth is enabled but minimum Ray version is 2.55.0, "
+            f"got {ray_version}",
+        )
 
 
 def _check_fault_tolerance(

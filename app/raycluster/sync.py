@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from app.raycluster import kinds
+from app.raycluster import auth, kinds
 from app.raycluster.autoscaler import rbac
 from app.raycluster.clock import newest, parent_timestamps
 from app.raycluster.cluster import Cluster, Options
@@ -56,7 +56,14 @@ def _request(parent: Mapping[str, Any], observed: Observed) -> _Request:
     )
 
 
-def sync(parent: Mapping[str, Any], observed: Observed, options: Options | None = None) -> Desired:
+def sync(
+    parent: Mapping[str, Any],
+    observed: Observed,
+    options: Options | None = None,
+    *,
+    entropy: bytes | None = None,
+) -> Desired:
+    """``entropy``: fresh random bytes from the shell, used only to create a token Secret."""
     request = _request(parent, observed)
     try:
         spec = parse_spec(parent)
@@ -64,7 +71,10 @@ def sync(parent: Mapping[str, Any], observed: Observed, options: Options | None 
         return _unchanged(request, invalid)
     cluster = Cluster.from_parent(parent, spec, options or Options())
     plan = plan_pods(cluster, observed.pods)
-    built = _built(cluster)
+    if auth.waiting_for_secret(cluster, observed):
+        # Two phases: the Secret first; pods that read it once it is observed.
+        plan = replace(plan, create=())
+    built = _built(cluster, observed, entropy)
     children = [*built, *_pods(cluster, observed, plan), *_unmanaged(observed)]
     status = compute_status(cluster, observed, request.previous, request.clock)
     events = (*_created(cluster, observed, built), *_pod_events(cluster, observed, plan))
@@ -72,7 +82,11 @@ def sync(parent: Mapping[str, Any], observed: Observed, options: Options | None 
 
 
 def finalize(
-    parent: Mapping[str, Any], observed: Observed, options: Options | None = None
+    parent: Mapping[str, Any],
+    observed: Observed,
+    options: Options | None = None,
+    *,
+    entropy: bytes | None = None,
 ) -> Desired:
     """A RayCluster is being deleted: clean its GCS data out of Redis first, if it has any."""
     request = _request(parent, observed)
@@ -121,9 +135,12 @@ def _clean_up(cluster: Cluster, observed: Observed, status: JSONObject) -> Desir
     return Desired(echoed, status, finalized=False)
 
 
-def _built(cluster: Cluster) -> list[JSONObject]:
+def _built(cluster: Cluster, observed: Observed, entropy: bytes | None) -> list[Child]:
     """Every non-pod child the spec asks for."""
-    children = [head_service(cluster)]
+    children: list[Child] = [head_service(cluster)]
+    secret = auth.secret_child(cluster, observed, entropy)
+    if secret is not None:
+        children.append(secret)
     if cluster.spec.headGroupSpec.enableIngress:
         children.append(head_ingress(cluster))
     if cluster.autoscaling:
@@ -157,7 +174,7 @@ def _echo(observed: Observed, keys: Iterable[tuple[str, str]]) -> list[Child]:
     return [observed.applied[key] for key in keys]
 
 
-def _created(cluster: Cluster, observed: Observed, built: list[JSONObject]) -> list[Event]:
+def _created(cluster: Cluster, observed: Observed, built: list[Child]) -> list[Event]:
     existing = set(observed.keys())
     events = []
     for child in built:

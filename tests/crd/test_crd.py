@@ -633,16 +633,16 @@ def test_a_typo_or_unsupported_kuberay_field_is_rejected_everywhere(admission: A
     """kubectl's strict field validation rejects it; a client that lets the API server prune it
     instead loses it; and a hook that somehow sees it refuses the spec."""
     obj = _valid()
-    obj["spec"]["authOptions"] = {"mode": "token"}
+    obj["spec"]["rayClusterOptions"] = {"mode": "token"}
     obj["spec"]["workerGroupSpecs"][0]["minReplica"] = 1
     errors = " ".join(admission.errors(obj))
-    assert "'authOptions' was unexpected" in errors
+    assert "'rayClusterOptions' was unexpected" in errors
     assert "'minReplica' was unexpected" in errors
     assert sorted(pruned(admission.schema, obj)) == [
-        ".spec.authOptions",
+        ".spec.rayClusterOptions",
         ".spec.workerGroupSpecs[0].minReplica",
     ]
-    with pytest.raises(InvalidSpec, match="authOptions: unknown field"):
+    with pytest.raises(InvalidSpec, match="rayClusterOptions: unknown field"):
         parse_spec(obj)
 
 

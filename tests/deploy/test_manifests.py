@@ -204,6 +204,7 @@ RESOURCE_KINDS = {
     "roles": "Role",
     "rolebindings": "RoleBinding",
     "jobs": "Job",
+    "secrets": "Secret",
 }
 
 
@@ -224,6 +225,8 @@ def test_compositecontroller_registers_rayclusters(built: list[Obj]) -> None:
     assert strategies[("v1", "pods")] == "OnDelete"
     assert strategies[("v1", "services")] == "InPlace"
     assert strategies[("batch/v1", "jobs")] == "OnDelete"
+    # A stale answer must never rotate the auth token under running pods.
+    assert strategies[("v1", "secrets")] == "OnDelete"
     assert set(spec["hooks"]) == {"sync", "finalize"}
 
 
