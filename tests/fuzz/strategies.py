@@ -197,6 +197,10 @@ HOT_KEYS = frozenset(
     {
         "annotations",
         "args",
+        "authOptions",
+        "enableK8sTokenAuth",
+        "mode",
+        "secretName",
         "autoscalerOptions",
         "command",
         "containerPort",
@@ -1009,6 +1013,22 @@ def corrupted_specs(draw: st.DrawFn) -> dict[str, Any]:
             "resources": {"limits": {"cpu": "1"}},
         }
         spec["enableInTreeAutoscaling"] = True
+    if one_in(draw, 3):
+        spec["authOptions"] = draw(
+            st.sampled_from(
+                [
+                    {"mode": "token"},
+                    {"mode": "token", "secretName": "users-token"},
+                    {"mode": "token", "enableK8sTokenAuth": True},
+                    {"mode": "disabled"},
+                ]
+            )
+        )
+        spec["rayVersion"] = "2.55.0"
+    for group_spec in [spec["headGroupSpec"], *(spec.get("workerGroupSpecs") or [])]:
+        if isinstance(group_spec, dict) and one_in(draw, 4):
+            group_spec["labels"] = {"zone": "a", "example.com/tier": "gold"}
+            group_spec["resources"] = {"CPU": "0", "GPU": "1", "custom": "2"}
     if draw(st.booleans()):
         spec["headGroupSpec"]["ingressOptions"] = {"host": "x.example.com", "path": "/"}
         spec["headGroupSpec"]["enableIngress"] = True
