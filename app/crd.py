@@ -56,6 +56,7 @@ DNS1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 GROUP_NAME_PATTERN = POD_NAME_SEGMENT_PATTERN
 
 _K8S = "io.k8s.api.core.v1."
+_NET = "io.k8s.api.networking.v1."
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 _INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 _QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
@@ -240,6 +241,10 @@ EMBEDDED: dict[str, Embed] = {
     "AutoscalerOptions.volumeMounts": _kind(_K8S + "VolumeMount"),
     "AutoscalerOptions.securityContext": _kind(_K8S + "SecurityContext"),
     "RedisCredential.valueFrom": _kind(_K8S + "EnvVarSource"),
+    "NetworkPolicyRules.ingressRules": _kind(_NET + "NetworkPolicyIngressRule"),
+    "NetworkPolicyRules.egressRules": _kind(_NET + "NetworkPolicyEgressRule"),
+    "NetworkPolicyGroup.ingressRules": _kind(_NET + "NetworkPolicyIngressRule"),
+    "NetworkPolicyGroup.egressRules": _kind(_NET + "NetworkPolicyEgressRule"),
 }
 
 # Checks the hook makes (app.raycluster.spec) that a schema can state as well.
@@ -257,6 +262,10 @@ CONSTRAINTS: dict[str, JSONSchema] = {
     "WorkerGroupSpec.maxReplicas": {"minimum": 0},
     "WorkerGroupSpec.numOfHosts": {"minimum": 1},
     "WorkerGroupSpec.resources": _QUANTITY_MAP,
+    "NetworkPolicyOptions.workerGroups": {
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["groupName"],
+    },
     "RayClusterSpec.workerGroupSpecs": {
         "maxItems": MAX_WORKER_GROUPS,
         "x-kubernetes-validations": [
@@ -308,6 +317,19 @@ DESCRIPTIONS: dict[str, str] = {
     "RayClusterSpec.upgradeStrategy": "What happens to running pods when their template changes.",
     "RayClusterSpec.authOptions": "Ray token authentication between the cluster's processes "
     "and its clients (Ray 2.52 or later).",
+    "RayClusterSpec.networkPolicy": "NetworkPolicies for the head and each worker group: deny "
+    "what mode restricts, allow traffic between the cluster's pods, plus your rules (add one "
+    "to DNS on port 53 when egress is denied).",
+    "NetworkPolicyOptions.mode": "What is denied by default: DenyAll (ingress and egress), "
+    "DenyAllIngress or DenyAllEgress.",
+    "NetworkPolicyOptions.head": "Rules added to the head's policy.",
+    "NetworkPolicyOptions.worker": "Rules added to every worker group's policy.",
+    "NetworkPolicyOptions.workerGroups": "Rules of one worker group, replacing worker's.",
+    "NetworkPolicyRules.ingressRules": "Ingress rules appended to the base rules.",
+    "NetworkPolicyRules.egressRules": "Egress rules appended to the base rules.",
+    "NetworkPolicyGroup.groupName": "The worker group these rules are for.",
+    "NetworkPolicyGroup.ingressRules": "Ingress rules appended to the base rules.",
+    "NetworkPolicyGroup.egressRules": "Egress rules appended to the base rules.",
     "AuthOptions.mode": "token turns authentication on; disabled (or unset) leaves it off.",
     "AuthOptions.secretName": "Your own Secret holding the token under the key auth_token; "
     "metaray then creates none (by default it creates the Secret <cluster>).",

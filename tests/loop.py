@@ -3,9 +3,10 @@
 It applies answers the way Metacontroller v4.17 does: it deletes every observed child left out
 of the answer, creates every desired child it does not observe (adding the ``controller-uid``
 label, an owner reference and the last-applied annotation), never updates pods (``OnDelete``),
-updates Services in place, never updates Secrets (``OnDelete``; the API server turns their
-``stringData`` into base64 ``data``), and writes the returned status. Deleted pods can linger with a
-``deletionTimestamp`` for a step, as real ones do while they terminate.
+updates Services and NetworkPolicies in place, never updates Secrets (``OnDelete``; the API
+server turns their ``stringData`` into base64 ``data``), and writes the returned status.
+Deleted pods can linger with a ``deletionTimestamp`` for a step, as real ones do while they
+terminate.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from app.raycluster.sync import Desired, sync
 POD = "Pod.v1"
 SERVICE = "Service.v1"
 SECRET = "Secret.v1"
+NETWORK_POLICY = "NetworkPolicy.networking.k8s.io/v1"
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -188,7 +190,7 @@ class Loop:
             if key not in self.children:
                 self._create(key, child)
                 created.append(key[1])
-            elif key[0] == SERVICE:
+            elif key[0] in (SERVICE, NETWORK_POLICY):
                 self._update_in_place(key, child)
         self.parent = {
             **self.parent,
@@ -351,7 +353,10 @@ class Loop:
         )
         if applied == wanted:
             return
-        obj["spec"] = {**obj["spec"], **wanted["spec"]}
+        # A field left out of the new answer goes (three-way merge); a Service keeps what the
+        # API server set (clusterIP, ...).
+        server_set = obj["spec"] if key[0] == SERVICE else {}
+        obj["spec"] = {**server_set, **wanted["spec"]}
         obj["metadata"]["labels"] = wanted["metadata"]["labels"]
         obj["metadata"]["annotations"] = {
             **wanted["metadata"].get("annotations", {}),

@@ -58,6 +58,7 @@ class _KnownChildren(
         "role_bindings": kinds.ROLE_BINDING,
         "jobs": kinds.JOB,
         "secrets": kinds.SECRET,
+        "network_policies": kinds.NETWORK_POLICY,
     },
 ):
     """The child types metaray registers, decoded in the same pass as the request."""
@@ -72,6 +73,7 @@ class _KnownChildren(
     # The token Secret (authOptions): only its metadata is decoded; its text, token included,
     # stays in the last-applied configuration that is answered back unchanged.
     secrets: dict[str, ObservedObject] = {}
+    network_policies: dict[str, ObservedObject] = {}
 
 
 class _KnownRequest(msgspec.Struct, frozen=True):
@@ -151,6 +153,7 @@ def _decode(body: bytes) -> tuple[dict[str, Any], Observed, bool]:
             (kinds.ROLE_BINDING, children.role_bindings),
             (kinds.SERVICE_ACCOUNT, children.service_accounts),
             (kinds.SECRET, children.secrets),
+            (kinds.NETWORK_POLICY, children.network_policies),
         )
         if objects
     }

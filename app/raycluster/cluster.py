@@ -30,6 +30,9 @@ class Cluster:
     annotations: Mapping[str, str]
     spec: RayClusterSpec
     options: Options = field(default_factory=Options)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # The controlling owner (apiVersion, kind, name), e.g. the RayJob that made this cluster.
+    controller: tuple[str, str, str] | None = None
 
     @classmethod
     def from_parent(
@@ -37,6 +40,7 @@ class Cluster:
     ) -> Cluster:
         metadata = parent.get("metadata") or {}
         annotations = metadata.get("annotations") or {}
+        labels = metadata.get("labels") or {}
         return cls(
             name=metadata["name"],
             namespace=metadata.get("namespace") or "default",
@@ -44,6 +48,8 @@ class Cluster:
             annotations={k: v for k, v in annotations.items() if isinstance(v, str)},
             spec=spec,
             options=options,
+            labels={k: v for k, v in labels.items() if isinstance(v, str)},
+            controller=_controller(metadata.get("ownerReferences")),
         )
 
     @property
@@ -82,3 +88,15 @@ class Cluster:
             if group.groupName == name:
                 return group
         return None
+
+
+def _controller(references: Any) -> tuple[str, str, str] | None:
+    """The owner reference marked ``controller`` (there is at most one), if well formed."""
+    if not isinstance(references, list):
+        return None
+    for ref in references:
+        if isinstance(ref, Mapping) and ref.get("controller") is True:
+            parts = (ref.get("apiVersion"), ref.get("kind"), ref.get("name"))
+            if all(isinstance(part, str) for part in parts):
+                return (str(parts[0]), str(parts[1]), str(parts[2]))
+    return None

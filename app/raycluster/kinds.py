@@ -13,9 +13,12 @@ ROLE = "Role.rbac.authorization.k8s.io/v1"
 ROLE_BINDING = "RoleBinding.rbac.authorization.k8s.io/v1"
 JOB = "Job.batch/v1"
 SECRET = "Secret.v1"
+NETWORK_POLICY = "NetworkPolicy.networking.k8s.io/v1"
 
 # Rebuilt from the spec on every sync; an observed child of another type is kept as it is.
-MANAGED = frozenset({POD, SERVICE, INGRESS, SERVICE_ACCOUNT, ROLE, ROLE_BINDING, JOB, SECRET})
+MANAGED = frozenset(
+    {POD, SERVICE, INGRESS, SERVICE_ACCOUNT, ROLE, ROLE_BINDING, JOB, SECRET, NETWORK_POLICY}
+)
 
 
 def key_of(child: Mapping[str, Any]) -> str:

@@ -24,6 +24,7 @@ from pydantic import (
 from app.raycluster.names import (
     MAX_CLUSTER_NAME,
     is_dns1035_label,
+    is_dns1123_label,
     is_dns1123_subdomain,
     is_label_key,
     is_label_value,
@@ -151,6 +152,28 @@ class AuthOptions(_Model):
     enableK8sTokenAuth: bool | None = None
 
 
+class NetworkPolicyRules(_Model):
+    """Rules appended to the base intra-cluster rules (Kubernetes NetworkPolicy rules)."""
+
+    ingressRules: list[JSONObject] = []
+    egressRules: list[JSONObject] = []
+
+
+class NetworkPolicyGroup(_Model):
+    """A worker group's own rules, replacing ``worker``'s for that group."""
+
+    groupName: str
+    ingressRules: list[JSONObject] = []
+    egressRules: list[JSONObject] = []
+
+
+class NetworkPolicyOptions(_Model):
+    mode: Literal["DenyAll", "DenyAllIngress", "DenyAllEgress"] = "DenyAll"
+    head: NetworkPolicyRules | None = None
+    worker: NetworkPolicyRules | None = None
+    workerGroups: list[NetworkPolicyGroup] = []
+
+
 class UpgradeStrategy(_Model):
     type: Literal["Recreate", "None"] | None = None
     maxUnavailable: Int32 | None = None
@@ -168,6 +191,7 @@ class RayClusterSpec(_Model):
     gcsFaultToleranceOptions: GcsFaultToleranceOptions | None = None
     upgradeStrategy: UpgradeStrategy | None = None
     authOptions: AuthOptions | None = None
+    networkPolicy: NetworkPolicyOptions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +317,8 @@ def _check_features(parent: Mapping[str, Any], spec: RayClusterSpec) -> Iterator
         yield from _check_annotated_fault_tolerance(spec)
     if spec.authOptions is not None:
         yield from _check_auth(spec.authOptions, spec.rayVersion)
+    if spec.networkPolicy is not None:
+        yield from _check_network_policy(spec, spec.networkPolicy)
     strategy = spec.upgradeStrategy
     if strategy is not None and strategy.maxUnavailable is not None and strategy.maxUnavailable < 1:
         yield Problem("spec.upgradeStrategy.maxUnavailable", "must be at least 1")
@@ -308,6 +334,58 @@ def _check_features(parent: Mapping[str, Any], spec: RayClusterSpec) -> Iterator
                 f"{path}.resources",
                 "resource fields should not be set in both rayStartParams and Resources for "
                 f"{name} group; please use only one (rayStartParams sets {', '.join(clash)})",
+            )
+
+
+def _check_network_policy(spec: RayClusterSpec, options: NetworkPolicyOptions) -> Iterator[Problem]:
+    """KubeRay's rules and messages; plus the shape of each rule metaray reads."""
+    path = "spec.networkPolicy"
+    entries: list[tuple[str, str, NetworkPolicyRules | NetworkPolicyGroup]] = []
+    if options.head is not None:
+        entries.append((f"{path}.head", "networkPolicy.head", options.head))
+    if options.worker is not None:
+        entries.append((f"{path}.worker", "networkPolicy.worker", options.worker))
+    names = {group.groupName for group in spec.workerGroupSpecs}
+    seen: set[str] = set()
+    for index, entry in enumerate(options.workerGroups):
+        label = f"networkPolicy.workerGroups[{entry.groupName!r}]"
+        entries.append((f"{path}.workerGroups[{index}]", label, entry))
+        if entry.groupName not in names:
+            yield Problem(
+                f"{path}.workerGroups[{index}].groupName",
+                f"{label} does not match any group name in workerGroupSpecs",
+            )
+        if entry.groupName in seen:
+            yield Problem(f"{path}.workerGroups[{index}].groupName", f"{label} is listed twice")
+        seen.add(entry.groupName)
+    for where, label, rules in entries:
+        if options.mode == "DenyAllEgress" and rules.ingressRules:
+            yield Problem(
+                f"{where}.ingressRules",
+                f'{label}.ingressRules cannot be set when mode is "DenyAllEgress" '
+                "(ingress is not restricted)",
+            )
+        if options.mode == "DenyAllIngress" and rules.egressRules:
+            yield Problem(
+                f"{where}.egressRules",
+                f'{label}.egressRules cannot be set when mode is "DenyAllIngress" '
+                "(egress is not restricted)",
+            )
+        for kind, peers in (("ingressRules", "from"), ("egressRules", "to")):
+            for index, rule in enumerate(getattr(rules, kind)):
+                yield from _check_fields(
+                    f"{where}.{kind}[{index}]", rule, {"ports": list, peers: list}
+                )
+                yield from _check_items(
+                    f"{where}.{kind}[{index}].ports", rule, "ports", {"protocol": (str, False)}
+                )
+    for index, group in enumerate(spec.workerGroupSpecs):
+        if not is_dns1123_label(group.groupName):
+            yield Problem(
+                f"spec.workerGroupSpecs[{index}].groupName",
+                f"worker group name {group.groupName!r} must be a valid DNS1123 label when "
+                "networkPolicy is enabled (it is embedded in the NetworkPolicy name): "
+                "lower-case letters, digits and '-', at most 63 characters",
             )
 
 
@@ -460,7 +538,16 @@ _TYPE_NAMES: dict[type, str] = {
     str: "a string",
     int: "an integer",
 }
-_LISTS_OF_OBJECTS = ("containers", "initContainers", "volumes", "env", "ports", "volumeMounts")
+_LISTS_OF_OBJECTS = (
+    "containers",
+    "initContainers",
+    "volumes",
+    "env",
+    "ports",
+    "volumeMounts",
+    "from",
+    "to",
+)
 
 
 def _check_template(path: str, template: JSONObject) -> Iterator[Problem]:

@@ -17,6 +17,8 @@ from app.raycluster.cluster import Cluster, Options
 from app.raycluster.events import NORMAL, WARNING, Event
 from app.raycluster.fault_tolerance import cleanup_job, cleanup_job_name, storage_namespace
 from app.raycluster.ingress import head_ingress
+from app.raycluster.network_policy import events as network_policy_events
+from app.raycluster.network_policy import network_policies
 from app.raycluster.observed import Child, Observed, RawChild
 from app.raycluster.pods import head_pod_template, named, worker_pod_template
 from app.raycluster.scaling import Plan, plan_pods
@@ -77,7 +79,11 @@ def sync(
     built = _built(cluster, observed, entropy)
     children = [*built, *_pods(cluster, observed, plan), *_unmanaged(observed)]
     status = compute_status(cluster, observed, request.previous, request.clock)
-    events = (*_created(cluster, observed, built), *_pod_events(cluster, observed, plan))
+    events = (
+        *_created(cluster, observed, built),
+        *_pod_events(cluster, observed, plan),
+        *network_policy_events(cluster, observed, built, request.previous),
+    )
     return Desired(children, status, events, plan)
 
 
@@ -145,6 +151,7 @@ def _built(cluster: Cluster, observed: Observed, entropy: bytes | None) -> list[
         children.append(head_ingress(cluster))
     if cluster.autoscaling:
         children += rbac(cluster)
+    children += network_policies(cluster)
     return children
 
 

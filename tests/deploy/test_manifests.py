@@ -205,6 +205,7 @@ RESOURCE_KINDS = {
     "rolebindings": "RoleBinding",
     "jobs": "Job",
     "secrets": "Secret",
+    "networkpolicies": "NetworkPolicy",
 }
 
 
