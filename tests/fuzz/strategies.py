@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,6 +44,7 @@ ROLE = "Role.rbac.authorization.k8s.io/v1"
 ROLE_BINDING = "RoleBinding.rbac.authorization.k8s.io/v1"
 JOB = "Job.batch/v1"
 IMAGE = "rayproject/ray:2.52.0"
+DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 STAMP = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T00:05:00Z"
 CLUSTER_LABEL = "ray.io/cluster"
@@ -198,6 +200,10 @@ HOT_KEYS = frozenset(
         "annotations",
         "args",
         "authOptions",
+        "egressRules",
+        "ingressRules",
+        "networkPolicy",
+        "workerGroups",
         "enableK8sTokenAuth",
         "mode",
         "secretName",
@@ -1025,10 +1031,18 @@ def corrupted_specs(draw: st.DrawFn) -> dict[str, Any]:
             )
         )
         spec["rayVersion"] = "2.55.0"
-    for group_spec in [spec["headGroupSpec"], *(spec.get("workerGroupSpecs") or [])]:
-        if isinstance(group_spec, dict) and one_in(draw, 4):
-            group_spec["labels"] = {"zone": "a", "example.com/tier": "gold"}
-            group_spec["resources"] = {"CPU": "0", "GPU": "1", "custom": "2"}
+    groups = [g for g in spec.get("workerGroupSpecs") or [] if isinstance(g, dict)]
+    names = [g.get("groupName") for g in groups]
+    if one_in(draw, 3) and all(isinstance(n, str) and DNS1123.fullmatch(n) for n in names):
+        mode = draw(st.sampled_from(["DenyAll", "DenyAllIngress", "DenyAllEgress"]))
+        kind = "ingressRules" if mode == "DenyAllIngress" else "egressRules"
+        peers = "from" if mode == "DenyAllIngress" else "to"
+        rule = {peers: [{"podSelector": {}}], "ports": [{"port": 53}, {"port": "dns"}]}
+        spec["networkPolicy"] = {
+            "mode": mode,
+            "head": {kind: [rule]},
+            "workerGroups": [{"groupName": name, kind: [rule]} for name in names[:1]],
+        }
     if draw(st.booleans()):
         spec["headGroupSpec"]["ingressOptions"] = {"host": "x.example.com", "path": "/"}
         spec["headGroupSpec"]["enableIngress"] = True
@@ -1038,6 +1052,12 @@ def corrupted_specs(draw: st.DrawFn) -> dict[str, Any]:
     for params in _params(spec):
         if one_in(draw, 3):
             params.update(draw(st.dictionaries(flags, PARAM_VALUES, min_size=1, max_size=2)))
+    for group_spec in [spec["headGroupSpec"], *groups]:
+        clash = {"num-cpus", "num-gpus", "memory", "resources"} & set(group_spec["rayStartParams"])
+        if one_in(draw, 4):
+            group_spec["labels"] = {"zone": "a", "example.com/tier": "gold"}
+        if one_in(draw, 4) and not clash:
+            group_spec["resources"] = {"CPU": "0", "GPU": "1", "custom": "2"}
     parent["metadata"]["labels"] = {"team": "a"}
     parent["metadata"].setdefault("annotations", {})["note"] = "b"
     everywhere = [("parent", "spec", *path) for path in paths(spec)]
