@@ -10,9 +10,10 @@ container settings, ...), the full Kubernetes schema is embedded from the OpenAP
 structural schema: every node has a type, or is int-or-string.
 
 Our own objects (the model's, which reject unknown fields) preserve unknown fields instead of
-letting the API server prune them: a KubeRay field metaray does not know (``tlsOptions``, say)
-reaches the hook, which refuses the spec, rather than vanishing without a trace. Inside embedded
-Kubernetes types unknown fields are pruned, or rejected by strict field validation, as usual.
+letting the API server prune them: a KubeRay field metaray does not know
+(``historyServerOptions``, say) reaches the hook, which refuses the spec, rather than vanishing
+without a trace. Inside embedded Kubernetes types unknown fields are pruned, or rejected by
+strict field validation, as usual.
 """
 
 from __future__ import annotations
@@ -330,6 +331,10 @@ DESCRIPTIONS: dict[str, str] = {
     "NetworkPolicyGroup.groupName": "The worker group these rules are for.",
     "NetworkPolicyGroup.ingressRules": "Ingress rules appended to the base rules.",
     "NetworkPolicyGroup.egressRules": "Egress rules appended to the base rules.",
+    "RayClusterSpec.tlsOptions": "Mutual TLS between the cluster's Ray processes, with "
+    "certificates from cert-manager (install metaray with config/mtls/).",
+    "TlsOptions.enabled": "true makes metaray request a CA and head and worker certificates "
+    "from cert-manager and start pods only once they are issued.",
     "AuthOptions.mode": "token turns authentication on; disabled (or unset) leaves it off.",
     "AuthOptions.secretName": "Your own Secret holding the token under the key auth_token; "
     "metaray then creates none (by default it creates the Secret <cluster>).",

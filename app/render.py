@@ -9,6 +9,7 @@ import orjson
 import yaml
 
 from app.hooks.request import BadRequest, decode
+from app.raycluster import kinds
 from app.raycluster.cluster import Options
 from app.raycluster.sync import Desired, sync
 
@@ -35,18 +36,36 @@ def render(
 ) -> dict[str, Any]:
     """The children and status metaray would answer, as one document.
 
-    Pods that wait for a Secret metaray creates (the token Secret of authOptions) are shown as
-    they will be once it exists: the answer is computed again with the new Secret observed.
+    Pods that wait for children metaray creates first (the token Secret of authOptions, the
+    Certificates of tlsOptions) are shown as they will be once those exist: the answer is
+    computed again with them observed (the Certificates issued and Ready).
     """
     parent = _the_raycluster(_load(manifest))
     children = _as_children(_load(observed) if observed is not None else [])
     desired = _answer(parent, children, options, entropy)
-    created = [c for c in desired.children if isinstance(c, dict) and c.get("kind") == "Secret"]
-    if created:
-        for secret in created:
-            children.setdefault("Secret.v1", {})[secret["metadata"]["name"]] = secret
+    gating = [
+        c
+        for c in desired.children
+        if isinstance(c, dict)
+        and c.get("kind") in GATING
+        and c["metadata"]["name"] not in children[f"{c['kind']}.{c['apiVersion']}"]
+    ]
+    if gating:
+        for child in gating:
+            key = f"{child['kind']}.{child['apiVersion']}"
+            children[key][child["metadata"]["name"]] = _as_issued(child)
         desired = _answer(parent, children, options, entropy)
     return {"children": desired.children, "status": desired.status}
+
+
+# Children that new pods wait for.
+GATING = ("Secret", "Certificate")
+
+
+def _as_issued(child: dict[str, Any]) -> dict[str, Any]:
+    if child["kind"] != "Certificate":
+        return child
+    return {**child, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
 
 
 def _answer(
@@ -88,7 +107,8 @@ def _the_raycluster(documents: list[Any]) -> dict[str, Any]:
 
 
 def _as_children(objects: list[Any]) -> dict[str, dict[str, Any]]:
-    children: dict[str, dict[str, Any]] = {"Pod.v1": {}, "Service.v1": {}}
+    # Every type metaray manages, as Metacontroller registered with config/mtls/ sends them.
+    children: dict[str, dict[str, Any]] = {kind: {} for kind in sorted(kinds.MANAGED)}
     for obj in objects:
         if not isinstance(obj, dict):
             raise RenderError("observed objects must be Kubernetes objects")

@@ -3,8 +3,9 @@
 It applies answers the way Metacontroller v4.17 does: it deletes every observed child left out
 of the answer, creates every desired child it does not observe (adding the ``controller-uid``
 label, an owner reference and the last-applied annotation), never updates pods (``OnDelete``),
-updates Services and NetworkPolicies in place, never updates Secrets (``OnDelete``; the API
-server turns their ``stringData`` into base64 ``data``), and writes the returned status.
+updates Services, NetworkPolicies, Issuers and Certificates in place, never updates Secrets
+(``OnDelete``; the API server turns their ``stringData`` into base64 ``data``), and writes the
+returned status. cert-manager is played by ``issue_certificates``.
 Deleted pods can linger with a ``deletionTimestamp`` for a step, as real ones do while they
 terminate.
 """
@@ -24,12 +25,16 @@ import orjson
 
 from app.hooks.request import LAST_APPLIED, decode
 from app.hooks.response import encode
+from app.raycluster import kinds
 from app.raycluster.sync import Desired, sync
 
 POD = "Pod.v1"
 SERVICE = "Service.v1"
 SECRET = "Secret.v1"
 NETWORK_POLICY = "NetworkPolicy.networking.k8s.io/v1"
+ISSUER = "Issuer.cert-manager.io/v1"
+CERTIFICATE = "Certificate.cert-manager.io/v1"
+IN_PLACE = (SERVICE, NETWORK_POLICY, ISSUER, CERTIFICATE)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -134,6 +139,8 @@ class Loop:
     history: list[Step] = field(default_factory=list)
     # Pods that stay terminating (a finalizer, a long grace period) until taken out of here.
     held: set[str] = field(default_factory=set)
+    # The child types the CompositeController registers (with config/components/mtls).
+    registered: frozenset[str] = kinds.MANAGED
     _serial: int = 0
     _draws: int = 0
 
@@ -145,7 +152,8 @@ class Loop:
 
     # -- what Metacontroller sends ---------------------------------------------------------
     def request(self) -> dict[str, Any]:
-        grouped: dict[str, dict[str, Any]] = {POD: {}, SERVICE: {}}
+        # Like Metacontroller, a key for every registered child type, even without children.
+        grouped: dict[str, dict[str, Any]] = {kind: {} for kind in sorted(self.registered)}
         namespace = self.parent["metadata"]["namespace"]
         for (kind, name), obj in sorted(self.children.items()):
             key = f"{namespace}/{name}" if self.hook_version == "v2" else name
@@ -190,7 +198,7 @@ class Loop:
             if key not in self.children:
                 self._create(key, child)
                 created.append(key[1])
-            elif key[0] in (SERVICE, NETWORK_POLICY):
+            elif key[0] in IN_PLACE:
                 self._update_in_place(key, child)
         self.parent = {
             **self.parent,
@@ -249,6 +257,16 @@ class Loop:
                         }
                         for c in obj["spec"]["containers"]
                     ],
+                }
+
+    def issue_certificates(self) -> None:
+        """cert-manager issues every Certificate: Ready, at its current generation."""
+        for (kind, _), obj in self.children.items():
+            if kind == CERTIFICATE:
+                obj["status"] = {
+                    "conditions": [
+                        {"type": "Ready", "status": "True", "lastTransitionTime": self.stamp()}
+                    ]
                 }
 
     def finish(self, name: str, phase: str = "Failed") -> None:

@@ -59,6 +59,8 @@ class _KnownChildren(
         "jobs": kinds.JOB,
         "secrets": kinds.SECRET,
         "network_policies": kinds.NETWORK_POLICY,
+        "issuers": kinds.ISSUER,
+        "certificates": kinds.CERTIFICATE,
     },
 ):
     """The child types metaray registers, decoded in the same pass as the request."""
@@ -74,6 +76,9 @@ class _KnownChildren(
     # stays in the last-applied configuration that is answered back unchanged.
     secrets: dict[str, ObservedObject] = {}
     network_policies: dict[str, ObservedObject] = {}
+    # None: the request has no key for the type (not registered, see kinds.OPTIONAL).
+    issuers: dict[str, ObservedObject] | None = None
+    certificates: dict[str, ObservedObject] | None = None
 
 
 class _KnownRequest(msgspec.Struct, frozen=True):
@@ -130,7 +135,9 @@ def decode(body: bytes) -> SyncRequest:
         applied |= _stripped(body, missing)
     return SyncRequest(
         parent=parent,
-        observed=Observed(observed.pods, observed.services, observed.others, applied),
+        observed=Observed(
+            observed.pods, observed.services, observed.others, applied, observed.unregistered
+        ),
         finalizing=finalizing,
     )
 
@@ -154,13 +161,17 @@ def _decode(body: bytes) -> tuple[dict[str, Any], Observed, bool]:
             (kinds.SERVICE_ACCOUNT, children.service_accounts),
             (kinds.SECRET, children.secrets),
             (kinds.NETWORK_POLICY, children.network_policies),
+            (kinds.ISSUER, children.issuers or {}),
+            (kinds.CERTIFICATE, children.certificates or {}),
         )
         if objects
     }
+    missing = {kinds.ISSUER: children.issuers, kinds.CERTIFICATE: children.certificates}
     observed = Observed(
         tuple(children.pods.values()),
         tuple(children.services.values()),
         dict(sorted(others.items())),
+        unregistered=frozenset(kind for kind, objects in missing.items() if objects is None),
     )
     return known.parent, observed, known.finalizing
 
@@ -173,7 +184,7 @@ def _observed(children: Mapping[str, Mapping[str, msgspec.Raw]]) -> Observed:
         for kind, objects in sorted(children.items())
         if kind not in (kinds.POD, kinds.SERVICE)
     }
-    return Observed(pods, services, others)
+    return Observed(pods, services, others, unregistered=kinds.OPTIONAL - set(children))
 
 
 def _check_children(observed: Observed) -> None:

@@ -14,10 +14,28 @@ ROLE_BINDING = "RoleBinding.rbac.authorization.k8s.io/v1"
 JOB = "Job.batch/v1"
 SECRET = "Secret.v1"
 NETWORK_POLICY = "NetworkPolicy.networking.k8s.io/v1"
+ISSUER = "Issuer.cert-manager.io/v1"
+CERTIFICATE = "Certificate.cert-manager.io/v1"
+
+# Registered only where cert-manager is installed (config/components/mtls): Metacontroller sends
+# a key for every registered child type, empty or not, so a missing key means "not registered".
+OPTIONAL = frozenset({ISSUER, CERTIFICATE})
 
 # Rebuilt from the spec on every sync; an observed child of another type is kept as it is.
 MANAGED = frozenset(
-    {POD, SERVICE, INGRESS, SERVICE_ACCOUNT, ROLE, ROLE_BINDING, JOB, SECRET, NETWORK_POLICY}
+    {
+        POD,
+        SERVICE,
+        INGRESS,
+        SERVICE_ACCOUNT,
+        ROLE,
+        ROLE_BINDING,
+        JOB,
+        SECRET,
+        NETWORK_POLICY,
+        ISSUER,
+        CERTIFICATE,
+    }
 )
 
 

@@ -21,6 +21,7 @@ from app.raycluster.env import head_service_env, merge_env, ray_env
 from app.raycluster.probes import add_probes
 from app.raycluster.rollout import HASH_ANNOTATION, template_hash
 from app.raycluster.spec import JSONObject, WorkerGroupSpec
+from app.raycluster.tls import add_tls
 
 SHM_VOLUME = "shared-mem"
 SHM_PATH = "/dev/shm"
@@ -86,7 +87,9 @@ def _build(
         pod_spec["restartPolicy"] = "Never"
     if head and cluster.autoscaling:
         add_autoscaler(cluster, pod_spec)
-    add_auth(cluster, pod_spec)  # last: it wires the sidecars and init containers added above
+    # Last: they wire the sidecars and init containers added above.
+    add_tls(cluster, pod_spec, head=head)
+    add_auth(cluster, pod_spec)
     return {
         "apiVersion": "v1",
         "kind": "Pod",

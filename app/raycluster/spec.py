@@ -174,6 +174,10 @@ class NetworkPolicyOptions(_Model):
     workerGroups: list[NetworkPolicyGroup] = []
 
 
+class TlsOptions(_Model):
+    enabled: bool = False
+
+
 class UpgradeStrategy(_Model):
     type: Literal["Recreate", "None"] | None = None
     maxUnavailable: Int32 | None = None
@@ -192,6 +196,7 @@ class RayClusterSpec(_Model):
     upgradeStrategy: UpgradeStrategy | None = None
     authOptions: AuthOptions | None = None
     networkPolicy: NetworkPolicyOptions | None = None
+    tlsOptions: TlsOptions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +324,8 @@ def _check_features(parent: Mapping[str, Any], spec: RayClusterSpec) -> Iterator
         yield from _check_auth(spec.authOptions, spec.rayVersion)
     if spec.networkPolicy is not None:
         yield from _check_network_policy(spec, spec.networkPolicy)
+    if spec.tlsOptions is not None and spec.tlsOptions.enabled:
+        yield from _check_tls(spec)
     strategy = spec.upgradeStrategy
     if strategy is not None and strategy.maxUnavailable is not None and strategy.maxUnavailable < 1:
         yield Problem("spec.upgradeStrategy.maxUnavailable", "must be at least 1")
@@ -386,6 +393,54 @@ def _check_network_policy(spec: RayClusterSpec, options: NetworkPolicyOptions) -
                 f"worker group name {group.groupName!r} must be a valid DNS1123 label when "
                 "networkPolicy is enabled (it is embedded in the NetworkPolicy name): "
                 "lower-case letters, digits and '-', at most 63 characters",
+            )
+
+
+TLS_VOLUME = "ray-tls"
+TLS_MOUNT_PATH = "/etc/ray/tls"
+TLS_ENV = ("RAY_USE_TLS", "RAY_TLS_SERVER_CERT", "RAY_TLS_SERVER_KEY", "RAY_TLS_CA_CERT")
+_TLS_MANAGED = "the operator manages TLS configuration automatically"
+
+
+def _check_tls(spec: RayClusterSpec) -> Iterator[Problem]:
+    """KubeRay's rule: the TLS variables and the certificate mount are metaray's."""
+    templates = [("spec.headGroupSpec.template", "head Pod", spec.headGroupSpec.template)]
+    templates += [
+        (f"spec.workerGroupSpecs[{i}].template", f"worker group {g.groupName!r} Pod", g.template)
+        for i, g in enumerate(spec.workerGroupSpecs)
+    ]
+    for path, where, template in templates:
+        pod_spec = template.get("spec") or {}
+        for kind in ("containers", "initContainers"):
+            for index, container in enumerate(_objects(pod_spec, kind)):
+                yield from _check_tls_container(f"{path}.spec.{kind}[{index}]", where, container)
+        for index, volume in enumerate(_objects(pod_spec, "volumes")):
+            if volume.get("name") == TLS_VOLUME:
+                yield Problem(
+                    f"{path}.spec.volumes[{index}]",
+                    f"cannot use the volume name {TLS_VOLUME} in {where} when tlsOptions is set "
+                    f"- {_TLS_MANAGED}",
+                )
+    options = spec.autoscalerOptions
+    if options is not None:
+        sidecar = {"env": options.env, "volumeMounts": options.volumeMounts}
+        yield from _check_tls_container("spec.autoscalerOptions", "autoscalerOptions", sidecar)
+
+
+def _check_tls_container(path: str, where: str, container: JSONObject) -> Iterator[Problem]:
+    for index, item in enumerate(_objects(container, "env")):
+        if item.get("name") in TLS_ENV:
+            yield Problem(
+                f"{path}.env[{index}]",
+                f"cannot set {item['name']} environment variable in {where} when tlsOptions "
+                f"is set - {_TLS_MANAGED}",
+            )
+    for index, mount in enumerate(_objects(container, "volumeMounts")):
+        if mount.get("name") == TLS_VOLUME or mount.get("mountPath") == TLS_MOUNT_PATH:
+            yield Problem(
+                f"{path}.volumeMounts[{index}]",
+                f"cannot mount a volume named {TLS_VOLUME} or at {TLS_MOUNT_PATH} in {where} "
+                f"when tlsOptions is set - {_TLS_MANAGED}",
             )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from app.raycluster import auth, kinds
+from app.raycluster import auth, kinds, tls
 from app.raycluster.autoscaler import rbac
 from app.raycluster.clock import newest, parent_timestamps
 from app.raycluster.cluster import Cluster, Options
@@ -23,7 +23,7 @@ from app.raycluster.observed import Child, Observed, RawChild
 from app.raycluster.pods import head_pod_template, named, worker_pod_template
 from app.raycluster.scaling import Plan, plan_pods
 from app.raycluster.service import head_service
-from app.raycluster.spec import InvalidSpec, JSONObject, parse_spec
+from app.raycluster.spec import InvalidSpec, JSONObject, Problem, parse_spec
 from app.raycluster.status import FAILED, compute_status, observed_fields, stamp
 
 
@@ -69,12 +69,15 @@ def sync(
     request = _request(parent, observed)
     try:
         spec = parse_spec(parent)
+        cluster = Cluster.from_parent(parent, spec, options or Options())
+        _check_registered(cluster, observed)
     except InvalidSpec as invalid:
         return _unchanged(request, invalid)
-    cluster = Cluster.from_parent(parent, spec, options or Options())
     plan = plan_pods(cluster, observed.pods)
-    if auth.waiting_for_secret(cluster, observed):
-        # Two phases: the Secret first; pods that read it once it is observed.
+    if auth.waiting_for_secret(cluster, observed) or tls.waiting_for_certificates(
+        cluster, observed
+    ):
+        # Two phases: the Secret and Certificates first; pods that read them once observed.
         plan = replace(plan, create=())
     built = _built(cluster, observed, entropy)
     children = [*built, *_pods(cluster, observed, plan), *_unmanaged(observed)]
@@ -83,8 +86,23 @@ def sync(
         *_created(cluster, observed, built),
         *_pod_events(cluster, observed, plan),
         *network_policy_events(cluster, observed, built, request.previous),
+        *tls.events(cluster, observed, built),
     )
     return Desired(children, status, events, plan)
+
+
+def _check_registered(cluster: Cluster, observed: Observed) -> None:
+    """Children of a type Metacontroller was not told about would fail every sync."""
+    if tls.enabled(cluster) and observed.unregistered:
+        raise InvalidSpec(
+            [
+                Problem(
+                    "spec.tlsOptions.enabled",
+                    "needs cert-manager and its Issuers and Certificates registered as children "
+                    "(install metaray with config/mtls/, see the README)",
+                )
+            ]
+        )
 
 
 def finalize(
@@ -152,6 +170,7 @@ def _built(cluster: Cluster, observed: Observed, entropy: bytes | None) -> list[
     if cluster.autoscaling:
         children += rbac(cluster)
     children += network_policies(cluster)
+    children += tls.children(cluster, observed)
     return children
 
 
