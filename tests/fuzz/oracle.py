@@ -54,6 +54,9 @@ BUILT = frozenset(
         "RoleBinding.rbac.authorization.k8s.io/v1",
         JOB,
         "Secret.v1",
+        "NetworkPolicy.networking.k8s.io/v1",
+        "Issuer.cert-manager.io/v1",
+        "Certificate.cert-manager.io/v1",
     }
 )
 SECRET = "Secret.v1"

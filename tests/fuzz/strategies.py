@@ -203,6 +203,7 @@ HOT_KEYS = frozenset(
         "egressRules",
         "ingressRules",
         "networkPolicy",
+        "tlsOptions",
         "workerGroups",
         "enableK8sTokenAuth",
         "mode",
@@ -1031,6 +1032,12 @@ def corrupted_specs(draw: st.DrawFn) -> dict[str, Any]:
             )
         )
         spec["rayVersion"] = "2.55.0"
+    if one_in(draw, 4):
+        spec["tlsOptions"] = {"enabled": draw(st.booleans())}
+        # Registered (config/mtls/), or not: then TLS must be refused without any loss.
+        if draw(st.booleans()):
+            request["children"].setdefault("Issuer.cert-manager.io/v1", {})
+            request["children"].setdefault("Certificate.cert-manager.io/v1", {})
     groups = [g for g in spec.get("workerGroupSpecs") or [] if isinstance(g, dict)]
     names = [g.get("groupName") for g in groups]
     if one_in(draw, 3) and all(isinstance(n, str) and DNS1123.fullmatch(n) for n in names):

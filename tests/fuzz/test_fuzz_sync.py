@@ -91,7 +91,7 @@ def test_the_generators_reach_the_core() -> None:
     (otherwise the fuzz would only ever test the 400 path and the invalid-spec path)."""
     outcomes: Counter[str] = Counter()
 
-    @settings(max_examples=300, derandomize=True, database=None, deadline=None)
+    @settings(max_examples=400, derandomize=True, database=None, deadline=None)
     @given(st.sampled_from(["world", "spec", "capture"]), st.data())
     def sample(family: str, data: st.DataObject) -> None:
         if family == "world":
