@@ -263,6 +263,12 @@ CONSTRAINTS: dict[str, JSONSchema] = {
     "WorkerGroupSpec.maxReplicas": {"minimum": 0},
     "WorkerGroupSpec.numOfHosts": {"minimum": 1},
     "WorkerGroupSpec.resources": _QUANTITY_MAP,
+    "GcsFaultToleranceOptions.backend": {
+        "x-kubernetes-validations": [
+            {"rule": "self == oldSelf", "message": "gcsFaultToleranceOptions.backend is immutable"}
+        ]
+    },
+    "GcsStorage.size": {"pattern": QUANTITY_PATTERN},
     "NetworkPolicyOptions.workerGroups": {
         "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["groupName"],
@@ -391,6 +397,17 @@ DESCRIPTIONS: dict[str, str] = {
     "GcsFaultToleranceOptions.redisUsername": "The Redis user, literal or from a source.",
     "GcsFaultToleranceOptions.externalStorageNamespace": "The namespace of this cluster's "
     "data in Redis (default: the cluster's uid).",
+    "GcsFaultToleranceOptions.backend": "Where the GCS keeps its state: redis (the default; "
+    "redisAddress) or rocksdb (embedded, on a volume of the head; storage). Immutable.",
+    "GcsFaultToleranceOptions.storage": "The head's volume for the rocksdb backend.",
+    "GcsStorage.claimName": "Your own PersistentVolumeClaim (never created nor deleted by "
+    "metaray); excludes size, storageClassName and accessModes.",
+    "GcsStorage.size": "The size of the claim <cluster>-gcs-pvc (default 1Gi); never resized.",
+    "GcsStorage.storageClassName": "The storage class of <cluster>-gcs-pvc.",
+    "GcsStorage.accessModes": "The access modes of <cluster>-gcs-pvc (default ReadWriteOnce).",
+    "GcsStorage.subPath": "The directory of the volume mounted at /data/gcs.",
+    "GcsStorage.deletionPolicy": "DeleteWithCluster (the default) deletes the claim with the "
+    "cluster; Retain is not supported by metaray (use claimName).",
     "RedisCredential.value": "The literal value.",
     "RedisCredential.valueFrom": "Where to read the value from.",
     "UpgradeStrategy.type": "Recreate replaces pods whose template changed; None (the "

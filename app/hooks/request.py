@@ -59,6 +59,7 @@ class _KnownChildren(
         "jobs": kinds.JOB,
         "secrets": kinds.SECRET,
         "network_policies": kinds.NETWORK_POLICY,
+        "claims": kinds.PVC,
         "issuers": kinds.ISSUER,
         "certificates": kinds.CERTIFICATE,
     },
@@ -76,6 +77,7 @@ class _KnownChildren(
     # stays in the last-applied configuration that is answered back unchanged.
     secrets: dict[str, ObservedObject] = {}
     network_policies: dict[str, ObservedObject] = {}
+    claims: dict[str, ObservedObject] = {}
     # None: the request has no key for the type (not registered, see kinds.OPTIONAL).
     issuers: dict[str, ObservedObject] | None = None
     certificates: dict[str, ObservedObject] | None = None
@@ -161,6 +163,7 @@ def _decode(body: bytes) -> tuple[dict[str, Any], Observed, bool]:
             (kinds.SERVICE_ACCOUNT, children.service_accounts),
             (kinds.SECRET, children.secrets),
             (kinds.NETWORK_POLICY, children.network_policies),
+            (kinds.PVC, children.claims),
             (kinds.ISSUER, children.issuers or {}),
             (kinds.CERTIFICATE, children.certificates or {}),
         )

@@ -14,6 +14,7 @@ ROLE_BINDING = "RoleBinding.rbac.authorization.k8s.io/v1"
 JOB = "Job.batch/v1"
 SECRET = "Secret.v1"
 NETWORK_POLICY = "NetworkPolicy.networking.k8s.io/v1"
+PVC = "PersistentVolumeClaim.v1"
 ISSUER = "Issuer.cert-manager.io/v1"
 CERTIFICATE = "Certificate.cert-manager.io/v1"
 
@@ -33,6 +34,7 @@ MANAGED = frozenset(
         JOB,
         SECRET,
         NETWORK_POLICY,
+        PVC,
         ISSUER,
         CERTIFICATE,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from app.raycluster import fault_tolerance as ft
+from app.raycluster import gcs_storage
 from app.raycluster import labels as lbl
 from app.raycluster.auth import add_auth
 from app.raycluster.autoscaler import add_autoscaler
@@ -87,6 +88,8 @@ def _build(
         pod_spec["restartPolicy"] = "Never"
     if head and cluster.autoscaling:
         add_autoscaler(cluster, pod_spec)
+    if head and gcs_storage.rocksdb(cluster):
+        gcs_storage.add_storage(cluster, pod_spec)
     # Last: they wire the sidecars and init containers added above.
     add_tls(cluster, pod_spec, head=head)
     add_auth(cluster, pod_spec)

@@ -137,11 +137,24 @@ class RedisCredential(_Model):
     valueFrom: JSONObject | None = None
 
 
+class GcsStorage(_Model):
+    """The head's volume for the embedded (RocksDB) GCS store; defaults applied by the builder."""
+
+    claimName: str | None = None
+    size: str | None = None
+    storageClassName: str | None = None
+    accessModes: list[str] = []
+    subPath: str | None = None
+    deletionPolicy: Literal["DeleteWithCluster", "Retain"] | None = None
+
+
 class GcsFaultToleranceOptions(_Model):
     redisAddress: str | None = None
     redisPassword: RedisCredential | None = None
     redisUsername: RedisCredential | None = None
     externalStorageNamespace: str | None = None
+    backend: Literal["redis", "rocksdb"] | None = None
+    storage: GcsStorage | None = None
 
 
 class AuthOptions(_Model):
@@ -505,6 +518,15 @@ def _check_fault_tolerance(
             'metadata.annotations["ray.io/ft-enabled"]',
             f"must not be set together with {path}: use one or the other",
         )
+    if options.backend == "rocksdb":
+        yield from _check_rocksdb(spec, options)
+        return
+    if options.storage is not None:
+        yield Problem(
+            f"{path}.storage",
+            "cannot set GcsFaultToleranceOptions.Storage when backend is 'redis' - it only "
+            "applies to the 'rocksdb' backend",
+        )
     if not options.redisAddress:
         yield Problem(f"{path}.redisAddress", "is required")
     if options.externalStorageNamespace and "ray.io/external-storage-namespace" in annotations:
@@ -533,6 +555,74 @@ def _check_fault_tolerance(
             yield Problem(
                 "spec.headGroupSpec.template.spec.containers[0].env",
                 f"must not set {variable} with {path}: use {path}.{field}",
+            )
+
+
+GCS_STORAGE_VOLUME = "gcs-storage"
+GCS_STORAGE_PATH = "/data/gcs"
+GCS_STORAGE_ENV = ("RAY_gcs_storage", "RAY_gcs_storage_path")
+
+
+def _check_rocksdb(spec: RayClusterSpec, options: GcsFaultToleranceOptions) -> Iterator[Problem]:
+    """KubeRay's rules for the embedded store, and what metaray cannot do (Retain)."""
+    path = "spec.gcsFaultToleranceOptions"
+    for field, label in (
+        ("redisAddress", "RedisAddress"),
+        ("redisUsername", "RedisUsername"),
+        ("redisPassword", "RedisPassword"),
+        ("externalStorageNamespace", "ExternalStorageNamespace"),
+    ):
+        if getattr(options, field) is not None:
+            yield Problem(
+                f"{path}.{field}",
+                f"cannot set GcsFaultToleranceOptions.{label} when backend is 'rocksdb'",
+            )
+    storage = options.storage or GcsStorage()
+    if storage.claimName is not None and (
+        storage.size is not None or storage.storageClassName is not None or storage.accessModes
+    ):
+        yield Problem(
+            f"{path}.storage.claimName",
+            "GcsFaultToleranceOptions.Storage.ClaimName is mutually exclusive with size, "
+            "storageClassName, and accessModes",
+        )
+    if storage.deletionPolicy == "Retain" and storage.claimName is None:
+        yield Problem(
+            f"{path}.storage.deletionPolicy",
+            "Retain is not supported: Metacontroller deletes every child with its RayCluster; "
+            "create the PersistentVolumeClaim yourself and name it in storage.claimName",
+        )
+    if storage.size is not None:
+        yield from _check_quantities(f"{path}.storage", {"size": storage.size}, negative=False)
+    if storage.claimName is not None and not is_dns1123_subdomain(storage.claimName):
+        yield Problem(f"{path}.storage.claimName", "must be a PersistentVolumeClaim name")
+    pod_spec = spec.headGroupSpec.template.get("spec") or {}
+    head = "spec.headGroupSpec.template.spec"
+    for kind in ("containers", "initContainers"):
+        for index, container in enumerate(_objects(pod_spec, kind)):
+            where = f"{head}.{kind}[{index}]"
+            for i, item in enumerate(_objects(container, "env")):
+                if item.get("name") in GCS_STORAGE_ENV:
+                    yield Problem(
+                        f"{where}.env[{i}]",
+                        f"cannot set {item['name']} with the 'rocksdb' backend - it is managed "
+                        "by metaray",
+                    )
+            for i, mount in enumerate(_objects(container, "volumeMounts")):
+                if mount.get("name") == GCS_STORAGE_VOLUME or mount.get("mountPath") == (
+                    GCS_STORAGE_PATH
+                ):
+                    yield Problem(
+                        f"{where}.volumeMounts[{i}]",
+                        f"cannot mount a volume named {GCS_STORAGE_VOLUME} or at "
+                        f"{GCS_STORAGE_PATH} with the 'rocksdb' backend - it is managed by metaray",
+                    )
+    for index, volume in enumerate(_objects(pod_spec, "volumes")):
+        if volume.get("name") == GCS_STORAGE_VOLUME:
+            yield Problem(
+                f"{head}.volumes[{index}]",
+                f"cannot add a volume named {GCS_STORAGE_VOLUME} with the 'rocksdb' backend - "
+                "it is managed by metaray",
             )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from app.raycluster import auth, kinds, tls
+from app.raycluster import auth, gcs_storage, kinds, tls
 from app.raycluster.autoscaler import rbac
 from app.raycluster.clock import newest, parent_timestamps
 from app.raycluster.cluster import Cluster, Options
@@ -87,6 +87,7 @@ def sync(
         *_pod_events(cluster, observed, plan),
         *network_policy_events(cluster, observed, built, request.previous),
         *tls.events(cluster, observed, built),
+        *gcs_storage.events(cluster, observed, built),
     )
     return Desired(children, status, events, plan)
 
@@ -123,8 +124,8 @@ def finalize(
     cluster = Cluster.from_parent(parent, spec, options or Options())
     status = compute_status(cluster, observed, request.previous, request.clock)
     everything = _echo(observed, sorted(observed.keys()))
-    if not cluster.ft_enabled:
-        return Desired(everything, status, finalized=True)
+    if not cluster.ft_enabled or gcs_storage.rocksdb(cluster):
+        return Desired(everything, status, finalized=True)  # nothing kept in Redis
     return _clean_up(cluster, observed, status)
 
 
@@ -171,6 +172,9 @@ def _built(cluster: Cluster, observed: Observed, entropy: bytes | None) -> list[
         children += rbac(cluster)
     children += network_policies(cluster)
     children += tls.children(cluster, observed)
+    claim = gcs_storage.pvc_child(cluster, observed)
+    if claim is not None:
+        children.append(claim)
     return children
 
 

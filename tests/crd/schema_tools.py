@@ -141,7 +141,15 @@ def _program(rule: str) -> Any:
     return env.program(env.compile(rule))
 
 
-def rule_passes(rule: str, value: Any) -> bool:
+def rule_passes(rule: str, value: Any, old: Any = None) -> bool:
+    """A transition rule (one reading ``oldSelf``) holds on create, as in the API server, and
+    is evaluated against ``old`` on update."""
+    if "oldSelf" in rule:
+        if old is None:
+            return True
+        bindings = {"self": celpy.json_to_cel(value), "oldSelf": celpy.json_to_cel(old)}
+        result = _program(rule).evaluate(bindings)
+        return result is True or (isinstance(result, celpy.celtypes.BoolType) and bool(result))
     result = _program(rule).evaluate({"self": celpy.json_to_cel(value)})
     return result is True or (isinstance(result, celpy.celtypes.BoolType) and bool(result))
 

@@ -206,6 +206,7 @@ RESOURCE_KINDS = {
     "jobs": "Job",
     "secrets": "Secret",
     "networkpolicies": "NetworkPolicy",
+    "persistentvolumeclaims": "PersistentVolumeClaim",
     "issuers": "Issuer",
     "certificates": "Certificate",
 }
