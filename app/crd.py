@@ -213,6 +213,17 @@ def _kind(name: str) -> Embed:
     return lambda types: types.schema(name)
 
 
+def _slim_env_var(types: KubernetesTypes) -> JSONSchema:
+    """An EnvVar whose ``valueFrom`` is kept but not spelled out: the full EnvVarSource would
+    push the CRD past client-side apply's limit; the API server still validates it in the pod."""
+    schema = types.schema(_K8S + "EnvVar")
+    schema["properties"]["valueFrom"] = {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
+    return schema
+
+
 def _ingress_options(types: KubernetesTypes) -> JSONSchema:
     path = types.schema("io.k8s.api.networking.v1.HTTPIngressPath")["properties"]
     rule = types.schema("io.k8s.api.networking.v1.IngressRule")["properties"]
@@ -242,6 +253,8 @@ EMBEDDED: dict[str, Embed] = {
     "AutoscalerOptions.volumeMounts": _kind(_K8S + "VolumeMount"),
     "AutoscalerOptions.securityContext": _kind(_K8S + "SecurityContext"),
     "RedisCredential.valueFrom": _kind(_K8S + "EnvVarSource"),
+    "CollectorOptions.resources": _kind(_K8S + "ResourceRequirements"),
+    "CollectorOptions.env": _slim_env_var,
     "NetworkPolicyRules.ingressRules": _kind(_NET + "NetworkPolicyIngressRule"),
     "NetworkPolicyRules.egressRules": _kind(_NET + "NetworkPolicyEgressRule"),
     "NetworkPolicyGroup.ingressRules": _kind(_NET + "NetworkPolicyIngressRule"),
@@ -322,30 +335,28 @@ DESCRIPTIONS: dict[str, str] = {
     "RayClusterSpec.gcsFaultToleranceOptions": "An external Redis for the GCS, so that the "
     "cluster survives the loss of its head.",
     "RayClusterSpec.upgradeStrategy": "What happens to running pods when their template changes.",
-    "RayClusterSpec.authOptions": "Ray token authentication between the cluster's processes "
-    "and its clients (Ray 2.52 or later).",
-    "RayClusterSpec.networkPolicy": "NetworkPolicies for the head and each worker group: deny "
-    "what mode restricts, allow traffic between the cluster's pods, plus your rules (add one "
-    "to DNS on port 53 when egress is denied).",
-    "NetworkPolicyOptions.mode": "What is denied by default: DenyAll (ingress and egress), "
-    "DenyAllIngress or DenyAllEgress.",
-    "NetworkPolicyOptions.head": "Rules added to the head's policy.",
-    "NetworkPolicyOptions.worker": "Rules added to every worker group's policy.",
-    "NetworkPolicyOptions.workerGroups": "Rules of one worker group, replacing worker's.",
-    "NetworkPolicyRules.ingressRules": "Ingress rules appended to the base rules.",
-    "NetworkPolicyRules.egressRules": "Egress rules appended to the base rules.",
-    "NetworkPolicyGroup.groupName": "The worker group these rules are for.",
-    "NetworkPolicyGroup.ingressRules": "Ingress rules appended to the base rules.",
-    "NetworkPolicyGroup.egressRules": "Egress rules appended to the base rules.",
-    "RayClusterSpec.tlsOptions": "Mutual TLS between the cluster's Ray processes, with "
-    "certificates from cert-manager (install metaray with config/mtls/).",
-    "TlsOptions.enabled": "true makes metaray request a CA and head and worker certificates "
-    "from cert-manager and start pods only once they are issued.",
-    "AuthOptions.mode": "token turns authentication on; disabled (or unset) leaves it off.",
-    "AuthOptions.secretName": "Your own Secret holding the token under the key auth_token; "
-    "metaray then creates none (by default it creates the Secret <cluster>).",
-    "AuthOptions.enableK8sTokenAuth": "Authenticate with projected Kubernetes service-account "
-    "tokens instead of a shared token (Ray 2.55 or later; no Secret).",
+    "RayClusterSpec.authOptions": "Ray token authentication (Ray 2.52 or later).",
+    "RayClusterSpec.networkPolicy": "NetworkPolicies for the head and each worker group.",
+    "NetworkPolicyOptions.mode": "What is denied: DenyAll, DenyAllIngress or DenyAllEgress.",
+    "NetworkPolicyOptions.head": "The head's extra rules.",
+    "NetworkPolicyOptions.worker": "Every worker group's extra rules.",
+    "NetworkPolicyOptions.workerGroups": "One group's rules, replacing worker's.",
+    "NetworkPolicyRules.ingressRules": "Extra ingress rules.",
+    "NetworkPolicyRules.egressRules": "Extra egress rules (add DNS, port 53).",
+    "NetworkPolicyGroup.groupName": "The worker group.",
+    "NetworkPolicyGroup.ingressRules": "Extra ingress rules.",
+    "NetworkPolicyGroup.egressRules": "Extra egress rules (add DNS, port 53).",
+    "RayClusterSpec.historyServerOptions": "The history server's collector sidecar.",
+    "HistoryServerOptions.collectorOptions": "The sidecar ray-history-collector.",
+    "CollectorOptions.image": "Its image (required).",
+    "CollectorOptions.imagePullPolicy": "Its image pull policy.",
+    "CollectorOptions.resources": "Its resources.",
+    "CollectorOptions.env": "Its extra env (yours win).",
+    "RayClusterSpec.tlsOptions": "Mutual TLS between Ray processes (cert-manager; config/mtls/).",
+    "TlsOptions.enabled": "Turns mutual TLS on.",
+    "AuthOptions.mode": "token turns Ray token authentication on.",
+    "AuthOptions.secretName": "Your Secret (key auth_token); metaray then creates none.",
+    "AuthOptions.enableK8sTokenAuth": "Use service-account tokens instead (Ray 2.55+).",
     "HeadGroupSpec.template": "The head pod's template; its first container runs Ray.",
     "HeadGroupSpec.rayStartParams": "`ray start` flags for the head, without the leading "
     "dashes; values are passed verbatim.",
@@ -397,17 +408,14 @@ DESCRIPTIONS: dict[str, str] = {
     "GcsFaultToleranceOptions.redisUsername": "The Redis user, literal or from a source.",
     "GcsFaultToleranceOptions.externalStorageNamespace": "The namespace of this cluster's "
     "data in Redis (default: the cluster's uid).",
-    "GcsFaultToleranceOptions.backend": "Where the GCS keeps its state: redis (the default; "
-    "redisAddress) or rocksdb (embedded, on a volume of the head; storage). Immutable.",
-    "GcsFaultToleranceOptions.storage": "The head's volume for the rocksdb backend.",
-    "GcsStorage.claimName": "Your own PersistentVolumeClaim (never created nor deleted by "
-    "metaray); excludes size, storageClassName and accessModes.",
-    "GcsStorage.size": "The size of the claim <cluster>-gcs-pvc (default 1Gi); never resized.",
-    "GcsStorage.storageClassName": "The storage class of <cluster>-gcs-pvc.",
-    "GcsStorage.accessModes": "The access modes of <cluster>-gcs-pvc (default ReadWriteOnce).",
-    "GcsStorage.subPath": "The directory of the volume mounted at /data/gcs.",
-    "GcsStorage.deletionPolicy": "DeleteWithCluster (the default) deletes the claim with the "
-    "cluster; Retain is not supported by metaray (use claimName).",
+    "GcsFaultToleranceOptions.backend": "redis (default) or rocksdb (on a volume). Immutable.",
+    "GcsFaultToleranceOptions.storage": "The rocksdb backend's volume.",
+    "GcsStorage.claimName": "Your own claim; excludes size, storageClassName, accessModes.",
+    "GcsStorage.size": "Size of <cluster>-gcs-pvc (default 1Gi); never resized.",
+    "GcsStorage.storageClassName": "Storage class of <cluster>-gcs-pvc.",
+    "GcsStorage.accessModes": "Access modes of <cluster>-gcs-pvc (default ReadWriteOnce).",
+    "GcsStorage.subPath": "The volume's directory mounted at /data/gcs.",
+    "GcsStorage.deletionPolicy": "DeleteWithCluster (default); Retain is not supported.",
     "RedisCredential.value": "The literal value.",
     "RedisCredential.valueFrom": "Where to read the value from.",
     "UpgradeStrategy.type": "Recreate replaces pods whose template changed; None (the "

@@ -19,6 +19,7 @@ from app.raycluster.command import (
     start_params,
 )
 from app.raycluster.env import head_service_env, merge_env, ray_env
+from app.raycluster.history_server import add_collector
 from app.raycluster.probes import add_probes
 from app.raycluster.rollout import HASH_ANNOTATION, template_hash
 from app.raycluster.spec import JSONObject, WorkerGroupSpec
@@ -90,6 +91,7 @@ def _build(
         add_autoscaler(cluster, pod_spec)
     if head and gcs_storage.rocksdb(cluster):
         gcs_storage.add_storage(cluster, pod_spec)
+    add_collector(cluster, pod_spec, head=head)
     # Last: they wire the sidecars and init containers added above.
     add_tls(cluster, pod_spec, head=head)
     add_auth(cluster, pod_spec)

@@ -41,7 +41,11 @@ def _digest(parts: Mapping[str, Any]) -> str:
 def _shared(cluster: Cluster) -> dict[str, Any]:
     spec = cluster.spec
     # Only when set, so that pods of clusters without it keep the hash they were created with.
-    optional = {"auth": spec.authOptions.model_dump()} if spec.authOptions else {}
+    optional: dict[str, Any] = {}
+    for key in ("authOptions", "tlsOptions", "historyServerOptions"):
+        value = getattr(spec, key)
+        if value is not None:
+            optional[key] = value.model_dump()
     return {
         **optional,
         "rayVersion": spec.rayVersion,

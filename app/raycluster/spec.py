@@ -187,6 +187,17 @@ class NetworkPolicyOptions(_Model):
     workerGroups: list[NetworkPolicyGroup] = []
 
 
+class CollectorOptions(_Model):
+    image: str | None = None
+    imagePullPolicy: str | None = None
+    resources: JSONObject | None = None
+    env: list[JSONObject] = []
+
+
+class HistoryServerOptions(_Model):
+    collectorOptions: CollectorOptions | None = None
+
+
 class TlsOptions(_Model):
     enabled: bool = False
 
@@ -210,6 +221,7 @@ class RayClusterSpec(_Model):
     authOptions: AuthOptions | None = None
     networkPolicy: NetworkPolicyOptions | None = None
     tlsOptions: TlsOptions | None = None
+    historyServerOptions: HistoryServerOptions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +351,8 @@ def _check_features(parent: Mapping[str, Any], spec: RayClusterSpec) -> Iterator
         yield from _check_network_policy(spec, spec.networkPolicy)
     if spec.tlsOptions is not None and spec.tlsOptions.enabled:
         yield from _check_tls(spec)
+    if spec.historyServerOptions is not None:
+        yield from _check_history_server(spec, spec.historyServerOptions)
     strategy = spec.upgradeStrategy
     if strategy is not None and strategy.maxUnavailable is not None and strategy.maxUnavailable < 1:
         yield Problem("spec.upgradeStrategy.maxUnavailable", "must be at least 1")
@@ -407,6 +421,37 @@ def _check_network_policy(spec: RayClusterSpec, options: NetworkPolicyOptions) -
                 "networkPolicy is enabled (it is embedded in the NetworkPolicy name): "
                 "lower-case letters, digits and '-', at most 63 characters",
             )
+
+
+HISTORY_COLLECTOR = "ray-history-collector"
+
+
+def _check_history_server(spec: RayClusterSpec, options: HistoryServerOptions) -> Iterator[Problem]:
+    path = "spec.historyServerOptions"
+    collector = options.collectorOptions
+    if collector is None:
+        yield Problem(
+            f"{path}.collectorOptions", "historyServerOptions.collectorOptions must be set"
+        )
+        return
+    if not collector.image:
+        yield Problem(f"{path}.collectorOptions.image", "is required")
+    yield from _check_items(
+        f"{path}.collectorOptions.env", {"env": collector.env}, "env", {"name": (str, True)}
+    )
+    templates = [("spec.headGroupSpec.template", "head", spec.headGroupSpec.template)]
+    templates += [
+        (f"spec.workerGroupSpecs[{i}].template", f"worker group {g.groupName!r}", g.template)
+        for i, g in enumerate(spec.workerGroupSpecs)
+    ]
+    for where, role, template in templates:
+        for index, container in enumerate(_objects(template.get("spec") or {}, "containers")):
+            if container.get("name") == HISTORY_COLLECTOR:
+                yield Problem(
+                    f"{where}.spec.containers[{index}].name",
+                    f"{role} pod template must not define a container with name "
+                    f"'{HISTORY_COLLECTOR}' when history server collector options are enabled",
+                )
 
 
 TLS_VOLUME = "ray-tls"
