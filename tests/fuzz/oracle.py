@@ -55,6 +55,7 @@ BUILT = frozenset(
         JOB,
         "Secret.v1",
         "NetworkPolicy.networking.k8s.io/v1",
+        "PersistentVolumeClaim.v1",
         "Issuer.cert-manager.io/v1",
         "Certificate.cert-manager.io/v1",
     }

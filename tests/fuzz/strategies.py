@@ -1085,3 +1085,26 @@ def _templates(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for worker_group in spec.get("workerGroupSpecs") or []:
         if isinstance(worker_group, dict) and isinstance(worker_group.get("template"), dict):
             yield worker_group["template"]
+
+
+@st.composite
+def storage_and_collector_specs(draw: st.DrawFn) -> dict[str, Any]:
+    """A corrupted spec (as ``corrupted_specs``) that also asks for the embedded GCS store or the
+    history collector, some of whose fields the corruption may hit."""
+    request = draw(corrupted_specs())
+    parent = request["parent"]
+    spec = parent.get("spec")
+    if not isinstance(spec, dict):
+        return request
+    if draw(st.booleans()) and "gcsFaultToleranceOptions" not in spec:
+        storage = draw(st.sampled_from([{}, {"size": "2Gi", "subPath": "gcs"}, {"claimName": "c"}]))
+        spec["gcsFaultToleranceOptions"] = {"backend": "rocksdb", "storage": storage}
+    else:
+        collector = {"image": IMAGE, "env": [{"name": "EVENTS_PORT", "value": "9000"}]}
+        spec["historyServerOptions"] = {"collectorOptions": collector}
+    if one_in(draw, 2):
+        everywhere = [("parent", "spec", *path) for path in paths(spec)]
+        new = ("gcsFaultToleranceOptions", "historyServerOptions")
+        hot = [path for path in everywhere if path[2] in new]
+        draw(mutations(request, hot, most=1, values=BREAKERS))
+    return request

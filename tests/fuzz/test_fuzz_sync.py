@@ -26,6 +26,7 @@ from tests.fuzz.strategies import (
     dumps,
     malformed_bodies,
     mutated_captures,
+    storage_and_collector_specs,
     worlds,
 )
 
@@ -72,6 +73,12 @@ def test_hostile_clusters_and_children_on_finalize(request: dict[str, Any]) -> N
 @given(corrupted_specs())
 def test_a_valid_spec_with_one_corrupted_field(request: dict[str, Any]) -> None:
     fuzz("corrupted specs", dumps(request))
+
+
+@settings(FUZZ, max_examples=600)
+@given(storage_and_collector_specs())
+def test_embedded_gcs_storage_and_history_collector_specs(request: dict[str, Any]) -> None:
+    fuzz("storage and collector specs", dumps(request))
 
 
 @pytest.mark.parametrize("name", captures())
