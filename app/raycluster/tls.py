@@ -179,16 +179,27 @@ def _object(cluster: Cluster, kind: str, name: str, component: str, spec: JSONOb
 
 def waiting_for_certificates(cluster: Cluster, observed: Observed) -> bool:
     """Whether new pods must wait: a Certificate is not observed Ready yet."""
-    if not enabled(cluster):
-        return False
+    return bool(not_ready(cluster, observed))
+
+
+def not_ready(cluster: Cluster, observed: Observed) -> list[str]:
+    """The Certificates new pods wait for: not observed yet, or not Ready."""
     ready = {c.name for c in observed.of_kind(kinds.CERTIFICATE) if c.has_condition("Ready")}
-    wanted = {ca_certificate(cluster.name), *(certificate(cluster.name, h) for h in (True, False))}
-    return not wanted <= ready
+    wanted = [ca_certificate(cluster.name), *(certificate(cluster.name, h) for h in (True, False))]
+    return [name for name in wanted if name not in ready] if enabled(cluster) else []
 
 
 def events(cluster: Cluster, observed: Observed, built: Iterable[Child]) -> list[Event]:
-    """``MTLSCertificatesUpdated`` when a Certificate's IP SANs change."""
+    """``MTLSCertsNotReady`` while pods wait for cert-manager (one Event series, as the shell
+    aggregates repeats), ``MTLSCertificatesUpdated`` when a Certificate's IP SANs change."""
     found = []
+    waiting = not_ready(cluster, observed)
+    if waiting:
+        message = (
+            f"Waiting for cert-manager to issue Certificates {', '.join(waiting)}: no pod is "
+            "created until they are Ready"
+        )
+        found.append(Event(NORMAL, "MTLSCertsNotReady", message))
     for child in built:
         if child["kind"] != "Certificate":
             continue

@@ -78,8 +78,10 @@ def test_no_pod_until_every_certificate_is_ready() -> None:
     loop = Loop(raycluster(with_tls()))
     loop.step()
     for _ in range(3):
-        loop.step()
+        step = loop.step()
         assert loop.pods() == []
+        [waiting] = [e for e in step.desired.events if e.reason == "MTLSCertsNotReady"]
+        assert "ray-head-cert-demo" in waiting.message
     loop.issue_certificates()
     step = loop.step()
     assert len([n for n in step.created if n.startswith(("demo-head-", "demo-worker-"))]) == 3
