@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from app import logs
+from app.raycluster.auth import TOKEN_BYTES
 from app.render import RenderError, render, to_yaml
 from app.settings import Settings
 
@@ -92,12 +94,14 @@ def _clear_metrics(directory: Path) -> None:
 def _render(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
+        entropy = secrets.token_bytes(TOKEN_BYTES)  # a token Secret gets a real random token
         output = render(
             args.manifest,
             args.observed,
             settings.options,
             settings.rayjob_options,
-            datetime.now(UTC),
+            now=datetime.now(UTC),
+            entropy=entropy,
         )
     except RenderError as error:
         print(f"metaray render: {error}", file=sys.stderr)

@@ -11,8 +11,9 @@ with references inlined and descriptions dropped; a RayJob's ``rayClusterSpec`` 
 RayCluster spec schema itself. The result is a structural schema: every node has a type, or is
 int-or-string.
 
-No node preserves unknown fields. A field the schema does not know (a typo, or a KubeRay field
-metaray does not implement, such as ``authOptions``) is rejected by kubectl's strict field
+No node preserves unknown fields (but the history collector's env ``valueFrom``, kept unspelled
+for size). A field the schema does not know (a typo, or a KubeRay field
+metaray does not implement) is rejected by kubectl's strict field
 validation (its default since Kubernetes 1.27); a client that asks for no validation has it
 pruned by the API server instead. Should one reach the hook anyway, the model rejects it and the
 hook refuses the spec with a status naming it.
@@ -72,6 +73,7 @@ DNS1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 GROUP_NAME_PATTERN = POD_NAME_SEGMENT_PATTERN
 
 _K8S = "io.k8s.api.core.v1."
+_NET = "io.k8s.api.networking.v1."
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 _INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 _QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
@@ -227,6 +229,17 @@ def _kind(name: str) -> Embed:
     return lambda types: types.schema(name)
 
 
+def _slim_env_var(types: KubernetesTypes) -> JSONSchema:
+    """An EnvVar whose ``valueFrom`` is kept but not spelled out: the full EnvVarSource would
+    push the CRD past client-side apply's limit; the API server still validates it in the pod."""
+    schema = types.schema(_K8S + "EnvVar")
+    schema["properties"]["valueFrom"] = {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
+    return schema
+
+
 def _ingress_options(types: KubernetesTypes) -> JSONSchema:
     path = types.schema("io.k8s.api.networking.v1.HTTPIngressPath")["properties"]
     rule = types.schema("io.k8s.api.networking.v1.IngressRule")["properties"]
@@ -256,6 +269,12 @@ EMBEDDED: dict[str, Embed] = {
     "AutoscalerOptions.volumeMounts": _kind(_K8S + "VolumeMount"),
     "AutoscalerOptions.securityContext": _kind(_K8S + "SecurityContext"),
     "RedisCredential.valueFrom": _kind(_K8S + "EnvVarSource"),
+    "CollectorOptions.resources": _kind(_K8S + "ResourceRequirements"),
+    "CollectorOptions.env": _slim_env_var,
+    "NetworkPolicyRules.ingressRules": _kind(_NET + "NetworkPolicyIngressRule"),
+    "NetworkPolicyRules.egressRules": _kind(_NET + "NetworkPolicyEgressRule"),
+    "NetworkPolicyGroup.ingressRules": _kind(_NET + "NetworkPolicyIngressRule"),
+    "NetworkPolicyGroup.egressRules": _kind(_NET + "NetworkPolicyEgressRule"),
 }
 
 # Checks the hook makes (app.raycluster.spec) that a schema can state as well.
@@ -273,6 +292,16 @@ CONSTRAINTS: dict[str, JSONSchema] = {
     "WorkerGroupSpec.maxReplicas": {"minimum": 0},
     "WorkerGroupSpec.numOfHosts": {"minimum": 1},
     "WorkerGroupSpec.resources": _QUANTITY_MAP,
+    "GcsFaultToleranceOptions.backend": {
+        "x-kubernetes-validations": [
+            {"rule": "self == oldSelf", "message": "gcsFaultToleranceOptions.backend is immutable"}
+        ]
+    },
+    "GcsStorage.size": {"pattern": QUANTITY_PATTERN},
+    "NetworkPolicyOptions.workerGroups": {
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["groupName"],
+    },
     "RayClusterSpec.workerGroupSpecs": {
         "maxItems": MAX_WORKER_GROUPS,
         "x-kubernetes-validations": [
@@ -322,6 +351,28 @@ DESCRIPTIONS: dict[str, str] = {
     "RayClusterSpec.gcsFaultToleranceOptions": "An external Redis for the GCS, so that the "
     "cluster survives the loss of its head.",
     "RayClusterSpec.upgradeStrategy": "What happens to running pods when their template changes.",
+    "RayClusterSpec.authOptions": "Ray token authentication (Ray 2.52 or later).",
+    "RayClusterSpec.networkPolicy": "NetworkPolicies for the head and each worker group.",
+    "NetworkPolicyOptions.mode": "What is denied: DenyAll, DenyAllIngress or DenyAllEgress.",
+    "NetworkPolicyOptions.head": "The head's extra rules.",
+    "NetworkPolicyOptions.worker": "Every worker group's extra rules.",
+    "NetworkPolicyOptions.workerGroups": "One group's rules, replacing worker's.",
+    "NetworkPolicyRules.ingressRules": "Extra ingress rules.",
+    "NetworkPolicyRules.egressRules": "Extra egress rules (add DNS, port 53).",
+    "NetworkPolicyGroup.groupName": "The worker group.",
+    "NetworkPolicyGroup.ingressRules": "Extra ingress rules.",
+    "NetworkPolicyGroup.egressRules": "Extra egress rules (add DNS, port 53).",
+    "RayClusterSpec.historyServerOptions": "The history server's collector sidecar.",
+    "HistoryServerOptions.collectorOptions": "The sidecar ray-history-collector.",
+    "CollectorOptions.image": "Its image (required).",
+    "CollectorOptions.imagePullPolicy": "Its image pull policy.",
+    "CollectorOptions.resources": "Its resources.",
+    "CollectorOptions.env": "Its extra env (yours win).",
+    "RayClusterSpec.tlsOptions": "Mutual TLS between Ray processes (cert-manager; config/mtls/).",
+    "TlsOptions.enabled": "Turns mutual TLS on.",
+    "AuthOptions.mode": "token turns Ray token authentication on.",
+    "AuthOptions.secretName": "Your Secret (key auth_token); metaray then creates none.",
+    "AuthOptions.enableK8sTokenAuth": "Use service-account tokens instead (Ray 2.55+).",
     "HeadGroupSpec.template": "The head pod's template; its first container runs Ray.",
     "HeadGroupSpec.rayStartParams": "`ray start` flags for the head, without the leading "
     "dashes; values are passed verbatim.",
@@ -373,6 +424,14 @@ DESCRIPTIONS: dict[str, str] = {
     "GcsFaultToleranceOptions.redisUsername": "The Redis user, literal or from a source.",
     "GcsFaultToleranceOptions.externalStorageNamespace": "The namespace of this cluster's "
     "data in Redis (default: the cluster's uid).",
+    "GcsFaultToleranceOptions.backend": "redis (default) or rocksdb (on a volume). Immutable.",
+    "GcsFaultToleranceOptions.storage": "The rocksdb backend's volume.",
+    "GcsStorage.claimName": "Your own claim; excludes size, storageClassName, accessModes.",
+    "GcsStorage.size": "Size of <cluster>-gcs-pvc (default 1Gi); never resized.",
+    "GcsStorage.storageClassName": "Storage class of <cluster>-gcs-pvc.",
+    "GcsStorage.accessModes": "Access modes of <cluster>-gcs-pvc (default ReadWriteOnce).",
+    "GcsStorage.subPath": "The volume's directory mounted at /data/gcs.",
+    "GcsStorage.deletionPolicy": "DeleteWithCluster (default); Retain is not supported.",
     "RedisCredential.value": "The literal value.",
     "RedisCredential.valueFrom": "Where to read the value from.",
     "UpgradeStrategy.type": "Recreate replaces pods whose template changed; None (the "

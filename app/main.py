@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -31,18 +32,31 @@ from app.hooks.response import encode
 from app.janitor import Janitor
 from app.kube_events import EventSink
 from app.metrics import HTTP_SECONDS, DashboardMetrics, Metrics, Timings
+from app.raycluster.auth import TOKEN_BYTES
 from app.raycluster.events import Event
+from app.raycluster.observed import Observed
 from app.raycluster.sync import Desired, finalize, sync
 from app.rayjob import sync as rayjob
 from app.rayjob.dashboard import DashboardView, Intent, StopJob, SubmitJob
-from app.redact import Redactor
+from app.redact import Redactor, secret_children
 from app.settings import Settings
 from app.summary import BAD_REQUEST, ERROR, RAYJOB, Answer, Identity, kind_of, summarize
 
 log = logging.getLogger("metaray")
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """What the shell hands a core besides the request: the time, and fresh random bytes (the
+    RayCluster core turns them into a token Secret, where authOptions asks for one)."""
+
+    now: datetime
+    entropy: bytes
+
+
 Clock = Callable[[], datetime]
-# A core's answer to one decoded request, at the shell's "now".
-Decide = Callable[[SyncRequest, datetime], Desired]
+# A core's answer to one decoded request, given the shell's inputs.
+Decide = Callable[[SyncRequest, "Inputs"], Desired]
 JSON = "application/json"
 # Requests at least this large are decided in a worker thread, bounded in time.
 OFFLOAD_BYTES = 2**20
@@ -93,14 +107,18 @@ def create_app(
     async def sync_hook(request: Request) -> Response:
         """Metacontroller's sync hook: the RayCluster's desired children and status."""
         return await hooks.answer(
-            request, "sync", lambda r, _: sync(r.parent, r.observed, cluster_options)
+            request,
+            "sync",
+            lambda r, i: sync(r.parent, r.observed, cluster_options, entropy=i.entropy),
         )
 
     @app.post("/finalize")
     async def finalize_hook(request: Request) -> Response:
         """Metacontroller's finalize hook: a RayCluster is being deleted."""
         return await hooks.answer(
-            request, "finalize", lambda r, _: finalize(r.parent, r.observed, cluster_options)
+            request,
+            "finalize",
+            lambda r, i: finalize(r.parent, r.observed, cluster_options, entropy=i.entropy),
         )
 
     def rayjob_hook(hook: str, core: Callable[..., Desired]) -> Callable[[Request], Any]:
@@ -108,8 +126,8 @@ def create_app(
             return await hooks.answer(
                 request,
                 hook,
-                lambda r, now: core(
-                    r.parent, r.observed, r.related, now, job_options, view(r.parent)
+                lambda r, i: core(
+                    r.parent, r.observed, r.related, i.now, job_options, view(r.parent)
                 ),
                 # The answer depends on the clock and the dashboards, not only on the body.
                 cache=False,
@@ -221,7 +239,7 @@ class Hooks:
             # A 5xx makes Metacontroller keep every child and the status as they are.
             detail = f"internal error: {type(failure.error).__name__}"
             parent = failure.parent
-            redactor = Redactor.of(parent)
+            redactor = Redactor.of(parent, secret_children(failure.observed))
             logs.log_failure(hook, ERROR, _ms(started), detail, Identity.of(parent), redactor)
             return _error(500, detail)
         payload, replay, timings = outcome
@@ -281,10 +299,11 @@ class Hooks:
 
 
 class _Failed(Exception):
-    def __init__(self, parent: dict[str, Any], error: Exception) -> None:
+    def __init__(self, parent: dict[str, Any], error: Exception, observed: Observed) -> None:
         super().__init__(str(error))
         self.parent = parent
         self.error = error
+        self.observed = observed
 
 
 def _decide(
@@ -316,11 +335,13 @@ def _decide_now(
     decoded = perf_counter()
     parent = hook_request.parent
     try:
-        desired = decide(hook_request, now)
+        # Fresh per request: the core uses it only to create a token Secret (authOptions).
+        desired = decide(hook_request, Inputs(now, secrets.token_bytes(TOKEN_BYTES)))
         computed = perf_counter()
         payload = encode(desired)
     except Exception as error:
-        raise _Failed(parent, error) from error  # logged by the caller, secrets masked
+        # Logged by the caller, secrets masked (the request's Secrets' values included).
+        raise _Failed(parent, error, hook_request.observed) from error
     timings = Timings(decoded - decoding, computed - decoded, perf_counter() - computed)
     return payload, _replay(hook, hook_request, desired), timings
 
@@ -328,12 +349,13 @@ def _decide_now(
 def _replay(hook: str, request: SyncRequest, desired: Desired) -> _Replay | None:
     try:
         answer = summarize(hook, request, desired)
+        held = secret_children(request.observed, desired.children)
         return _Replay(
             answer,
             request.parent,
             desired.status,
             desired.events,
-            Redactor.of(request.parent),
+            Redactor.of(request.parent, held),
             delete_parent=desired.delete_parent and kind_of(hook) == RAYJOB,
             intents=tuple(i for i in desired.intents if isinstance(i, SubmitJob | StopJob)),
         )

@@ -11,13 +11,18 @@ values (``env_vars`` and any other key) whose key says so.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import yaml
+
+from app.raycluster import kinds
+from app.raycluster.observed import Child, Observed
 
 MASK = "***"
 _SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET", re.IGNORECASE)
@@ -35,11 +40,18 @@ class Redactor:
         return f"Redactor({len(self.secrets)} secrets)"  # never the secrets themselves
 
     @classmethod
-    def of(cls, parent: Mapping[str, Any] | None) -> Redactor:
+    def of(
+        cls, parent: Mapping[str, Any] | None, secrets: Iterable[Mapping[str, Any]] = ()
+    ) -> Redactor:
+        """The plain-text secrets of ``parent``'s spec (a RayJob's runtimeEnvYAML and metadata
+        included), and the values of ``secrets`` (Secret objects the request or the answer
+        holds: the token Secret of authOptions)."""
         spec = parent.get("spec") if parent else None
         found = set(_secrets(spec))
         if isinstance(spec, Mapping):
             found |= set(_rayjob_secrets(spec))
+        for secret in secrets:
+            found.update(secret_values(secret))
         return cls(tuple(sorted(found, key=lambda s: (-len(s), s))))
 
     def text(self, text: str) -> str:
@@ -64,6 +76,38 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self._scrubbed(item) for item in value]
         return value
+
+
+def secret_children(observed: Observed, answered: Iterable[Child] = ()) -> list[Mapping[str, Any]]:
+    """Every Secret of a request and its answer (their values must never be reported)."""
+    found: list[Mapping[str, Any]] = [
+        observed.applied[(kinds.SECRET, obj.name)]
+        for obj in observed.of_kind(kinds.SECRET)
+        if (kinds.SECRET, obj.name) in observed.applied
+    ]
+    # New Secrets are plain objects; an echoed one is in ``observed`` already. Checking the
+    # type first keeps the kept pods' raw JSON unparsed.
+    found += [c for c in answered if isinstance(c, dict) and c.get("kind") == "Secret"]
+    return found
+
+
+def secret_values(secret: Mapping[str, Any]) -> Iterator[str]:
+    """A Secret's values as they may appear in text: plain, base64 (``data``) and decoded."""
+    string_data = secret.get("stringData")
+    if isinstance(string_data, Mapping):
+        yield from (v for v in string_data.values() if isinstance(v, str) and v)
+    data = secret.get("data")
+    if isinstance(data, Mapping):
+        for value in data.values():
+            if not isinstance(value, str) or not value:
+                continue
+            yield value
+            try:
+                decoded = base64.b64decode(value, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                continue
+            if decoded:
+                yield decoded
 
 
 def _may_hold_bearer(value: Any) -> bool:

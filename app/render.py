@@ -10,6 +10,7 @@ import orjson
 import yaml
 
 from app.hooks.request import BadRequest, SyncRequest, decode
+from app.raycluster import kinds
 from app.raycluster.cluster import Options
 from app.raycluster.sync import Desired, sync
 from app.rayjob import sync as rayjob
@@ -38,22 +39,57 @@ def render(
     observed: Path | None,
     options: Options,
     job_options: rayjob.Options,
+    *,
     now: datetime,
+    entropy: bytes,
 ) -> dict[str, Any]:
     """The children and status metaray would answer, as one document.
 
-    A RayJob without ``--observed`` is shown as it will be once its cluster is ready: its
-    status written, its RayCluster created and ready, its submitter and Service created."""
+    Pods that wait for children metaray creates first (the token Secret of authOptions, the
+    Certificates of tlsOptions) are shown as they will be once those exist: the answer is
+    computed again with them observed (the Certificates issued and Ready). A RayJob without
+    ``--observed`` is shown as it will be once its cluster is ready: its status written, its
+    RayCluster created and ready, its submitter and Service created.
+    """
     parent = _the_parent(_load(manifest))
     children = _as_children(_load(observed) if observed is not None else [])
-    if parent["kind"] == "RayCluster":
-        request = _request(parent, children)
-        desired = sync(request.parent, request.observed, options)
-    elif observed is not None:
-        desired = _rayjob(_request(parent, children), now, job_options)
-    else:
-        desired = _rayjob_walk(parent, now, job_options)
+    if parent["kind"] == "RayJob":
+        if observed is not None:
+            desired = _rayjob(_request(parent, children), now, job_options)
+        else:
+            desired = _rayjob_walk(parent, now, job_options)
+        return {"children": desired.children, "status": desired.status}
+    desired = _answer(parent, children, options, entropy)
+    gating = [
+        c
+        for c in desired.children
+        if isinstance(c, dict)
+        and c.get("kind") in GATING
+        and c["metadata"]["name"] not in children[f"{c['kind']}.{c['apiVersion']}"]
+    ]
+    if gating:
+        for child in gating:
+            key = f"{child['kind']}.{child['apiVersion']}"
+            children[key][child["metadata"]["name"]] = _as_issued(child)
+        desired = _answer(parent, children, options, entropy)
     return {"children": desired.children, "status": desired.status}
+
+
+# Children that new pods wait for.
+GATING = ("Secret", "Certificate")
+
+
+def _as_issued(child: dict[str, Any]) -> dict[str, Any]:
+    if child["kind"] != "Certificate":
+        return child
+    return {**child, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def _answer(
+    parent: dict[str, Any], children: dict[str, Any], options: Options, entropy: bytes
+) -> Desired:
+    request = _request(parent, children)
+    return sync(request.parent, request.observed, options, entropy=entropy)
 
 
 def _request(parent: dict[str, Any], children: dict[str, dict[str, Any]]) -> SyncRequest:
@@ -120,7 +156,8 @@ def _the_parent(documents: list[Any]) -> dict[str, Any]:
 
 
 def _as_children(objects: list[Any]) -> dict[str, dict[str, Any]]:
-    children: dict[str, dict[str, Any]] = {"Pod.v1": {}, "Service.v1": {}}
+    # Every type metaray manages, as Metacontroller registered with config/mtls/ sends them.
+    children: dict[str, dict[str, Any]] = {kind: {} for kind in sorted(kinds.MANAGED)}
     for obj in objects:
         if not isinstance(obj, dict):
             raise RenderError("observed objects must be Kubernetes objects")

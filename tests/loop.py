@@ -3,13 +3,18 @@
 It applies answers the way Metacontroller v4.17 does: it deletes every observed child left out
 of the answer, creates every desired child it does not observe (adding the ``controller-uid``
 label, an owner reference and the last-applied annotation), never updates pods (``OnDelete``),
-updates Services in place, and writes the returned status. Deleted pods can linger with a
-``deletionTimestamp`` for a step, as real ones do while they terminate.
+updates Services, NetworkPolicies, Issuers and Certificates in place, never updates Secrets
+(``OnDelete``; the API server turns their ``stringData`` into base64 ``data``), and writes the
+returned status. cert-manager is played by ``issue_certificates``.
+Deleted pods can linger with a ``deletionTimestamp`` for a step, as real ones do while they
+terminate.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -20,10 +25,16 @@ import orjson
 
 from app.hooks.request import LAST_APPLIED, decode
 from app.hooks.response import encode
+from app.raycluster import kinds
 from app.raycluster.sync import Desired, sync
 
 POD = "Pod.v1"
 SERVICE = "Service.v1"
+SECRET = "Secret.v1"
+NETWORK_POLICY = "NetworkPolicy.networking.k8s.io/v1"
+ISSUER = "Issuer.cert-manager.io/v1"
+CERTIFICATE = "Certificate.cert-manager.io/v1"
+IN_PLACE = (SERVICE, NETWORK_POLICY, ISSUER, CERTIFICATE)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -128,11 +139,21 @@ class Loop:
     history: list[Step] = field(default_factory=list)
     # Pods that stay terminating (a finalizer, a long grace period) until taken out of here.
     held: set[str] = field(default_factory=set)
+    # The child types the CompositeController registers (with config/components/mtls).
+    registered: frozenset[str] = kinds.MANAGED
     _serial: int = 0
+    _draws: int = 0
+
+    def entropy(self) -> bytes:
+        """Different "random" bytes on every call, as the shell's are: a token that changed
+        between syncs would show up."""
+        self._draws += 1
+        return hashlib.sha256(f"entropy-{self._draws}".encode()).digest()
 
     # -- what Metacontroller sends ---------------------------------------------------------
     def request(self) -> dict[str, Any]:
-        grouped: dict[str, dict[str, Any]] = {POD: {}, SERVICE: {}}
+        # Like Metacontroller, a key for every registered child type, even without children.
+        grouped: dict[str, dict[str, Any]] = {kind: {} for kind in sorted(self.registered)}
         namespace = self.parent["metadata"]["namespace"]
         for (kind, name), obj in sorted(self.children.items()):
             key = f"{namespace}/{name}" if self.hook_version == "v2" else name
@@ -155,7 +176,7 @@ class Loop:
             assert status == 200, raw
             return None, orjson.loads(raw)
         request = decode(body)
-        desired = sync(request.parent, request.observed)
+        desired = sync(request.parent, request.observed, entropy=self.entropy())
         return desired, orjson.loads(encode(desired))
 
     # -- one sync, applied -----------------------------------------------------------------
@@ -177,7 +198,7 @@ class Loop:
             if key not in self.children:
                 self._create(key, child)
                 created.append(key[1])
-            elif key[0] == SERVICE:
+            elif key[0] in IN_PLACE:
                 self._update_in_place(key, child)
         self.parent = {
             **self.parent,
@@ -236,6 +257,16 @@ class Loop:
                         }
                         for c in obj["spec"]["containers"]
                     ],
+                }
+
+    def issue_certificates(self) -> None:
+        """cert-manager issues every Certificate: Ready, at its current generation."""
+        for (kind, _), obj in self.children.items():
+            if kind == CERTIFICATE:
+                obj["status"] = {
+                    "conditions": [
+                        {"type": "Ready", "status": "True", "lastTransitionTime": self.stamp()}
+                    ]
                 }
 
     def finish(self, name: str, phase: str = "Failed") -> None:
@@ -323,6 +354,12 @@ class Loop:
                 port.setdefault("protocol", "TCP")
                 port.setdefault("targetPort", port["port"])
             obj["status"] = {"loadBalancer": {}}
+        elif key[0] == SECRET:
+            string_data = obj.pop("stringData", {})
+            obj["data"] = {
+                **obj.get("data", {}),
+                **{k: base64.b64encode(v.encode()).decode() for k, v in string_data.items()},
+            }
         self.children[key] = obj
 
     def _update_in_place(self, key: tuple[str, str], desired: dict[str, Any]) -> None:
@@ -334,7 +371,10 @@ class Loop:
         )
         if applied == wanted:
             return
-        obj["spec"] = {**obj["spec"], **wanted["spec"]}
+        # A field left out of the new answer goes (three-way merge); a Service keeps what the
+        # API server set (clusterIP, ...).
+        server_set = obj["spec"] if key[0] == SERVICE else {}
+        obj["spec"] = {**server_set, **wanted["spec"]}
         obj["metadata"]["labels"] = wanted["metadata"]["labels"]
         obj["metadata"]["annotations"] = {
             **wanted["metadata"].get("annotations", {}),

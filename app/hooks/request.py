@@ -58,6 +58,11 @@ class _KnownChildren(
         "roles": kinds.ROLE,
         "role_bindings": kinds.ROLE_BINDING,
         "jobs": kinds.JOB,
+        "secrets": kinds.SECRET,
+        "network_policies": kinds.NETWORK_POLICY,
+        "claims": kinds.PVC,
+        "issuers": kinds.ISSUER,
+        "certificates": kinds.CERTIFICATE,
     },
 ):
     """The child types metaray registers, decoded in the same pass as the request."""
@@ -69,6 +74,14 @@ class _KnownChildren(
     roles: dict[str, ObservedObject] = {}
     role_bindings: dict[str, ObservedObject] = {}
     jobs: dict[str, ObservedObject] = {}
+    # The token Secret (authOptions): only its metadata is decoded; its text, token included,
+    # stays in the last-applied configuration that is answered back unchanged.
+    secrets: dict[str, ObservedObject] = {}
+    network_policies: dict[str, ObservedObject] = {}
+    claims: dict[str, ObservedObject] = {}
+    # None: the request has no key for the type (not registered, see kinds.OPTIONAL).
+    issuers: dict[str, ObservedObject] | None = None
+    certificates: dict[str, ObservedObject] | None = None
 
 
 class _KnownRequest(msgspec.Struct, frozen=True):
@@ -139,7 +152,9 @@ def decode(body: bytes, *, related: bool = False) -> SyncRequest:
         applied |= _stripped(body, missing)
     return SyncRequest(
         parent=parent,
-        observed=Observed(observed.pods, observed.services, observed.others, applied),
+        observed=Observed(
+            observed.pods, observed.services, observed.others, applied, observed.unregistered
+        ),
         finalizing=finalizing,
         related=objects if objects is not None else Observed(),
     )
@@ -172,13 +187,20 @@ def _decode(body: bytes) -> tuple[dict[str, Any], Observed, msgspec.Raw, bool]:
             (kinds.ROLE, children.roles),
             (kinds.ROLE_BINDING, children.role_bindings),
             (kinds.SERVICE_ACCOUNT, children.service_accounts),
+            (kinds.SECRET, children.secrets),
+            (kinds.NETWORK_POLICY, children.network_policies),
+            (kinds.PVC, children.claims),
+            (kinds.ISSUER, children.issuers or {}),
+            (kinds.CERTIFICATE, children.certificates or {}),
         )
         if objects
     }
+    missing = {kinds.ISSUER: children.issuers, kinds.CERTIFICATE: children.certificates}
     observed = Observed(
         tuple(children.pods.values()),
         tuple(children.services.values()),
         dict(sorted(others.items())),
+        unregistered=frozenset(kind for kind, objects in missing.items() if objects is None),
     )
     return known.parent, observed, known.related, known.finalizing
 
@@ -191,7 +213,7 @@ def _observed(children: Mapping[str, Mapping[str, msgspec.Raw]]) -> Observed:
         for kind, objects in sorted(children.items())
         if kind not in (kinds.POD, kinds.SERVICE)
     }
-    return Observed(pods, services, others)
+    return Observed(pods, services, others, unregistered=kinds.OPTIONAL - set(children))
 
 
 def _check_children(observed: Observed) -> None:

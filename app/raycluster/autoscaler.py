@@ -48,12 +48,12 @@ def add_autoscaler(cluster: Cluster, pod_spec: JSONObject) -> None:
     """Add the sidecar, the shared ``/tmp/ray`` log volume and the service account to a head."""
     options = cluster.spec.autoscalerOptions or AutoscalerOptions()
     ray: JSONObject = pod_spec["containers"][0]
-    logs = _logs_volume(pod_spec, ray)
+    logs = logs_volume(pod_spec, ray)
     pod_spec["serviceAccountName"] = service_account_name(cluster)
     pod_spec["containers"].append(_sidecar(options, ray, logs))
 
 
-def _logs_volume(pod_spec: JSONObject, ray: JSONObject) -> str:
+def logs_volume(pod_spec: JSONObject, ray: JSONObject) -> str:
     """The volume the Ray container logs to at /tmp/ray; an emptyDir ``ray-logs`` if none."""
     mounts = ray.setdefault("volumeMounts", [])
     for mount in mounts:

@@ -35,6 +35,9 @@ class Cluster:
     options: Options = field(default_factory=Options)
     # The previous status says every pod was once up (the RayClusterProvisioned condition).
     provisioned: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # The controlling owner (apiVersion, kind, name), e.g. the RayJob that made this cluster.
+    controller: tuple[str, str, str] | None = None
 
     @classmethod
     def from_parent(
@@ -42,6 +45,7 @@ class Cluster:
     ) -> Cluster:
         metadata = parent.get("metadata") or {}
         annotations = metadata.get("annotations") or {}
+        labels = metadata.get("labels") or {}
         return cls(
             name=metadata["name"],
             namespace=metadata.get("namespace") or "default",
@@ -50,6 +54,8 @@ class Cluster:
             spec=spec,
             options=options,
             provisioned=_provisioned(parent.get("status")),
+            labels={k: v for k, v in labels.items() if isinstance(v, str)},
+            controller=_controller(metadata.get("ownerReferences")),
         )
 
     @property
@@ -104,3 +110,15 @@ def _provisioned(status: Any) -> bool:
         and c.get("status") == "True"
         for c in conditions
     )
+
+
+def _controller(references: Any) -> tuple[str, str, str] | None:
+    """The owner reference marked ``controller`` (there is at most one), if well formed."""
+    if not isinstance(references, list):
+        return None
+    for ref in references:
+        if isinstance(ref, Mapping) and ref.get("controller") is True:
+            parts = (ref.get("apiVersion"), ref.get("kind"), ref.get("name"))
+            if all(isinstance(part, str) for part in parts):
+                return (str(parts[0]), str(parts[1]), str(parts[2]))
+    return None

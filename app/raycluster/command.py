@@ -28,6 +28,9 @@ class Resources:
     memory: Fraction | None = None
     gpu: Fraction | None = None
     custom: tuple[tuple[str, Fraction], ...] = ()
+    # Set by a group's ``resources`` map: advertised even when zero (``CPU: "0"`` keeps Ray
+    # from scheduling tasks on the head), where a zero from the container means "not given".
+    explicit: frozenset[str] = frozenset()
 
 
 def container_resources(container: Mapping[str, Any]) -> Resources:
@@ -63,18 +66,22 @@ def group_resources(base: Resources, overrides: Mapping[str, str]) -> Resources:
         return base
     custom = dict(base.custom)
     cpu, memory, gpu = base.cpu, base.memory, base.gpu
+    explicit = set(base.explicit)
     for key, raw in overrides.items():
         value = parse_quantity(raw)
         name = key.lower()
         if name == "cpu":
             cpu = value
+            explicit.add("cpu")
         elif name == "memory":
             memory = value
+            explicit.add("memory")
         elif _is_gpu(name):
             gpu = value
+            explicit.add("gpu")
         else:
             custom[key] = value
-    return Resources(cpu, memory, gpu, tuple(sorted(custom.items())))
+    return Resources(cpu, memory, gpu, tuple(sorted(custom.items())), frozenset(explicit))
 
 
 def _number(value: Fraction) -> int | float:
@@ -101,12 +108,13 @@ def start_params(
             defaults["no-monitor"] = "true"
     else:
         defaults["address"] = head_address
-    if resources.cpu is not None and resources.cpu > 0:
-        defaults["num-cpus"] = str(ceil_int(resources.cpu))
-    if resources.memory is not None and resources.memory > 0:
-        defaults["memory"] = str(ceil_int(resources.memory))
-    if resources.gpu is not None and resources.gpu > 0:
-        defaults["num-gpus"] = str(ceil_int(resources.gpu))
+    for flag, kind, amount in (
+        ("num-cpus", "cpu", resources.cpu),
+        ("memory", "memory", resources.memory),
+        ("num-gpus", "gpu", resources.gpu),
+    ):
+        if amount is not None and (amount > 0 or kind in resources.explicit):
+            defaults[flag] = str(ceil_int(amount))
     if resources.custom:
         custom = {name: _number(amount) for name, amount in resources.custom}
         defaults["resources"] = "'" + json.dumps(custom, separators=(",", ":")) + "'"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 
+from app.raycluster import gcs_storage
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
 from app.raycluster.spec import JSONObject, RedisCredential
@@ -53,6 +54,8 @@ def _credential(name: str, credential: RedisCredential) -> JSONObject:
 
 def head_env(cluster: Cluster) -> list[JSONObject]:
     """Variables the head's Ray container needs for a fault-tolerant GCS."""
+    if gcs_storage.rocksdb(cluster):
+        return gcs_storage.head_env()
     env: list[JSONObject] = [
         {"name": "RAY_external_storage_namespace", "value": storage_namespace(cluster)}
     ]
@@ -81,6 +84,8 @@ def head_params(cluster: Cluster) -> dict[str, str]:
 
 
 def head_annotations(cluster: Cluster) -> dict[str, str]:
+    if gcs_storage.rocksdb(cluster):
+        return {}  # no Redis, no storage namespace
     return {STORAGE_NAMESPACE_ANNOTATION: storage_namespace(cluster)}
 
 

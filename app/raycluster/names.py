@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterator
 
 MAX_CLUSTER_NAME = 53
 MAX_LABEL = 63
+MAX_SUBDOMAIN = 253
 SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 SUFFIX_LENGTH = 5
 HEAD_ROLE = "head"
@@ -32,8 +33,23 @@ def is_dns1123_label(name: str) -> bool:
     return len(name) <= MAX_LABEL and _DNS1123_LABEL.match(name) is not None
 
 
+def is_dns1123_subdomain(name: str) -> bool:
+    """A name most objects may have (Secrets, ConfigMaps): dot-separated DNS-1123 labels."""
+    return 0 < len(name) <= MAX_SUBDOMAIN and all(
+        _DNS1123_LABEL.match(part) for part in name.split(".")
+    )
+
+
 def is_label_value(value: str) -> bool:
     return len(value) <= MAX_LABEL and _LABEL_VALUE.match(value) is not None
+
+
+def is_label_key(key: str) -> bool:
+    """A Kubernetes qualified name: ``[prefix/]name``, the prefix a DNS-1123 subdomain."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not is_dns1123_subdomain(prefix):
+        return False
+    return 0 < len(name) <= MAX_LABEL and _LABEL_VALUE.match(name) is not None
 
 
 def is_pod_name_segment(value: str) -> bool:

@@ -252,6 +252,8 @@ class Observed:
     services: tuple[ObservedService, ...] = ()
     others: Mapping[str, tuple[ObservedObject, ...]] = field(default_factory=dict)
     applied: Mapping[tuple[str, str], Child] = field(default_factory=dict)
+    # Optional child types (kinds.OPTIONAL) the request had no key for: not registered.
+    unregistered: frozenset[str] = frozenset()
 
     def of_kind(self, kind: str) -> tuple[ObservedObject, ...]:
         return tuple(self.others.get(kind, ()))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 
 from app.raycluster import fault_tolerance as ft
+from app.raycluster import gcs_storage
 from app.raycluster import labels as lbl
+from app.raycluster.auth import add_auth
 from app.raycluster.autoscaler import add_autoscaler
 from app.raycluster.cluster import FT_ANNOTATION, OVERWRITE_CMD_ANNOTATION, Cluster
 from app.raycluster.command import (
@@ -17,9 +19,11 @@ from app.raycluster.command import (
     start_params,
 )
 from app.raycluster.env import head_service_env, merge_env, ray_env
+from app.raycluster.history_server import add_collector
 from app.raycluster.probes import add_probes
 from app.raycluster.rollout import HASH_ANNOTATION, template_hash
 from app.raycluster.spec import JSONObject, WorkerGroupSpec
+from app.raycluster.tls import add_tls
 
 SHM_VOLUME = "shared-mem"
 SHM_PATH = "/dev/shm"
@@ -85,6 +89,12 @@ def _build(
         pod_spec["restartPolicy"] = "Never"
     if head and cluster.autoscaling:
         add_autoscaler(cluster, pod_spec)
+    if head and gcs_storage.rocksdb(cluster):
+        gcs_storage.add_storage(cluster, pod_spec)
+    add_collector(cluster, pod_spec, head=head)
+    # Last: they wire the sidecars and init containers added above.
+    add_tls(cluster, pod_spec, head=head)
+    add_auth(cluster, pod_spec)
     return {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -40,7 +40,14 @@ def _digest(parts: Mapping[str, Any]) -> str:
 
 def _shared(cluster: Cluster) -> dict[str, Any]:
     spec = cluster.spec
+    # Only when set, so that pods of clusters without it keep the hash they were created with.
+    optional: dict[str, Any] = {}
+    for key in ("authOptions", "tlsOptions", "historyServerOptions"):
+        value = getattr(spec, key)
+        if value is not None:
+            optional[key] = value.model_dump()
     return {
+        **optional,
         "rayVersion": spec.rayVersion,
         "autoscaling": spec.enableInTreeAutoscaling,
         "autoscalerVersion": spec.autoscalerOptions.version if spec.autoscalerOptions else None,

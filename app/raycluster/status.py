@@ -13,6 +13,7 @@ from typing import Any
 from app.raycluster import labels as lbl
 from app.raycluster.clock import EPOCH
 from app.raycluster.cluster import Cluster
+from app.raycluster.network_policy import dns_condition
 from app.raycluster.observed import Observed, ObservedPod, ObservedService
 from app.raycluster.resources import desired_resources
 from app.raycluster.spec import INT32_MAX, JSONObject
@@ -66,6 +67,7 @@ def compute_status(
     wanted = _head_and_provisioned(head, all_ready, spec.suspend, previous)
     if spec.suspend or any(c.get("type") == SUSPENDED_CONDITION for c in _previous(previous)):
         wanted |= _suspension(spec.suspend, bool(observed.pods))
+    wanted |= dns_condition(cluster)
     status["conditions"] = [
         condition(kind, *wanted[kind], previous, clock) for kind in sorted(wanted)
     ]

@@ -10,18 +10,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from app.raycluster import kinds
+from app.raycluster import auth, gcs_storage, kinds, tls
 from app.raycluster.autoscaler import rbac
 from app.raycluster.clock import newest, parent_timestamps
 from app.raycluster.cluster import Cluster, Options
 from app.raycluster.events import NORMAL, WARNING, Event
 from app.raycluster.fault_tolerance import cleanup_job, cleanup_job_name, storage_namespace
 from app.raycluster.ingress import head_ingress
+from app.raycluster.network_policy import events as network_policy_events
+from app.raycluster.network_policy import network_policies
 from app.raycluster.observed import Child, Observed, RawChild
 from app.raycluster.pods import head_pod_template, named, worker_pod_template
 from app.raycluster.scaling import Plan, plan_pods
 from app.raycluster.service import head_service
-from app.raycluster.spec import InvalidSpec, JSONObject, parse_spec
+from app.raycluster.spec import InvalidSpec, JSONObject, Problem, parse_spec
 from app.raycluster.status import FAILED, compute_status, observed_fields, stamp
 
 
@@ -63,23 +65,60 @@ def _request(parent: Mapping[str, Any], observed: Observed) -> _Request:
     )
 
 
-def sync(parent: Mapping[str, Any], observed: Observed, options: Options | None = None) -> Desired:
+def sync(
+    parent: Mapping[str, Any],
+    observed: Observed,
+    options: Options | None = None,
+    *,
+    entropy: bytes | None = None,
+) -> Desired:
+    """``entropy``: fresh random bytes from the shell, used only to create a token Secret."""
     request = _request(parent, observed)
     try:
         spec = parse_spec(parent)
+        cluster = Cluster.from_parent(parent, spec, options or Options())
+        _check_registered(cluster, observed)
     except InvalidSpec as invalid:
         return _unchanged(request, invalid)
-    cluster = Cluster.from_parent(parent, spec, options or Options())
     plan = plan_pods(cluster, observed.pods)
-    built = _built(cluster)
+    if auth.waiting_for_secret(cluster, observed) or tls.waiting_for_certificates(
+        cluster, observed
+    ):
+        # Two phases: the Secret and Certificates first; pods that read them once observed.
+        plan = replace(plan, create=())
+    built = _built(cluster, observed, entropy)
     children = [*built, *_pods(cluster, observed, plan), *_unmanaged(observed)]
     status = compute_status(cluster, observed, request.previous, request.clock)
-    events = (*_created(cluster, observed, built), *_pod_events(cluster, observed, plan))
+    events = (
+        *_created(cluster, observed, built),
+        *_pod_events(cluster, observed, plan),
+        *network_policy_events(cluster, observed, built, request.previous),
+        *tls.events(cluster, observed, built),
+        *gcs_storage.events(cluster, observed, built),
+    )
     return Desired(children, status, events, plan)
 
 
+def _check_registered(cluster: Cluster, observed: Observed) -> None:
+    """Children of a type Metacontroller was not told about would fail every sync."""
+    if tls.enabled(cluster) and observed.unregistered:
+        raise InvalidSpec(
+            [
+                Problem(
+                    "spec.tlsOptions.enabled",
+                    "needs cert-manager and its Issuers and Certificates registered as children "
+                    "(install metaray with config/mtls/, see the README)",
+                )
+            ]
+        )
+
+
 def finalize(
-    parent: Mapping[str, Any], observed: Observed, options: Options | None = None
+    parent: Mapping[str, Any],
+    observed: Observed,
+    options: Options | None = None,
+    *,
+    entropy: bytes | None = None,
 ) -> Desired:
     """A RayCluster is being deleted: clean its GCS data out of Redis first, if it has any."""
     request = _request(parent, observed)
@@ -92,8 +131,8 @@ def finalize(
     cluster = Cluster.from_parent(parent, spec, options or Options())
     status = compute_status(cluster, observed, request.previous, request.clock)
     everything = _echo(observed, sorted(observed.keys()))
-    if not cluster.ft_enabled:
-        return Desired(everything, status, finalized=True)
+    if not cluster.ft_enabled or gcs_storage.rocksdb(cluster):
+        return Desired(everything, status, finalized=True)  # nothing kept in Redis
     return _clean_up(cluster, observed, status)
 
 
@@ -128,13 +167,21 @@ def _clean_up(cluster: Cluster, observed: Observed, status: JSONObject) -> Desir
     return Desired(echoed, status, finalized=False)
 
 
-def _built(cluster: Cluster) -> list[JSONObject]:
+def _built(cluster: Cluster, observed: Observed, entropy: bytes | None) -> list[Child]:
     """Every non-pod child the spec asks for."""
-    children = [head_service(cluster)]
+    children: list[Child] = [head_service(cluster)]
+    secret = auth.secret_child(cluster, observed, entropy)
+    if secret is not None:
+        children.append(secret)
     if cluster.spec.headGroupSpec.enableIngress:
         children.append(head_ingress(cluster))
     if cluster.autoscaling:
         children += rbac(cluster)
+    children += network_policies(cluster)
+    children += tls.children(cluster, observed)
+    claim = gcs_storage.pvc_child(cluster, observed)
+    if claim is not None:
+        children.append(claim)
     return children
 
 
@@ -164,7 +211,7 @@ def _echo(observed: Observed, keys: Iterable[tuple[str, str]]) -> list[Child]:
     return [observed.applied[key] for key in keys]
 
 
-def _created(cluster: Cluster, observed: Observed, built: list[JSONObject]) -> list[Event]:
+def _created(cluster: Cluster, observed: Observed, built: list[Child]) -> list[Event]:
     existing = set(observed.keys())
     events = []
     for child in built:

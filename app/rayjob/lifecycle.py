@@ -18,7 +18,7 @@ from app.raycluster.events import WARNING, Event
 from app.raycluster.observed import ObservedObject, ObservedPod
 from app.rayjob import labels as jl
 from app.rayjob import outcome as oc
-from app.rayjob.clock import parse_time, stamp
+from app.rayjob.clock import later, parse_time, stamp
 from app.rayjob.cluster import dashboard_url
 from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
 from app.rayjob.dashboard import DashboardView, Intent, JobInfo, SubmitJob
@@ -239,7 +239,9 @@ def _dashboard_silent(job: RayJob, step: Step, view: DashboardView | None, now: 
         return False
     since = status.setdefault("jobStatusCheckFailureStartTime", view.failing_since)
     started = parse_time(since) or now
-    give_up = started + timedelta(seconds=STATUS_CHECK_TIMEOUT_SECONDS)
+    give_up = later(started, STATUS_CHECK_TIMEOUT_SECONDS)
+    if give_up is None:
+        return False  # past the calendar's end: never
     if give_up > now:
         step.deadlines.append(give_up)
         return False
@@ -368,7 +370,9 @@ def _deadline(job: RayJob, step: Step, now: datetime, reason: str) -> bool:
     if seconds is None:
         return False
     started = parse_time(step.status.get("startTime")) or now
-    at = started + timedelta(seconds=seconds)
+    at = later(started, seconds)
+    if at is None:
+        return False  # past the calendar's end: never
     if at > now:
         step.deadlines.append(at)
         return False

@@ -77,7 +77,10 @@ def failure_policy(container: str) -> JSONObject:
                     "values": [FAILED_EXIT, STOPPED_EXIT, NOT_FOUND_EXIT],
                 },
             },
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
         ]
     }
 

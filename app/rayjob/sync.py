@@ -17,7 +17,7 @@ from app.raycluster.observed import Child, Observed, ObservedObject
 from app.raycluster.spec import InvalidSpec, JSONObject
 from app.raycluster.sync import Desired
 from app.rayjob import labels as jl
-from app.rayjob.clock import parse_time
+from app.rayjob.clock import later, parse_time
 from app.rayjob.cluster import (
     RAYCLUSTER_API,
     RAYCLUSTER_KIND,
@@ -133,7 +133,7 @@ def finalize(
     if stopping is None:
         return Desired(everything, dict(previous), finalized=True)
     deleted = parse_time((parent.get("metadata") or {}).get("deletionTimestamp")) or now
-    give_up = deleted + timedelta(seconds=STOP_TIMEOUT_SECONDS)
+    give_up = later(deleted, STOP_TIMEOUT_SECONDS) or now + timedelta(seconds=STOP_TIMEOUT_SECONDS)
     if options.dashboard:
         return _stop_through_dashboard(previous, everything, dashboard, now, give_up)
     name = stop_job_name(job.name)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from app.rayjob.clock import later
 from app.rayjob.spec import POLICY_ORDER, Policy, RayJob
 
 
@@ -25,7 +26,9 @@ def teardown(job: RayJob, status: Mapping[str, Any], ended: datetime, now: datet
     due: list[Policy] = []
     pending: list[datetime] = []
     for policy, delay in _policies(job, status):
-        at = ended + timedelta(seconds=delay)
+        at = later(ended, delay)
+        if at is None:
+            continue  # past the calendar's end: never due
         if at <= now:
             due.append(policy)
         else:

@@ -153,6 +153,10 @@ def is_transition_rule(rule: str) -> bool:
 
 
 def rule_passes(rule: str, value: Any, old: Any = MISSING) -> bool:
+    """A transition rule (one reading ``oldSelf``) holds on create, as in the API server, and
+    is evaluated against ``old`` on update."""
+    if is_transition_rule(rule) and old is MISSING:
+        return True
     bindings = {"self": celpy.json_to_cel(value)}
     if old is not MISSING:
         bindings["oldSelf"] = celpy.json_to_cel(old)

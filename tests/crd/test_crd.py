@@ -36,6 +36,7 @@ from tests.crd.schema_tools import (
     nodes,
     pruned,
     rule_failures,
+    rule_passes,
 )
 from tests.loop import Loop, cluster_spec, group, raycluster
 
@@ -315,7 +316,19 @@ def test_rules_iterate_over_bounded_values_only(schema: Schema) -> None:
     assert groups["maxItems"] == 256
     assert groups["items"]["properties"]["groupName"]["maxLength"] == 63
     ruled = [path for path, node in nodes(schema) if RULES in node]
-    assert ruled == ["", ".properties.spec.properties.workerGroupSpecs", f".{WORKER}"]
+    backend = ".properties.spec.properties.gcsFaultToleranceOptions.properties.backend"
+    assert ruled == ["", backend, ".properties.spec.properties.workerGroupSpecs", f".{WORKER}"]
+    assert at(schema, backend[1:])["enum"] == ["redis", "rocksdb"]  # bounded: an enum
+
+
+def test_the_gcs_backend_cannot_change(schema: Schema) -> None:
+    [rule] = at(schema, "properties.spec.properties.gcsFaultToleranceOptions.properties.backend")[
+        RULES
+    ]
+    assert rule["message"] == "gcsFaultToleranceOptions.backend is immutable"
+    assert rule_passes(rule["rule"], "rocksdb")  # on create
+    assert rule_passes(rule["rule"], "rocksdb", old="rocksdb")
+    assert not rule_passes(rule["rule"], "redis", old="rocksdb")
 
 
 # -- the spec schema covers the model ----------------------------------------------------------
@@ -647,16 +660,16 @@ def test_a_typo_or_unsupported_kuberay_field_is_rejected_everywhere(admission: A
     """kubectl's strict field validation rejects it; a client that lets the API server prune it
     instead loses it; and a hook that somehow sees it refuses the spec."""
     obj = _valid()
-    obj["spec"]["authOptions"] = {"mode": "token"}
+    obj["spec"]["rayClusterOptions"] = {"mode": "token"}
     obj["spec"]["workerGroupSpecs"][0]["minReplica"] = 1
     errors = " ".join(admission.errors(obj))
-    assert "'authOptions' was unexpected" in errors
+    assert "'rayClusterOptions' was unexpected" in errors
     assert "'minReplica' was unexpected" in errors
     assert sorted(pruned(admission.schema, obj)) == [
-        ".spec.authOptions",
+        ".spec.rayClusterOptions",
         ".spec.workerGroupSpecs[0].minReplica",
     ]
-    with pytest.raises(InvalidSpec, match="authOptions: unknown field"):
+    with pytest.raises(InvalidSpec, match="rayClusterOptions: unknown field"):
         parse_spec(obj)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.realray import PRELUDE, RAY_HEAD, sandbox
+from tests.realray.sandbox import PRELUDE, RAY_HEAD, sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

@@ -231,6 +231,11 @@ RESOURCE_KINDS = {
     "roles": "Role",
     "rolebindings": "RoleBinding",
     "jobs": "Job",
+    "secrets": "Secret",
+    "networkpolicies": "NetworkPolicy",
+    "persistentvolumeclaims": "PersistentVolumeClaim",
+    "issuers": "Issuer",
+    "certificates": "Certificate",
 }
 
 
@@ -251,17 +256,36 @@ def test_compositecontroller_registers_rayclusters(built: list[Obj]) -> None:
     assert strategies[("v1", "pods")] == "OnDelete"
     assert strategies[("v1", "services")] == "InPlace"
     assert strategies[("batch/v1", "jobs")] == "OnDelete"
+    # A stale answer must never rotate the auth token under running pods.
+    assert strategies[("v1", "secrets")] == "OnDelete"
     assert set(spec["hooks"]) == {"sync", "finalize"}
 
 
 def test_every_child_type_metaray_builds_is_registered(built: list[Obj]) -> None:
     """A child type missing here would be created but never updated nor deleted."""
     spec = controller(built)["spec"]
-    registered = {
+    assert registered_kinds(spec) == set(kinds.MANAGED - kinds.OPTIONAL)
+
+
+def registered_kinds(spec: Obj) -> set[str]:
+    return {
         f"{RESOURCE_KINDS[child['resource']]}.{child['apiVersion']}"
         for child in spec["childResources"]
     }
-    assert registered == set(kinds.MANAGED)
+
+
+def test_the_mtls_overlay_adds_cert_manager_children_and_nothing_else(built: list[Obj]) -> None:
+    """config/mtls/ (for clusters with cert-manager) registers every type metaray builds."""
+    kubectl = require_tool("kubectl")
+    result = run([kubectl, "kustomize", str(ROOT / "config" / "mtls")])
+    assert result.returncode == 0, result.stderr
+    overlay = [obj for obj in yaml.safe_load_all(result.stdout) if obj]
+    spec = controller(overlay)["spec"]
+    assert registered_kinds(spec) == set(kinds.MANAGED)
+    strategies = {c["resource"]: c["updateStrategy"]["method"] for c in spec["childResources"]}
+    assert (strategies["issuers"], strategies["certificates"]) == ("InPlace", "InPlace")
+    untouched = [obj for obj in built if obj["metadata"]["name"] != RAYCLUSTER_CONTROLLER]
+    assert [o for o in overlay if o["metadata"]["name"] != RAYCLUSTER_CONTROLLER] == untouched
 
 
 def test_finalize_hook_calls_the_same_service_on_its_own_route(

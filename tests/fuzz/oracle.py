@@ -53,8 +53,14 @@ BUILT = frozenset(
         "Role.rbac.authorization.k8s.io/v1",
         "RoleBinding.rbac.authorization.k8s.io/v1",
         JOB,
+        "Secret.v1",
+        "NetworkPolicy.networking.k8s.io/v1",
+        "PersistentVolumeClaim.v1",
+        "Issuer.cert-manager.io/v1",
+        "Certificate.cert-manager.io/v1",
     }
 )
+SECRET = "Secret.v1"
 FINISHED = ("Failed", "Succeeded")
 INT32_MAX = 2**31 - 1
 
@@ -300,6 +306,7 @@ def _check_sync(
         view = SpecView.of(request["parent"])
     except Exception as error:  # the oracle cannot read what metaray acted on
         raise AssertionError(f"sync acted on a spec it should have refused: {error}") from error
+    _check_token_secret(request, seen, missing, answered_pods)
     hashes = current_hashes(dict(request["parent"])) if view.recreate else {}
     pods = [child for child in seen if child.key == POD]
     gone = [pod for pod in missing if pod.key == POD and not pod.terminating]
@@ -345,6 +352,27 @@ def _check_sync(
             )
 
 
+def _check_token_secret(
+    request: Mapping[str, Any], seen: list[Seen], missing: list[Seen], answered_pods: set[str]
+) -> None:
+    """With metaray's own token Secret: never dropped once observed, and no new pod before."""
+    options = request["parent"]["spec"].get("authOptions") or {}
+    if (
+        options.get("mode") != "token"
+        or options.get("secretName")
+        or options.get("enableK8sTokenAuth")
+    ):
+        return
+    name = request["parent"]["metadata"]["name"]
+    observed_secret = any(child.key == SECRET and child.name == name for child in seen)
+    if observed_secret:
+        assert not [c for c in missing if c.key == SECRET and c.name == name], "token lost"
+    else:
+        pods = {child.name for child in seen if child.key == POD}
+        created = sorted(answered_pods - pods)
+        assert not created, f"pods created before the token Secret was observed: {created}"
+
+
 def parse_request(body: bytes) -> Any:
     """The request the hook accepted. Bytes it never reads (the controller, a child's spec)
     may be anything, even invalid UTF-8: those cannot change what the oracle looks at."""
@@ -352,6 +380,9 @@ def parse_request(body: bytes) -> Any:
 
 
 # -- running the core and the app -----------------------------------------------------------------
+ENTROPY = bytes(range(32))
+
+
 def run_core(body: bytes, hook: str) -> Desired | None:
     """The hook's answer in-process, None for a request the hook must refuse (a 400)."""
     try:
@@ -359,7 +390,8 @@ def run_core(body: bytes, hook: str) -> Desired | None:
     except BadRequest:
         return None
     decide = finalize if hook == "finalize" else sync
-    return decide(request.parent, request.observed)
+    # As the shell does: random bytes for a token Secret (authOptions), fixed here.
+    return decide(request.parent, request.observed, entropy=ENTROPY)
 
 
 def check_core(body: bytes, hook: str = "sync") -> str:

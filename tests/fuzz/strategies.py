@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,6 +44,7 @@ ROLE = "Role.rbac.authorization.k8s.io/v1"
 ROLE_BINDING = "RoleBinding.rbac.authorization.k8s.io/v1"
 JOB = "Job.batch/v1"
 IMAGE = "rayproject/ray:2.52.0"
+DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 STAMP = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T00:05:00Z"
 CLUSTER_LABEL = "ray.io/cluster"
@@ -197,6 +199,15 @@ HOT_KEYS = frozenset(
     {
         "annotations",
         "args",
+        "authOptions",
+        "egressRules",
+        "ingressRules",
+        "networkPolicy",
+        "tlsOptions",
+        "workerGroups",
+        "enableK8sTokenAuth",
+        "mode",
+        "secretName",
         "autoscalerOptions",
         "command",
         "containerPort",
@@ -342,6 +353,8 @@ def mutate(doc: Any, path: Path, op: str, value: Any) -> None:
         except (KeyError, IndexError, TypeError):
             return
     last = path[-1]
+    if not isinstance(parent, dict | list):  # an earlier mutation made a string of it
+        return
     try:
         current = parent[last]
     except (KeyError, IndexError, TypeError):
@@ -1009,6 +1022,36 @@ def corrupted_specs(draw: st.DrawFn) -> dict[str, Any]:
             "resources": {"limits": {"cpu": "1"}},
         }
         spec["enableInTreeAutoscaling"] = True
+    if one_in(draw, 3):
+        spec["authOptions"] = draw(
+            st.sampled_from(
+                [
+                    {"mode": "token"},
+                    {"mode": "token", "secretName": "users-token"},
+                    {"mode": "token", "enableK8sTokenAuth": True},
+                    {"mode": "disabled"},
+                ]
+            )
+        )
+        spec["rayVersion"] = "2.55.0"
+    if one_in(draw, 4):
+        spec["tlsOptions"] = {"enabled": draw(st.booleans())}
+        # Registered (config/mtls/), or not: then TLS must be refused without any loss.
+        if draw(st.booleans()):
+            request["children"].setdefault("Issuer.cert-manager.io/v1", {})
+            request["children"].setdefault("Certificate.cert-manager.io/v1", {})
+    groups = [g for g in spec.get("workerGroupSpecs") or [] if isinstance(g, dict)]
+    names = [g.get("groupName") for g in groups]
+    if one_in(draw, 3) and all(isinstance(n, str) and DNS1123.fullmatch(n) for n in names):
+        mode = draw(st.sampled_from(["DenyAll", "DenyAllIngress", "DenyAllEgress"]))
+        kind = "ingressRules" if mode == "DenyAllIngress" else "egressRules"
+        peers = "from" if mode == "DenyAllIngress" else "to"
+        rule = {peers: [{"podSelector": {}}], "ports": [{"port": 53}, {"port": "dns"}]}
+        spec["networkPolicy"] = {
+            "mode": mode,
+            "head": {kind: [rule]},
+            "workerGroups": [{"groupName": name, kind: [rule]} for name in names[:1]],
+        }
     if draw(st.booleans()):
         spec["headGroupSpec"]["ingressOptions"] = {"host": "x.example.com", "path": "/"}
         spec["headGroupSpec"]["enableIngress"] = True
@@ -1018,6 +1061,12 @@ def corrupted_specs(draw: st.DrawFn) -> dict[str, Any]:
     for params in _params(spec):
         if one_in(draw, 3):
             params.update(draw(st.dictionaries(flags, PARAM_VALUES, min_size=1, max_size=2)))
+    for group_spec in [spec["headGroupSpec"], *groups]:
+        clash = {"num-cpus", "num-gpus", "memory", "resources"} & set(group_spec["rayStartParams"])
+        if one_in(draw, 4):
+            group_spec["labels"] = {"zone": "a", "example.com/tier": "gold"}
+        if one_in(draw, 4) and not clash:
+            group_spec["resources"] = {"CPU": "0", "GPU": "1", "custom": "2"}
     parent["metadata"]["labels"] = {"team": "a"}
     parent["metadata"].setdefault("annotations", {})["note"] = "b"
     everywhere = [("parent", "spec", *path) for path in paths(spec)]
@@ -1038,3 +1087,26 @@ def _templates(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for worker_group in spec.get("workerGroupSpecs") or []:
         if isinstance(worker_group, dict) and isinstance(worker_group.get("template"), dict):
             yield worker_group["template"]
+
+
+@st.composite
+def storage_and_collector_specs(draw: st.DrawFn) -> dict[str, Any]:
+    """A corrupted spec (as ``corrupted_specs``) that also asks for the embedded GCS store or the
+    history collector, some of whose fields the corruption may hit."""
+    request = draw(corrupted_specs())
+    parent = request["parent"]
+    spec = parent.get("spec")
+    if not isinstance(spec, dict):
+        return request
+    if draw(st.booleans()) and "gcsFaultToleranceOptions" not in spec:
+        storage = draw(st.sampled_from([{}, {"size": "2Gi", "subPath": "gcs"}, {"claimName": "c"}]))
+        spec["gcsFaultToleranceOptions"] = {"backend": "rocksdb", "storage": storage}
+    else:
+        collector = {"image": IMAGE, "env": [{"name": "EVENTS_PORT", "value": "9000"}]}
+        spec["historyServerOptions"] = {"collectorOptions": collector}
+    if one_in(draw, 2):
+        everywhere = [("parent", "spec", *path) for path in paths(spec)]
+        new = ("gcsFaultToleranceOptions", "historyServerOptions")
+        hot = [path for path in everywhere if path[2] in new]
+        draw(mutations(request, hot, most=1, values=BREAKERS))
+    return request

@@ -26,6 +26,7 @@ from tests.fuzz.strategies import (
     dumps,
     malformed_bodies,
     mutated_captures,
+    storage_and_collector_specs,
     worlds,
 )
 
@@ -74,6 +75,12 @@ def test_a_valid_spec_with_one_corrupted_field(request: dict[str, Any]) -> None:
     fuzz("corrupted specs", dumps(request))
 
 
+@settings(FUZZ, max_examples=600)
+@given(storage_and_collector_specs())
+def test_embedded_gcs_storage_and_history_collector_specs(request: dict[str, Any]) -> None:
+    fuzz("storage and collector specs", dumps(request))
+
+
 @pytest.mark.parametrize("name", captures())
 def test_every_capture_whole_and_cut_short(name: str) -> None:
     """Each real request is answered without loss; every proper prefix of it is a 400."""
@@ -91,7 +98,7 @@ def test_the_generators_reach_the_core() -> None:
     (otherwise the fuzz would only ever test the 400 path and the invalid-spec path)."""
     outcomes: Counter[str] = Counter()
 
-    @settings(max_examples=300, derandomize=True, database=None, deadline=None)
+    @settings(max_examples=400, derandomize=True, database=None, deadline=None)
     @given(st.sampled_from(["world", "spec", "capture"]), st.data())
     def sample(family: str, data: st.DataObject) -> None:
         if family == "world":

@@ -15,6 +15,8 @@ SAMPLES = ROOT / "samples"
 GOLDEN = Path(__file__).parent / "expected"
 # RayJob status times: a fixed moment, so that the golden files do not move.
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+# Fixed "random" bytes, so a token Secret renders the same every time (never a real token).
+ENTROPY = bytes(range(32))
 
 
 def samples() -> list[Path]:
@@ -22,7 +24,8 @@ def samples() -> list[Path]:
 
 
 def rendered(sample: Path) -> str:
-    return to_yaml(render(sample, None, Options(), RayJobOptions(submitter_script=source()), NOW))
+    job_options = RayJobOptions(submitter_script=source())
+    return to_yaml(render(sample, None, Options(), job_options, now=NOW, entropy=ENTROPY))
 
 
 def golden_path(sample: Path) -> Path:

@@ -130,7 +130,7 @@ def test_an_invalid_spec_and_a_bad_request_each_say_so() -> None:
 def test_an_internal_error_is_one_error_line_with_its_traceback(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken(*_: Any) -> Desired:
+    def broken(*_: Any, **__: Any) -> Desired:
         raise RuntimeError("the core broke")
 
     monkeypatch.setattr("app.main.sync", broken)
@@ -229,10 +229,10 @@ def test_a_secret_quoted_by_the_core_is_masked_in_logs_and_events(
     parent = secret_cluster(conflict=False)
     leaky = f"redis says {SECRETS['redis']} and {SECRETS['param']}"
 
-    def quoting(*_: Any) -> Desired:
+    def quoting(*_: Any, **__: Any) -> Desired:
         return Desired([], {"state": leaky}, (Event(WARNING, "InvalidRayClusterSpec", leaky),))
 
-    def failing(*_: Any) -> Desired:
+    def failing(*_: Any, **__: Any) -> Desired:
         raise ValueError(leaky)
 
     server = KubeServer()

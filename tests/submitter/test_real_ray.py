@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import app.submitter
-from tests.realray import PRELUDE, RAY_HEAD, sandbox
+from tests.realray.sandbox import PRELUDE, RAY_HEAD, sandbox
 
 TOKEN = secrets.token_hex(16)
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
