@@ -29,7 +29,8 @@ K8S_TOKEN_VOLUME = "ray-token"
 K8S_TOKEN_PATH = "/var/run/secrets/ray.io/serviceaccount"
 # The containers KubeRay wires: Ray's own (index 0) plus these, found by name.
 WIRED_INIT_CONTAINERS = ("wait-gcs-ready",)
-WIRED_SIDECARS = ("autoscaler", "ray-history-collector")
+# ``ray-job-submitter``: a RayJob's SidecarMode submitter, which talks to the head's dashboard.
+WIRED_SIDECARS = ("autoscaler", "ray-history-collector", "ray-job-submitter")
 
 
 class MissingEntropy(ValueError):

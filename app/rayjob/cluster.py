@@ -11,10 +11,14 @@ import copy
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+from pydantic import ValidationError
+
+from app.raycluster import auth
 from app.raycluster import labels as lbl
+from app.raycluster.cluster import Cluster
 from app.raycluster.names import head_service_name
 from app.raycluster.service import DEFAULT_PORTS
-from app.raycluster.spec import JSONObject
+from app.raycluster.spec import JSONObject, RayClusterSpec
 from app.rayjob import labels as jl
 from app.rayjob.spec import SIDECAR_MODE, RayJob
 
@@ -71,6 +75,16 @@ def with_workers_suspended(cluster: Mapping[str, Any]) -> JSONObject:
         if isinstance(group, dict):
             group["suspend"] = True
     return changed
+
+
+def token_env(name: str, namespace: str, spec: Any) -> list[JSONObject]:
+    """What a client of this cluster needs to hold its auth token (authOptions): the
+    variables the RayCluster core gives its own containers; none without token auth."""
+    try:
+        parsed = RayClusterSpec.model_validate(spec)
+    except ValidationError:
+        return []
+    return auth.env(Cluster(name, namespace, "", {}, parsed))
 
 
 def dashboard_url(name: str, namespace: str, spec: Mapping[str, Any], domain: str) -> str:

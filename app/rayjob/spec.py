@@ -444,6 +444,20 @@ def _nested(path: str) -> str:
 
 
 def _check_with_cluster(spec: RayJobSpec, cluster: RayClusterSpec) -> Iterator[Problem]:
+    auth = cluster.authOptions
+    if auth is not None and auth.mode == "token":
+        path = "spec.rayClusterSpec.authOptions"
+        if auth.enableK8sTokenAuth:
+            yield Problem(
+                f"{path}.enableK8sTokenAuth",
+                "K8s token auth mode is currently not supported for RayJob",
+            )
+        if spec.submissionMode in (HTTP_MODE, INTERACTIVE_MODE):
+            yield Problem(
+                path,
+                f"token auth cannot be used with {spec.submissionMode} yet: metaray reads the "
+                f"dashboard without the cluster's token (use {K8S_JOB_MODE} or {SIDECAR_MODE})",
+            )
     if spec.submissionMode == SIDECAR_MODE:
         policy = (cluster.headGroupSpec.template.get("spec") or {}).get("restartPolicy")
         if policy not in (None, "Never"):

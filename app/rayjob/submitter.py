@@ -27,24 +27,33 @@ RESOURCES: JSONObject = {
 }
 
 
-def submitter_job(job: RayJob, script: str, dashboard: str, job_id: str) -> JSONObject:
-    """The K8sJobMode submitter Job, named like the RayJob (KubeRay's name)."""
+def submitter_job(
+    job: RayJob, script: str, dashboard: str, job_id: str, token: list[JSONObject]
+) -> JSONObject:
+    """The K8sJobMode submitter Job, named like the RayJob (KubeRay's name). ``token``: the
+    variables that give it the cluster's auth token (authOptions), if any."""
     template = _template(job)
     pod_spec = template["spec"]
-    ours = _wire(pod_spec["containers"][0], job, script, dashboard, job_id)
+    ours = _wire(pod_spec["containers"][0], job, script, [*_addressing(dashboard, job_id), *token])
     spec: JSONObject = {"backoffLimit": job.submitter_backoff_limit, "template": template}
     if ours and pod_spec.get("restartPolicy") == "Never":
         spec["podFailurePolicy"] = failure_policy(pod_spec["containers"][0]["name"])
     return _job(job, submitter_job_name(job.name), spec)
 
 
-def stop_job(job: RayJob, script: str, image: str, dashboard: str, job_id: str) -> JSONObject:
+def stop_job(
+    job: RayJob, script: str, image: str, dashboard: str, job_id: str, token: list[JSONObject]
+) -> JSONObject:
     """A short Job that stops the Ray job on a cluster the RayJob does not own (finalize)."""
     container: JSONObject = {
         "name": CONTAINER,
         "image": image,
         "resources": copy.deepcopy(RESOURCES),
-        "env": [*_addressing(dashboard, job_id), _env("METARAY_SUBMITTER_MODE", "stop")],
+        "env": [
+            *_addressing(dashboard, job_id),
+            *token,
+            _env("METARAY_SUBMITTER_MODE", "stop"),
+        ],
         "command": ["python", "-c", script],
     }
     template = {
@@ -124,11 +133,12 @@ def _template(job: RayJob) -> JSONObject:
     return template
 
 
-def _wire(container: JSONObject, job: RayJob, script: str, dashboard: str, job_id: str) -> bool:
-    """Give the submitter container its address, job id and (unless it brings its own
-    command) metaray's script and the job's settings. True when the script is metaray's."""
+def _wire(container: JSONObject, job: RayJob, script: str, target: list[JSONObject]) -> bool:
+    """Give the submitter container its ``target`` (address, job id, token) and (unless it
+    brings its own command) metaray's script and the job's settings. True when the script is
+    metaray's."""
     ours = not container.get("command")
-    wanted = _submit_env(job, dashboard, job_id) if ours else _addressing(dashboard, job_id)
+    wanted = [*target, *_job_env(job)] if ours else target
     present = {e.get("name") for e in container.get("env") or [] if isinstance(e, Mapping)}
     container["env"] = [
         *(container.get("env") or []),
@@ -149,11 +159,13 @@ def _addressing(dashboard: str, job_id: str) -> list[JSONObject]:
 
 
 def _submit_env(job: RayJob, dashboard: str, job_id: str) -> list[JSONObject]:
+    return [*_addressing(dashboard, job_id), *_job_env(job)]
+
+
+def _job_env(job: RayJob) -> list[JSONObject]:
+    """The job's own settings, for metaray's script."""
     spec = job.spec
-    env = [
-        *_addressing(dashboard, job_id),
-        _env("METARAY_ENTRYPOINT", (spec.entrypoint or "").strip()),
-    ]
+    env = [_env("METARAY_ENTRYPOINT", (spec.entrypoint or "").strip())]
     optional: list[tuple[str, Any]] = [
         ("METARAY_RUNTIME_ENV_JSON", job.runtime_env),
         ("METARAY_METADATA_JSON", spec.metadata or None),

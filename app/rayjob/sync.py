@@ -23,6 +23,7 @@ from app.rayjob.cluster import (
     RAYCLUSTER_KIND,
     dashboard_url,
     ray_cluster,
+    token_env,
     with_workers_suspended,
 )
 from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
@@ -106,7 +107,15 @@ def watched(parent: Mapping[str, Any]) -> tuple[str, str] | None:
     metadata = parent.get("metadata")
     deleting = isinstance(metadata, Mapping) and metadata.get("deletionTimestamp") is not None
     running = status.get("jobDeploymentStatus") == RUNNING
+    if _token_auth(parent.get("spec")):
+        return None  # the poller holds no cluster's token: its questions would be refused
     return (url, job) if running or (deleting and not _finished(status)) else None
+
+
+def _token_auth(spec: Any) -> bool:
+    cluster = spec.get("rayClusterSpec") if isinstance(spec, Mapping) else None
+    options = cluster.get("authOptions") if isinstance(cluster, Mapping) else None
+    return isinstance(options, Mapping) and options.get("mode") == "token"
 
 
 def finalize(
@@ -157,7 +166,9 @@ def finalize(
             f"with: Ray job {previous.get('jobId')} was not stopped",
         )
         return Desired(everything, dict(previous), (warning,), finalized=True)
-    job_object = stop_job(job, options.submitter_script, image, url, str(previous.get("jobId")))
+    token = token_env(cluster.name, job.namespace, cluster.spec)
+    job_id = str(previous.get("jobId"))
+    job_object = stop_job(job, options.submitter_script, image, url, job_id, token)
     event = Event(
         NORMAL,
         "StoppingRayJob",
@@ -286,7 +297,11 @@ def _children(
         dropped |= {(JOB, j) for j in world.jobs}
     elif step.submitter == "build" and submitter_key not in observed.applied:
         script, url = options.submitter_script, str(status.get("dashboardURL") or "")
-        built[submitter_key] = submitter_job(job, script, url, str(status.get("jobId") or ""))
+        token = token_env(str(name), job.namespace, _cluster_spec(world, str(name), job))
+        if job.selected_cluster is not None and name in world.related_clusters:
+            token = token_env(str(name), job.namespace, world.related_clusters[str(name)].spec)
+        job_id = str(status.get("jobId") or "")
+        built[submitter_key] = submitter_job(job, script, url, job_id, token)
     if step.service and isinstance(name, str) and job.cluster_spec is not None:
         service = head_service(job, name, _cluster_spec(world, name, job), options.cluster)
         built[(SERVICE, service["metadata"]["name"])] = service
