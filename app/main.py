@@ -331,7 +331,7 @@ def _decide_now(
     hook: str, body: bytes, decide: Decide, now: datetime, related: bool
 ) -> tuple[bytes, _Replay | None, Timings]:
     decoding = perf_counter()
-    hook_request = decode(body, related=related)
+    hook_request = decode(body, related=related, raycluster=not related)
     decoded = perf_counter()
     parent = hook_request.parent
     try:

@@ -72,7 +72,7 @@ class _Loop(JobLoop):
     """The in-memory Metacontroller, answering with metaray's real options and dashboard."""
 
     def decide(self, request: dict[str, Any]) -> tuple[Desired, dict[str, Any]]:
-        decoded = decode(orjson.dumps(request), related=True)
+        decoded = decode(orjson.dumps(request), related=True, raycluster=False)
         view = dashboard_view(decoded.parent)
         desired = rayjob.sync(
             decoded.parent, decoded.observed, decoded.related, self.now, JOB_OPTIONS, view
@@ -229,7 +229,7 @@ class RayJobRequest:
     view: DashboardView | None  # the shell's latest word from the dashboard
 
     def sync(self) -> Desired:
-        hook = decode(self.body, related=True)
+        hook = decode(self.body, related=True, raycluster=False)
         return rayjob.sync(
             hook.parent, hook.observed, hook.related, self.now, JOB_OPTIONS, self.view
         )
@@ -285,7 +285,7 @@ def rayjob_request(workers: int, status: dict[str, Any]) -> RayJobRequest:
 def check_steady(request: RayJobRequest) -> None:
     """The RayJob request is one of a resync: every child kept exactly as last applied, the
     status unchanged, nothing to tell or ask."""
-    hook = decode(request.body, related=True)
+    hook = decode(request.body, related=True, raycluster=False)
     desired = request.sync()
     kept = {(f"{c['kind']}.{c['apiVersion']}", c["metadata"]["name"]) for c in desired.children}
     assert kept == set(hook.observed.keys()), kept
@@ -371,7 +371,7 @@ def breakdown(workers: int, runs: int = 301) -> dict[str, float]:
     for _ in range(runs):
         with paused_gc():
             t0 = time.perf_counter()
-            hook = decode(body, related=True)
+            hook = decode(body, related=True, raycluster=False)
             t1 = time.perf_counter()
             desired = rayjob.sync(hook.parent, hook.observed, hook.related, now, JOB_OPTIONS, view)
             t2 = time.perf_counter()

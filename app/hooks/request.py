@@ -135,11 +135,12 @@ class SyncRequest:
     related: Observed = field(default_factory=Observed)
 
 
-def decode(body: bytes, *, related: bool = False) -> SyncRequest:
+def decode(body: bytes, *, related: bool = False, raycluster: bool = True) -> SyncRequest:
     """The request; its ``related`` objects too when ``related`` (a controller with a
-    customize hook), else they are skipped unread."""
+    customize hook), else they are skipped unread. ``raycluster``: the children are the
+    RayCluster controller's types, decoded in one pass (else in two: the RayJob controller's)."""
     try:
-        parent, observed, raw_related, finalizing = _decode(body)
+        parent, observed, raw_related, finalizing = _decode(body, raycluster)
         objects = _observed(_RELATED.decode(raw_related)) if related else None
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
         raise BadRequest(f"not a Metacontroller sync request: {error}") from None
@@ -170,12 +171,11 @@ def decode_customize(body: bytes) -> dict[str, Any]:
         raise BadRequest("not a Metacontroller customize request: nested too deeply") from None
 
 
-def _decode(body: bytes) -> tuple[dict[str, Any], Observed, msgspec.Raw, bool]:
+def _decode(body: bytes, raycluster: bool) -> tuple[dict[str, Any], Observed, msgspec.Raw, bool]:
     """One pass when every child type is one the RayCluster controller registers; two passes
     otherwise (the RayJob controller's RayCluster children, a type registered by hand)."""
-    try:
-        known = _KNOWN.decode(body)
-    except msgspec.ValidationError:
+    known = _known(body) if raycluster else None
+    if known is None:
         request = _REQUEST.decode(body)
         return request.parent, _observed(request.children), request.related, request.finalizing
     children = known.children
@@ -203,6 +203,14 @@ def _decode(body: bytes) -> tuple[dict[str, Any], Observed, msgspec.Raw, bool]:
         unregistered=frozenset(kind for kind, objects in missing.items() if objects is None),
     )
     return known.parent, observed, known.related, known.finalizing
+
+
+def _known(body: bytes) -> _KnownRequest | None:
+    """The one-pass decode, or None when a child type is not one it knows."""
+    try:
+        return _KNOWN.decode(body)
+    except msgspec.ValidationError:
+        return None
 
 
 def _observed(children: Mapping[str, Mapping[str, msgspec.Raw]]) -> Observed:

@@ -38,12 +38,17 @@ def head_service(
     return built
 
 
+# What the head Service is built from: the rest of the spec need not be read (or checked).
+_SERVICE_FIELDS = ("headGroupSpec", "headServiceAnnotations")
+
+
 def _spec(job: RayJob, cluster: str, spec: Mapping[str, Any]) -> RayClusterSpec:
-    """The cluster's spec as it was created, checked as the RayCluster core checks it; the
-    RayJob's own where that one cannot be read."""
+    """The head of the cluster's spec as it was created, checked as the RayCluster core checks
+    it; the RayJob's own where that one cannot be read."""
+    head = {key: spec[key] for key in _SERVICE_FIELDS if key in spec}
     try:
         return parse_spec(
-            {"apiVersion": RAYCLUSTER_API, "metadata": {"name": cluster}, "spec": spec}
+            {"apiVersion": RAYCLUSTER_API, "metadata": {"name": cluster}, "spec": head}
         )
     except InvalidSpec:
         assert job.cluster_spec is not None  # only called for a RayJob with a cluster of its own

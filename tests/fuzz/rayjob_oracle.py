@@ -428,7 +428,7 @@ def run_rayjob_core(
             return None
         return json.dumps(rayjob.customize(parent)).encode()
     try:
-        request = decode(body, related=True)
+        request = decode(body, related=True, raycluster=False)
     except BadRequest:
         return None
     decide = rayjob.finalize if hook == "finalize" else rayjob.sync

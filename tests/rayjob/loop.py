@@ -103,7 +103,7 @@ class JobLoop:
         }
 
     def decide(self, request: dict[str, Any]) -> tuple[Desired, dict[str, Any]]:
-        decoded = decode(orjson.dumps(request), related=True)
+        decoded = decode(orjson.dumps(request), related=True, raycluster=False)
         desired = rayjob.sync(decoded.parent, decoded.observed, decoded.related, self.now, OPTIONS)
         return desired, orjson.loads(encode(desired))
 

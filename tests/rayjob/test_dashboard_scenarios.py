@@ -25,7 +25,7 @@ class DashboardLoop(JobLoop):
     answer: DashboardView | None = None
 
     def decide(self, request: dict[str, Any]) -> Any:
-        decoded = decode(orjson.dumps(request), related=True)
+        decoded = decode(orjson.dumps(request), related=True, raycluster=False)
         desired = rayjob.sync(
             decoded.parent, decoded.observed, decoded.related, self.now, READING, self.answer
         )
@@ -193,7 +193,7 @@ def test_deleting_a_selector_rayjob_stops_the_job_through_the_dashboard() -> Non
     parent = copy.deepcopy(loop.parent)
     parent["metadata"]["deletionTimestamp"] = loop.stamp()
     assert rayjob.watched(parent) == (loop.status["dashboardURL"], loop.status["jobId"])
-    request = decode(orjson.dumps(loop.request(parent)), related=True)
+    request = decode(orjson.dumps(loop.request(parent)), related=True, raycluster=False)
 
     def finalize(view: DashboardView | None, seconds: int = 0) -> Any:
         now = loop.now + timedelta(seconds=seconds)

@@ -392,7 +392,7 @@ def test_deleting_a_selector_rayjob_stops_its_ray_job_within_a_bound() -> None:
         loop.step()
     parent = copy.deepcopy(loop.parent)
     parent["metadata"]["deletionTimestamp"] = loop.stamp()
-    request = decode(orjson.dumps(loop.request(parent)), related=True)
+    request = decode(orjson.dumps(loop.request(parent)), related=True, raycluster=False)
     answer = rayjob.finalize(parent, request.observed, request.related, loop.now, OPTIONS)
     stopper = [c for c in answer.children if c["metadata"]["name"] == "job-stop"]
     assert answer.finalized is False and len(stopper) == 1
@@ -408,7 +408,7 @@ def test_deleting_a_selector_rayjob_stops_its_ray_job_within_a_bound() -> None:
 def test_deleting_a_rayjob_with_its_own_cluster_lets_go_at_once() -> None:
     loop = JobLoop(rayjob_object())
     running(loop)
-    request = decode(orjson.dumps(loop.request()), related=True)
+    request = decode(orjson.dumps(loop.request()), related=True, raycluster=False)
     answer = rayjob.finalize(loop.parent, request.observed, request.related, loop.now, OPTIONS)
     assert answer.finalized is True
     assert len(answer.children) == len(loop.children)  # nothing dropped early

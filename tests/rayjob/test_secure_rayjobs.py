@@ -67,7 +67,7 @@ def test_a_selected_cluster_with_token_auth_gives_its_token_to_the_submitter() -
     assert token == {"secretKeyRef": {"name": "mine", "key": "auth_token"}}
     parent = copy.deepcopy(loop.parent)
     parent["metadata"]["deletionTimestamp"] = loop.stamp()
-    request = decode(orjson.dumps(loop.request(parent)), related=True)
+    request = decode(orjson.dumps(loop.request(parent)), related=True, raycluster=False)
     answer = rayjob.finalize(parent, request.observed, request.related, loop.now, OPTIONS)
     [stopper] = [c for c in answer.children if c["metadata"]["name"] == "job-stop"]
     stop_env = env_of(stopper["spec"]["template"]["spec"]["containers"][0])
