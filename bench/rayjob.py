@@ -6,8 +6,9 @@ cluster, in process (decode + core + encode, the cyclic GC paused, as the servic
 A RayJob with its own cluster costs Metacontroller two hooks per resync: the RayCluster's
 ``/sync`` (every pod of the cluster) and the RayJob's ``/rayjob/sync`` (the RayCluster, its
 submitter Job and head Service as children, the submitter pod as related; never the cluster's
-pods). The target: a RayJob sync costs no more than 20 % of the RayCluster sync of the same
-cluster, i.e. (cluster + rayjob) / cluster <= 1.2.
+pods). The target (the RayJob issue's words): a RayJob sync costs no more than the RayCluster
+sync of the same cluster size plus 20 %, i.e. rayjob / cluster <= 1.2. What a RayJob adds to
+its cluster's hook, (cluster + rayjob) / cluster, is printed beside it.
 
 Both requests are built for a cluster of WORKERS Running worker pods and a Running head:
 the RayCluster request by ``bench.requests``; the RayJob request by driving the in-memory
@@ -392,11 +393,11 @@ def main(sizes: list[int]) -> None:
     print(f"load average {load}, {os.cpu_count()} CPUs; medians; b/a: median of per-round ratios")
     print(
         f"{'workers':>7} {'(a) KB':>8} {'(b) KB':>7} {'rounds':>6} {'(a) cluster':>12} "
-        f"{'(b) rayjob':>11} {'b/a':>6} {'(a+b)/a':>8}  target <= {TARGET}"
+        f"{'(b) rayjob':>11} {'b/a':>6} {'(a+b)/a':>8}  target b/a <= {TARGET}"
     )
     for workers in sizes:
         f = measure(workers)
-        verdict = "ok" if f.total <= TARGET else "OVER"
+        verdict = "ok" if f.ratio <= TARGET else "OVER"
         print(
             f"{workers:>7} {f.cluster_bytes / 1e3:>8.0f} {f.rayjob_bytes / 1e3:>7.0f} "
             f"{f.rounds:>6} {_time(f.cluster):>12} {_time(f.rayjob):>11} {f.ratio:>6.2f} "

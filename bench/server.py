@@ -21,8 +21,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def uvicorn(app: str, *, factory: bool = False) -> Iterator[tuple[int, int]]:
-    """Run ``app`` (``module:attr``) on 127.0.0.1; yields (port, pid)."""
+def uvicorn(
+    app: str, *, factory: bool = False, env: dict[str, str] | None = None
+) -> Iterator[tuple[int, int]]:
+    """Run ``app`` (``module:attr``) on 127.0.0.1, with ``env`` added to the environment;
+    yields (port, pid)."""
     port = free_port()
     command = [
         sys.executable,
@@ -39,13 +42,14 @@ def uvicorn(app: str, *, factory: bool = False) -> Iterator[tuple[int, int]]:
     ]
     if factory:
         command.append("--factory")
-    env = {
+    environment = {
         **os.environ,
         "METARAY_EVENTS": "off",
         "METARAY_LOG_LEVEL": "warning",
         "PYTHONPATH": str(ROOT),
+        **(env or {}),
     }
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    process = subprocess.Popen(command, cwd=ROOT, env=environment)
     try:
         _wait_until_listening(port)
         yield port, process.pid
