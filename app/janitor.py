@@ -14,8 +14,6 @@ process is not queued again, so a resync racing the deletion sends one DELETE, n
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -25,9 +23,9 @@ from urllib.parse import quote
 
 import httpx
 
+from app.api_sender import ApiSender
 from app.redact import Redactor
 
-STOP_SECONDS = 5.0
 DONE_SIZE = 4096  # uids remembered as deleted, least recent dropped first
 RAYJOB = "RayJob"
 DEFAULT_API_VERSION = "ray.io/v1"
@@ -88,7 +86,9 @@ class Target:
         }
 
 
-class Janitor:
+class Janitor(ApiSender[tuple[Target, Redactor]]):
+    name = "metaray-janitor"
+
     def __init__(
         self,
         client: Callable[[], httpx.AsyncClient],
@@ -97,32 +97,11 @@ class Janitor:
         queue_size: int = 1000,
         done_size: int = DONE_SIZE,
     ) -> None:
-        self.client = client
+        super().__init__(client, queue_size)
         self.counters = counters
-        self.queue_size = queue_size
         self.done_size = done_size
-        self.queue: asyncio.Queue[tuple[Target, Redactor]] | None = None
-        self.task: asyncio.Task[None] | None = None
         self.pending: set[str] = set()  # uids queued or being deleted
         self.done: OrderedDict[str, None] = OrderedDict()
-
-    def start(self) -> None:
-        """Start the deleter on the running loop (the app's lifespan)."""
-        self.queue = asyncio.Queue(self.queue_size)
-        self.task = asyncio.create_task(self._run(self.queue), name="metaray-janitor")
-
-    async def stop(self, timeout: float = STOP_SECONDS) -> None:
-        """Send what is queued for at most ``timeout`` seconds, then give up the rest."""
-        if self.task is None or self.queue is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.queue.join(), timeout)
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-        for _ in range(self.queue.qsize()):
-            self.counters.deletion("dropped")
-        self.task = self.queue = None
 
     async def enqueue(self, parent: Mapping[str, Any], redactor: Redactor) -> None:
         """Queue the answer's RayJob for deletion (a background task of the response: it
@@ -133,9 +112,7 @@ class Janitor:
         if self.queue is None:
             self.counters.deletion("dropped")
             return
-        try:
-            self.queue.put_nowait((target, redactor))
-        except asyncio.QueueFull:
+        if not self.offer((target, redactor)):
             self.counters.deletion("dropped")
             log.warning(
                 "cannot delete RayJob %s/%s for DeleteSelf now: the queue is full",
@@ -146,17 +123,19 @@ class Janitor:
             return
         self.pending.add(target.uid)
 
-    async def _run(self, queue: asyncio.Queue[tuple[Target, Redactor]]) -> None:
-        async with self.client() as client:
-            while True:
-                target, redactor = await queue.get()
-                try:
-                    await self._delete(client, target, redactor)
-                except Exception as error:  # a transport error, or a bug: never kill the loop
-                    self._failed(target, "unreachable", type(error).__name__, redactor)
-                finally:
-                    self.pending.discard(target.uid)
-                    queue.task_done()
+    async def send(self, client: httpx.AsyncClient, item: tuple[Target, Redactor]) -> None:
+        await self._delete(client, *item)
+
+    def failed(self, item: tuple[Target, Redactor], error: Exception) -> None:
+        target, redactor = item
+        self._failed(target, "unreachable", type(error).__name__, redactor)
+
+    def finished(self, item: tuple[Target, Redactor]) -> None:
+        self.pending.discard(item[0].uid)
+
+    def dropped(self, count: int) -> None:
+        for _ in range(count):
+            self.counters.deletion("dropped")
 
     async def _delete(self, client: httpx.AsyncClient, target: Target, redactor: Redactor) -> None:
         response = await client.request("DELETE", target.path, json=target.body())

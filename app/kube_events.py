@@ -17,8 +17,6 @@ every resync is one Event whose count grows.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +26,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from app.api_sender import ApiSender
 from app.raycluster.events import Event
 from app.redact import Redactor
 
@@ -37,7 +36,6 @@ _CONTROLLERS = {"RayCluster": CONTROLLER, "RayJob": RAYJOB_CONTROLLER}
 NOTE_BYTES = 1024  # the API server rejects a longer note
 WINDOW_SECONDS = 600.0  # client-go's correlator aggregates over 10 minutes
 CACHE_SIZE = 4096  # client-go's LRU size
-STOP_SECONDS = 5.0
 _ACTIONS = (
     ("Created", "Create"),
     ("Deleted", "Delete"),
@@ -172,7 +170,9 @@ class Correlator:
             self.seen.popitem(last=False)
 
 
-class EventSink:
+class EventSink(ApiSender[Pending]):
+    name = "metaray-events"
+
     def __init__(
         self,
         client: Callable[[], httpx.AsyncClient],
@@ -183,33 +183,13 @@ class EventSink:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         correlator: Correlator | None = None,
     ) -> None:
-        self.client = client
+        super().__init__(client, queue_size)
         self.counters = counters
         self.instance = instance
-        self.queue_size = queue_size
         self.clock = clock
         self.correlator = correlator or Correlator()
-        self.queue: asyncio.Queue[Pending] | None = None
-        self.task: asyncio.Task[None] | None = None
         self.failing: set[str] = set()
         self.last_name = 0
-
-    def start(self) -> None:
-        """Start the sender on the running loop (the app's lifespan)."""
-        self.queue = asyncio.Queue(self.queue_size)
-        self.task = asyncio.create_task(self._run(self.queue), name="metaray-events")
-
-    async def stop(self, timeout: float = STOP_SECONDS) -> None:
-        """Send what is queued for at most ``timeout`` seconds, then give up the rest."""
-        if self.task is None or self.queue is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.queue.join(), timeout)
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-        self.counters.dropped(self.queue.qsize())
-        self.task = self.queue = None  # Events of answers still being sent are dropped
 
     async def enqueue(
         self, parent: Mapping[str, Any], events: Iterable[Event], redactor: Redactor
@@ -225,21 +205,17 @@ class EventSink:
             pending = Pending(
                 regarding, event.type, event.reason, _note(event.message, redactor), now
             )
-            try:
-                self.queue.put_nowait(pending)
-            except asyncio.QueueFull:
+            if not self.offer(pending):
                 self.counters.dropped()
 
-    async def _run(self, queue: asyncio.Queue[Pending]) -> None:
-        async with self.client() as client:
-            while True:
-                pending = await queue.get()
-                try:
-                    await self._send(client, pending)
-                except Exception as error:  # a transport error, or a bug: never kill the loop
-                    self._failed(type(error).__name__, "unreachable", repr(error))
-                finally:
-                    queue.task_done()
+    async def send(self, client: httpx.AsyncClient, item: Pending) -> None:
+        await self._send(client, item)
+
+    def failed(self, item: Pending, error: Exception) -> None:
+        self._failed(type(error).__name__, "unreachable", repr(error))
+
+    def dropped(self, count: int) -> None:
+        self.counters.dropped(count)  # Events of answers still being sent are dropped
 
     async def _send(self, client: httpx.AsyncClient, pending: Pending) -> None:
         series = self.correlator.recent(pending)

@@ -1,4 +1,4 @@
-"""Names of a RayJob's children and of its Ray job: deterministic, never random.
+"""Names of a RayJob's children and of its Ray job: deterministic, never drawn at random
 
 A stale parent status replayed to the hook must name the same cluster again, not a second one,
 so the cluster's 5-character suffix is a pure function of the RayJob's uid, its generation and
