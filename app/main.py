@@ -88,7 +88,7 @@ def create_app(
 
     def view(parent: dict[str, Any]) -> DashboardView | None:
         """The poller's latest word on this RayJob's Ray job; asks it to keep polling."""
-        target = rayjob.watched(parent)
+        target = rayjob.watched(parent, settings.cluster_domain)
         if dashboards is None or target is None:
             return None
         dashboards.watch(*target)

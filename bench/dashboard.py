@@ -3,8 +3,9 @@ answer, against the same syncs with the poller off, in the same run.
 
     .venv/bin/python -m bench.dashboard [seconds] [rayjobs]
 
-A real uvicorn server of metaray on loopback; 100 Running RayJobs (K8sJobMode) whose
-``status.dashboardURL`` points at a dashboard on loopback that answers every request after 5 s;
+A real uvicorn server of metaray on loopback; 100 Running RayJobs (K8sJobMode), each with the
+``status.dashboardURL`` of its own cluster; the server's dashboard client is pointed at one
+dashboard on loopback (``bench/dashboard_app.py``) that answers every request after 5 s;
 5 keep-alive connections (Metacontroller's default --workers) sync the RayJobs round-robin.
 With the poller on, every RayJob is watched: the poller asks each dashboard every 3 s, 16
 requests at a time, each given up after its 2 s timeout. The figure to read: the sync p99 with
@@ -23,6 +24,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bench.client import Result, load
+from bench.dashboard_app import DASHBOARD_ENV
 from bench.server import uvicorn
 from tests.rayjob.loop import JobLoop, rayjob_object
 
@@ -64,8 +66,8 @@ def hanging_dashboard() -> Iterator[tuple[str, type[_Hanging]]]:
         server.server_close()
 
 
-def running_requests(count: int, dashboard: str) -> list[bytes]:
-    """Sync requests of ``count`` Running RayJobs whose dashboard is ``dashboard``."""
+def running_requests(count: int) -> list[bytes]:
+    """Sync requests of ``count`` Running RayJobs."""
     bodies = []
     for index in range(count):
         loop = JobLoop(rayjob_object(name=f"job-{index}", uid=f"uid-job-{index}"))
@@ -77,22 +79,20 @@ def running_requests(count: int, dashboard: str) -> list[bytes]:
         loop.until("Running")
         loop.submitter_runs()
         loop.step()
-        request = loop.request()
-        request["parent"]["status"]["dashboardURL"] = dashboard
-        bodies.append(json.dumps(request).encode())
+        bodies.append(json.dumps(loop.request()).encode())
     return bodies
 
 
-def measure(bodies: list[bytes], seconds: float, poller: bool) -> Result:
-    env = {"METARAY_DASHBOARD": "on" if poller else "off"}
-    with uvicorn("app.main:create_app", factory=True, env=env) as (port, _pid):
+def measure(bodies: list[bytes], seconds: float, poller: bool, dashboard: str) -> Result:
+    env = {"METARAY_DASHBOARD": "on" if poller else "off", DASHBOARD_ENV: dashboard}
+    with uvicorn("bench.dashboard_app:create", factory=True, env=env) as (port, _pid):
         load(port, "/rayjob/sync", bodies, 1.0, CONNECTIONS)  # warm-up; the poller starts
         return load(port, "/rayjob/sync", bodies, seconds, CONNECTIONS)
 
 
 def main(seconds: float, count: int) -> None:
     with hanging_dashboard() as (address, handler):
-        bodies = running_requests(count, address)
+        bodies = running_requests(count)
         print(
             f"{count} Running RayJobs, {CONNECTIONS} connections, {seconds:.0f} s each; their "
             f"dashboard answers after {HANG_SECONDS:.0f} s ({datetime.now():%Y-%m-%d %H:%M})"
@@ -104,7 +104,7 @@ def main(seconds: float, count: int) -> None:
         p99 = {}
         for poller in (False, True):
             before = handler.asked
-            result = measure(bodies, seconds, poller)
+            result = measure(bodies, seconds, poller, address)
             p99[poller] = result.percentile(0.99)
             print(
                 f"{'on' if poller else 'off':<7} {result.rate:>7.0f} "

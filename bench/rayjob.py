@@ -62,7 +62,7 @@ MIN_ROUNDS, MAX_ROUNDS = 25, 501
 def dashboard_view(rayjob_parent: dict[str, Any]) -> DashboardView | None:
     """What the shell hands the core with a sync (``view`` in app/main.py) once its poller has
     heard from the dashboard: the Ray job is RUNNING. None when metaray reads no dashboards."""
-    target = rayjob.watched(rayjob_parent)
+    target = rayjob.watched(rayjob_parent, "cluster.local")
     if not JOB_OPTIONS.dashboard or target is None:
         return None
     info = JobInfo("RUNNING", "Job is currently running.", "2026-01-01T00:00:05Z")

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from app.raycluster import auth
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
-from app.raycluster.names import head_service_name
+from app.raycluster.names import head_service_name, is_dns1123_label
 from app.raycluster.service import DEFAULT_PORTS
 from app.raycluster.spec import JSONObject, RayClusterSpec
 from app.rayjob import labels as jl
@@ -97,6 +97,23 @@ def dashboard_url(name: str, namespace: str, spec: Mapping[str, Any], domain: st
     if not isinstance(service_name, str) or not service_name:
         service_name = head_service_name(name)
     return f"{service_name}.{namespace}.svc.{domain}:{_dashboard_port(head, service)}"
+
+
+def in_namespace(url: Any, namespace: str, domain: str) -> bool:
+    """Whether ``url`` is a Service's ``host:port`` in that namespace, as metaray writes
+    ``dashboardURL``. The shell calls only such dashboards: a status edited to point elsewhere
+    (the API server, a metadata endpoint) must not make the hook call it."""
+    if not isinstance(url, str) or url.count(":") != 1:
+        return False
+    host, port = url.split(":")
+    service, _, rest = host.partition(".")
+    return (
+        rest == f"{namespace}.svc.{domain}"
+        and is_dns1123_label(service)
+        and port.isascii()
+        and port.isdigit()
+        and 0 < int(port) < 65536
+    )
 
 
 def _dashboard_port(head: Mapping[str, Any], service: Mapping[str, Any]) -> int:

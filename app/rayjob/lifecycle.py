@@ -19,7 +19,7 @@ from app.raycluster.observed import ObservedObject, ObservedPod
 from app.rayjob import labels as jl
 from app.rayjob import outcome as oc
 from app.rayjob.clock import later, parse_time, stamp
-from app.rayjob.cluster import dashboard_url
+from app.rayjob.cluster import dashboard_url, in_namespace
 from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
 from app.rayjob.dashboard import DashboardView, Intent, JobInfo, SubmitJob
 from app.rayjob.names import cluster_name, job_id, submitter_job_name
@@ -197,7 +197,7 @@ def _running(job: RayJob, step: Step, world: World, now: datetime) -> None:
     if job.mode in (HTTP_MODE, INTERACTIVE_MODE):
         if _dashboard_silent(job, step, view, now):
             return
-        ended = _dashboard_outcome(job, step, view)
+        ended = _dashboard_outcome(job, step, world, view)
     elif job.mode == SIDECAR_MODE:
         ended = _sidecar_outcome(job, step, world)
     else:
@@ -210,14 +210,18 @@ def _running(job: RayJob, step: Step, world: World, now: datetime) -> None:
         step.deadlines.append(now + timedelta(seconds=world.poll_seconds))
 
 
-def _dashboard_outcome(job: RayJob, step: Step, view: DashboardView | None) -> oc.Outcome | None:
+def _dashboard_outcome(
+    job: RayJob, step: Step, world: World, view: DashboardView | None
+) -> oc.Outcome | None:
     """HTTPMode and InteractiveMode: the dashboard alone knows the job; HTTPMode submits it
     (again, after a head restart wiped it) whenever the dashboard does not know it."""
     status = step.status
     if view is None or view.failing_since is not None:
         return None
     if view.info is None:
-        if job.mode == HTTP_MODE:
+        if job.mode == HTTP_MODE and in_namespace(
+            status.get("dashboardURL"), job.namespace, world.domain
+        ):
             step.intents.append(_submission(job, status))
         else:
             status["message"] = f"Ray job {status.get('jobId')} not found on the dashboard"

@@ -22,6 +22,7 @@ from app.rayjob.cluster import (
     RAYCLUSTER_API,
     RAYCLUSTER_KIND,
     dashboard_url,
+    in_namespace,
     ray_cluster,
     token_env,
     with_workers_suspended,
@@ -97,14 +98,18 @@ def sync(
     )
 
 
-def watched(parent: Mapping[str, Any]) -> tuple[str, str] | None:
+def watched(parent: Mapping[str, Any], domain: str) -> tuple[str, str] | None:
     """The (dashboard, job id) whose answers the next syncs of this RayJob need: while it runs
-    (or waits to be let go while its Ray job may still run), None otherwise."""
+    (or waits to be let go while its Ray job may still run), None otherwise, and None for a
+    dashboard outside the RayJob's namespace (``domain``: the cluster's DNS domain)."""
     status = _previous(parent)
     url, job = status.get("dashboardURL"), status.get("jobId")
-    if not (isinstance(url, str) and url and isinstance(job, str) and job):
-        return None
     metadata = parent.get("metadata")
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    if not (isinstance(namespace, str) and in_namespace(url, namespace, domain)):
+        return None
+    if not (isinstance(url, str) and isinstance(job, str) and job):
+        return None
     deleting = isinstance(metadata, Mapping) and metadata.get("deletionTimestamp") is not None
     running = status.get("jobDeploymentStatus") == RUNNING
     if _token_auth(parent.get("spec")):
@@ -144,7 +149,10 @@ def finalize(
     deleted = parse_time((parent.get("metadata") or {}).get("deletionTimestamp")) or now
     give_up = later(deleted, STOP_TIMEOUT_SECONDS) or now + timedelta(seconds=STOP_TIMEOUT_SECONDS)
     if options.dashboard:
-        return _stop_through_dashboard(previous, everything, dashboard, now, give_up)
+        domain = options.cluster.cluster_domain
+        return _stop_through_dashboard(
+            job.namespace, domain, previous, everything, dashboard, now, give_up
+        )
     name = stop_job_name(job.name)
     stopper = next((j for j in observed.of_kind(JOB) if j.name == name), None)
     done = stopper is not None and (
@@ -184,6 +192,8 @@ def finalize(
 
 
 def _stop_through_dashboard(
+    namespace: str,
+    domain: str,
     previous: Mapping[str, Any],
     everything: list[Child],
     dashboard: DashboardView | None,
@@ -191,6 +201,8 @@ def _stop_through_dashboard(
     give_up: datetime,
 ) -> Desired:
     url, job_id = str(previous.get("dashboardURL")), str(previous.get("jobId"))
+    if not in_namespace(url, namespace, domain):
+        return Desired(everything, dict(previous), finalized=True)  # nothing metaray may call
     view = dashboard if dashboard is not None and dashboard.about(url, job_id) else None
     stopped = (
         view is not None

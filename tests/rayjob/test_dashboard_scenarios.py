@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+import pytest
 
 from app.hooks.request import decode
 from app.hooks.response import encode
@@ -192,7 +193,10 @@ def test_deleting_a_selector_rayjob_stops_the_job_through_the_dashboard() -> Non
         loop.step()
     parent = copy.deepcopy(loop.parent)
     parent["metadata"]["deletionTimestamp"] = loop.stamp()
-    assert rayjob.watched(parent) == (loop.status["dashboardURL"], loop.status["jobId"])
+    assert rayjob.watched(parent, "cluster.local") == (
+        loop.status["dashboardURL"],
+        loop.status["jobId"],
+    )
     request = decode(orjson.dumps(loop.request(parent)), related=True, raycluster=False)
 
     def finalize(view: DashboardView | None, seconds: int = 0) -> Any:
@@ -213,9 +217,31 @@ def test_deleting_a_selector_rayjob_stops_the_job_through_the_dashboard() -> Non
 
 def test_nothing_is_watched_once_the_job_is_over() -> None:
     loop = DashboardLoop(rayjob_object(submissionMode="HTTPMode"))
-    assert rayjob.watched(loop.parent) is None
+    assert rayjob.watched(loop.parent, "cluster.local") is None
     ready(loop)
-    assert rayjob.watched(loop.parent) is not None
+    assert rayjob.watched(loop.parent, "cluster.local") is not None
     loop.dashboard_says("SUCCEEDED")
     loop.step()
-    assert rayjob.watched(loop.parent) is None
+    assert rayjob.watched(loop.parent, "cluster.local") is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "169.254.169.254:80",
+        "kubernetes.default.svc:443",
+        "head-svc.other-namespace.svc.cluster.local:8265",
+        "evil.example.com:8265",
+        "head-svc.default.svc.cluster.local:0",
+        "head-svc.default.svc.cluster.local",
+    ],
+)
+def test_a_status_edited_to_point_elsewhere_makes_metaray_call_nothing(url: str) -> None:
+    """Anyone who may write a RayJob's status could aim the hook at any address: the shell
+    only ever calls a Service of the RayJob's own namespace."""
+    loop = DashboardLoop(rayjob_object(submissionMode="HTTPMode"))
+    ready(loop)
+    loop.parent["status"]["dashboardURL"] = url
+    assert rayjob.watched(loop.parent, "cluster.local") is None
+    loop.answer = DashboardView(url, loop.status["jobId"], found=False)
+    assert loop.step().desired.intents == ()

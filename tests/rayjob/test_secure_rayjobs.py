@@ -116,7 +116,7 @@ def test_the_dashboard_of_a_token_auth_cluster_is_not_polled() -> None:
     loop = JobLoop(rayjob_object(rayClusterSpec=secure_spec()))
     running(loop)
     assert loop.status["jobDeploymentStatus"] == "Running"
-    assert rayjob.watched(loop.parent) is None
+    assert rayjob.watched(loop.parent, "cluster.local") is None
     plain = JobLoop(rayjob_object())
     running(plain)
-    assert rayjob.watched(plain.parent) is not None
+    assert rayjob.watched(plain.parent, "cluster.local") is not None
