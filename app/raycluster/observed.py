@@ -34,13 +34,22 @@ def parse(kind: type[_T], data: Any) -> _T:
     return msgspec.convert(data, kind)
 
 
+class OwnerReference(_Slim, frozen=True):
+    uid: str = ""
+    kind: str = ""
+    controller: bool = False
+
+
 class ObjectMeta(_Slim, frozen=True):
     name: str
     namespace: str = ""
+    uid: str = ""
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
     creationTimestamp: str | None = None
     deletionTimestamp: str | None = None
+    # Who owns it (a submitter pod is owned by its Job: names repeat across attempts, uids not).
+    ownerReferences: list[OwnerReference] = []
 
 
 class Reason(_Slim, frozen=True):

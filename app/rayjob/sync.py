@@ -16,6 +16,7 @@ from app.raycluster.events import NORMAL, WARNING, Event
 from app.raycluster.observed import Child, Observed, ObservedObject
 from app.raycluster.spec import InvalidSpec, JSONObject
 from app.raycluster.sync import Desired
+from app.rayjob import attempts
 from app.rayjob import labels as jl
 from app.rayjob.clock import later, parse_time
 from app.rayjob.cluster import (
@@ -30,7 +31,7 @@ from app.rayjob.cluster import (
 from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
 from app.rayjob.dashboard import DashboardView, StopJob
 from app.rayjob.kinds import JOB, RAYCLUSTER, SERVICE
-from app.rayjob.lifecycle import RUNNING, VALIDATION_FAILED, Step, World, advance
+from app.rayjob.lifecycle import RUNNING, advance
 from app.rayjob.names import stop_job_name, submitter_job_name
 from app.rayjob.service import head_service
 from app.rayjob.spec import (
@@ -41,6 +42,8 @@ from app.rayjob.spec import (
     parse_rayjob,
 )
 from app.rayjob.submitter import head_image, sidecar, stop_job, submitter_job
+from app.rayjob.validation import invalid_status, refused_edit
+from app.rayjob.world import Step, World
 
 # How long a deleted RayJob waits for its stop Job before letting go anyway.
 STOP_TIMEOUT_SECONDS = 60
@@ -83,9 +86,17 @@ def sync(
     try:
         job = parse_rayjob(parent, dashboard=options.dashboard)
     except InvalidSpec as invalid:
-        return _invalid(observed, previous, invalid)
+        return _invalid(observed, previous, str(invalid), _invalid_reason(invalid))
     world = _world(observed, related, options, dashboard)
-    step = advance(job, previous, world, now)
+    refused = refused_edit(job, previous, world)
+    if refused is not None:
+        return _invalid(observed, previous, refused, "InvalidRayJobSpec")
+    proof = attempts.newest(world.clusters.values(), world.jobs.values())
+    ahead = attempts.caught_up(previous, proof)
+    step = advance(job, ahead if ahead is not None else previous, world, now)
+    if ahead is not None:
+        step.freeze()  # the children are newer than this parent: change none of them
+    attempts.settle(step.status, previous, proof)
     children = _children(job, step, observed, world, options)
     events = (*step.events, *_changes(job, observed, children))
     return Desired(
@@ -280,6 +291,7 @@ def _world(
         domain=options.cluster.cluster_domain,
         dashboard=dashboard if options.dashboard else None,
         poll_seconds=options.dashboard_poll_seconds,
+        reads_dashboard=options.dashboard,
     )
 
 
@@ -289,7 +301,7 @@ def _children(
     """Every observed child as it is, but for what this step builds or deletes."""
     status = step.status
     name = status.get("rayClusterName")
-    built: dict[tuple[str, str], Child] = {}
+    built: dict[tuple[str, str], JSONObject] = {}
     dropped: set[tuple[str, str]] = set()
     if step.cluster == "delete":
         dropped |= {(RAYCLUSTER, c) for c in world.clusters}
@@ -318,7 +330,20 @@ def _children(
         service = head_service(job, name, _cluster_spec(world, name, job), options.cluster)
         built[(SERVICE, service["metadata"]["name"])] = service
     kept = [k for k in _keys(observed) if k not in dropped and k not in built]
-    return [*_echo(observed, kept), *(built[k] for k in sorted(built))]
+    made = [_attempt_of(job, built[k], status) for k in sorted(built)]
+    return [*_echo(observed, kept), *made]
+
+
+def _attempt_of(job: RayJob, child: JSONObject, status: Mapping[str, Any]) -> JSONObject:
+    """A new cluster or submitter Job carries the attempt it is made for (and the submitter its
+    mode, which the cluster carries already): a later sync of a stale parent can tell."""
+    if child["kind"] == "Service":
+        return child  # one Service for every attempt, re-pointed on retry
+    marked = attempts.mark(child, status)
+    marked["metadata"]["labels"] = dict(
+        sorted({**marked["metadata"]["labels"], jl.SUBMISSION_MODE: job.mode}.items())
+    )
+    return marked
 
 
 def _sidecar(job: RayJob, status: Mapping[str, Any], options: Options) -> JSONObject | None:
@@ -359,18 +384,18 @@ def _stop_needed(
     return (cluster, url) if url else None
 
 
-def _invalid(observed: Observed, previous: Mapping[str, Any], invalid: InvalidSpec) -> Desired:
-    """Every child exactly as metaray last asked for it, and a status that says what is wrong."""
-    status = {
-        **previous,
-        "jobDeploymentStatus": VALIDATION_FAILED,
-        "reason": "ValidationFailed",
-        "message": f"Invalid RayJob spec: {invalid}",
-    }
-    on_metadata = all(p.path.startswith(("metadata", "apiVersion")) for p in invalid.problems)
-    reason = "InvalidRayJobMetadata" if on_metadata else "InvalidRayJobSpec"
-    event = Event(WARNING, reason, f"Invalid RayJob, nothing changed: {invalid}")
+def _invalid(observed: Observed, previous: Mapping[str, Any], problem: str, reason: str) -> Desired:
+    """Every child exactly as metaray last asked for it, and a status that says what is wrong
+    (and keeps what the state it interrupts is: ``app.rayjob.validation``)."""
+    status = invalid_status(previous, problem)
+    attempts.settle(status, previous, None)
+    event = Event(WARNING, reason, attempts.capped(f"Invalid RayJob, nothing changed: {problem}"))
     return Desired(_echo(observed, _keys(observed)), status, (event,))
+
+
+def _invalid_reason(invalid: InvalidSpec) -> str:
+    on_metadata = all(p.path.startswith(("metadata", "apiVersion")) for p in invalid.problems)
+    return "InvalidRayJobMetadata" if on_metadata else "InvalidRayJobSpec"
 
 
 def _changes(job: RayJob, observed: Observed, children: list[Child]) -> list[Event]:

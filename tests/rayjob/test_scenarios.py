@@ -132,6 +132,8 @@ def test_retry_gets_a_fresh_cluster_only_after_the_old_one_is_gone() -> None:
     step = loop.step()
     assert loop.status["jobDeploymentStatus"] == "Retrying"
     assert loop.status["failed"] == 1
+    assert step.deleted == []  # two-phase: the decision is written first
+    step = loop.step()
     assert sorted(step.deleted) == sorted([first, "job"])
     for _ in range(3):
         step = loop.step()
@@ -185,8 +187,9 @@ def test_suspend_deletes_everything_before_reporting_suspended_then_resume() -> 
     first = running(loop)
     loop.held.add(first)
     loop.edit(suspend=True)
-    step = loop.step()
+    assert loop.step().deleted == []  # two-phase: Suspending is written first
     assert loop.status["jobDeploymentStatus"] == "Suspending"
+    step = loop.step()
     assert sorted(step.deleted) == sorted([first, "job"])
     loop.step()
     assert loop.status["jobDeploymentStatus"] == "Suspending"  # the cluster is still there
