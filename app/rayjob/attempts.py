@@ -23,6 +23,7 @@ from app.rayjob.states import (
     RUNNING,
     count,
 )
+from app.rayjob.validation import finished
 
 ATTEMPT = "metaray.io/attempt"  # label on the attempt's RayCluster and submitter Job
 CLUSTER_NAME = "metaray.io/ray-cluster-name"  # annotation: the submitter outlives its cluster
@@ -88,8 +89,8 @@ def caught_up(previous: Mapping[str, Any], proof: Proof | None) -> dict[str, Any
 
     With its submitter seen the attempt was Running (its outcome is then read as usual), with
     only its cluster it was at least Initializing; with neither it is torn down and retried."""
-    if proof is None or proof.number <= count(previous.get("failed")):
-        return None
+    if proof is None or proof.number <= count(previous.get("failed")) or finished(previous):
+        return None  # a finished RayJob has no later attempt: children claiming one are not
     status = {k: v for k, v in previous.items() if k not in (*ATTEMPT_FIELDS, "endTime")}
     status.update(failed=proof.number, jobStatus="")
     if proof.cluster is None:

@@ -86,11 +86,11 @@ def sync(
     try:
         job = parse_rayjob(parent, dashboard=options.dashboard)
     except InvalidSpec as invalid:
-        return _invalid(observed, previous, str(invalid), _invalid_reason(invalid))
+        return _invalid(observed, previous, str(invalid), _invalid_reason(invalid), now)
     world = _world(observed, related, options, dashboard)
     refused = refused_edit(job, previous, world)
     if refused is not None:
-        return _invalid(observed, previous, refused, "InvalidRayJobSpec")
+        return _invalid(observed, previous, refused, "InvalidRayJobSpec", now)
     proof = attempts.newest(world.clusters.values(), world.jobs.values())
     ahead = attempts.caught_up(previous, proof)
     step = advance(job, ahead if ahead is not None else previous, world, now)
@@ -311,7 +311,9 @@ def _children(
         # request) or the last attempt's cluster has not gone yet; either way, wait.
         alone = all(other == name for other in world.live_clusters())
         if step.cluster == "build" and key not in observed.applied and alone:
-            built[key] = ray_cluster(job, name, _sidecar(job, status, options))
+            built[key] = _attempt_of(
+                job, ray_cluster(job, name, _sidecar(job, status, options)), status
+            )
         elif step.cluster == "suspend-workers" and key in observed.applied:
             suspended = with_workers_suspended(observed.applied[key])
             if suspended != dict(observed.applied[key]):  # else kept as recorded, byte for byte
@@ -325,20 +327,19 @@ def _children(
         if job.selected_cluster is not None and name in world.related_clusters:
             token = token_env(str(name), job.namespace, world.related_clusters[str(name)].spec)
         job_id = str(status.get("jobId") or "")
-        built[submitter_key] = submitter_job(job, script, url, job_id, token)
+        built[submitter_key] = _attempt_of(
+            job, submitter_job(job, script, url, job_id, token), status
+        )
     if step.service and isinstance(name, str) and job.cluster_spec is not None:
         service = head_service(job, name, _cluster_spec(world, name, job), options.cluster)
         built[(SERVICE, service["metadata"]["name"])] = service
     kept = [k for k in _keys(observed) if k not in dropped and k not in built]
-    made = [_attempt_of(job, built[k], status) for k in sorted(built)]
-    return [*_echo(observed, kept), *made]
+    return [*_echo(observed, kept), *(built[k] for k in sorted(built))]
 
 
 def _attempt_of(job: RayJob, child: JSONObject, status: Mapping[str, Any]) -> JSONObject:
     """A new cluster or submitter Job carries the attempt it is made for (and the submitter its
     mode, which the cluster carries already): a later sync of a stale parent can tell."""
-    if child["kind"] == "Service":
-        return child  # one Service for every attempt, re-pointed on retry
     marked = attempts.mark(child, status)
     marked["metadata"]["labels"] = dict(
         sorted({**marked["metadata"]["labels"], jl.SUBMISSION_MODE: job.mode}.items())
@@ -384,10 +385,12 @@ def _stop_needed(
     return (cluster, url) if url else None
 
 
-def _invalid(observed: Observed, previous: Mapping[str, Any], problem: str, reason: str) -> Desired:
+def _invalid(
+    observed: Observed, previous: Mapping[str, Any], problem: str, reason: str, now: datetime
+) -> Desired:
     """Every child exactly as metaray last asked for it, and a status that says what is wrong
     (and keeps what the state it interrupts is: ``app.rayjob.validation``)."""
-    status = invalid_status(previous, problem)
+    status = invalid_status(previous, problem, now)
     attempts.settle(status, previous, None)
     event = Event(WARNING, reason, attempts.capped(f"Invalid RayJob, nothing changed: {problem}"))
     return Desired(_echo(observed, _keys(observed)), status, (event,))

@@ -10,9 +10,10 @@ very state it interrupted: a finished RayJob stays finished and is never run aga
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from app.rayjob.clock import parse_time
+from app.rayjob.clock import parse_time, stamp
 from app.rayjob.labels import SUBMISSION_MODE
 from app.rayjob.spec import RayJob
 from app.rayjob.states import (
@@ -22,6 +23,7 @@ from app.rayjob.states import (
     LIVE,
     NEW,
     RETRYING,
+    TERMINAL,
     VALIDATION_FAILED,
     Deployment,
 )
@@ -30,15 +32,22 @@ from app.rayjob.world import World
 PREFIX = "Invalid RayJob spec: "
 
 
-def invalid_status(previous: Mapping[str, Any], problem: str) -> dict[str, Any]:
+def invalid_status(previous: Mapping[str, Any], problem: str, now: datetime) -> dict[str, Any]:
+    state = previous.get("jobDeploymentStatus")
     reason = previous.get("reason")
     failure = isinstance(reason, str) and reason not in ("", VALIDATION_FAILED)
-    return {
+    status = {
         **previous,
         "jobDeploymentStatus": VALIDATION_FAILED,
-        "reason": reason if failure else VALIDATION_FAILED,
+        "reason": reason if failure and state != COMPLETE else VALIDATION_FAILED,
         "message": PREFIX + problem,
     }
+    if state in TERMINAL:  # what marks it finished must survive (a hand-edited status may lack it)
+        if parse_time(previous.get("endTime")) is None:
+            status["endTime"] = stamp(now)
+        if state == FAILED and not failure:
+            status["reason"] = str(FAILED)
+    return status
 
 
 def resumed(status: Mapping[str, Any]) -> Deployment:
@@ -51,6 +60,12 @@ def resumed(status: Mapping[str, Any]) -> Deployment:
     if not (isinstance(name, str) and name):
         return NEW
     return RETRYING if failure else INITIALIZING
+
+
+def finished(status: Mapping[str, Any]) -> bool:
+    """Complete or Failed, or a validation failure that interrupted either."""
+    state = status.get("jobDeploymentStatus")
+    return state in TERMINAL or (state == VALIDATION_FAILED and resumed(status) in TERMINAL)
 
 
 def refused_edit(job: RayJob, previous: Mapping[str, Any], world: World) -> str | None:
