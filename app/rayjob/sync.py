@@ -153,7 +153,10 @@ def finalize(
     try:
         job = parse_rayjob(parent, dashboard=options.dashboard)
     except InvalidSpec:
-        return Desired(everything, dict(previous), finalized=True)
+        found = _from_status(parent, previous, observed, options)
+        if found is None:
+            return Desired(everything, dict(previous), finalized=True)
+        job = found
     stopping = _stop_needed(job, previous, related)
     if stopping is None:
         return Desired(everything, dict(previous), finalized=True)
@@ -200,6 +203,23 @@ def finalize(
         finalized=False,
         resync_after=_resync([give_up], now),
     )
+
+
+def _from_status(
+    parent: Mapping[str, Any], previous: Mapping[str, Any], observed: Observed, options: Options
+) -> RayJob | None:
+    """A RayJob deleted with a spec that is now invalid: whether its Ray job may still run on a
+    cluster it does not own is decided from its status (the cluster it ran on, its job id),
+    as the RayJob that stands for it; None when its own cluster takes the job with it."""
+    name = previous.get("rayClusterName")
+    owned = {c.name for c in observed.of_kind(RAYCLUSTER)}
+    if not isinstance(name, str) or not name or name in owned or not previous.get("jobId"):
+        return None
+    spec = {"clusterSelector": {CLUSTER_SELECTOR_KEY: name}, "entrypoint": "stop"}
+    try:
+        return parse_rayjob({**parent, "spec": spec}, dashboard=options.dashboard)
+    except InvalidSpec:  # the metadata itself is wrong: nothing can be named after it
+        return None
 
 
 def _stop_through_dashboard(

@@ -4,6 +4,7 @@ parent never undoes a retry, and edits that would orphan a live attempt are refu
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,7 @@ from app.rayjob.kinds import JOB
 from app.settings import Settings
 from tests.http.client import HookClient
 from tests.rayjob.loop import START, JobLoop, rayjob_object, user_cluster
-from tests.rayjob.test_http import over_http
+from tests.rayjob.test_http import HEADERS, over_http
 
 
 @pytest.fixture
@@ -264,3 +265,33 @@ def test_submitter_pods_of_an_earlier_job_of_the_same_name_are_not_read(
     status = loop.status
     assert (status["jobDeploymentStatus"], status["jobStatus"]) == ("Complete", "SUCCEEDED")
     assert status.get("message") != "an earlier attempt"
+
+
+def test_deleting_a_selector_rayjob_with_an_invalid_spec_still_stops_its_ray_job(
+    clock: list[datetime],
+) -> None:
+    """Its spec no longer parses, but its status says a Ray job runs on the user's cluster:
+    letting go at once would leave it running there (here by a stop Job: dashboards off)."""
+    settings = Settings(events="off", dashboard=False)
+    client = HookClient(create_app(settings, clock=lambda: clock[0]))
+    loop = http_loop(client, clock, clusterSelector={"ray.io/cluster": "mine"})
+    loop.related_clusters["mine"] = user_cluster("mine")
+    for _ in range(3):
+        loop.step()
+    assert loop.status["jobDeploymentStatus"] == "Running"
+    loop.edit(activeDeadlineSeconds=-5)
+    request = loop.request()
+    request["finalizing"] = True
+    request["parent"]["metadata"]["deletionTimestamp"] = loop.stamp()
+    clock[0] = loop.now
+    response = client.post(
+        "/rayjob/finalize", content=json.dumps(request).encode(), headers=HEADERS
+    )
+    answer = response.json()
+    assert answer["finalized"] is False
+    [stopper] = [c for c in answer["children"] if c["metadata"]["name"] == "job-stop"]
+    env = {
+        e["name"]: e.get("value")
+        for e in stopper["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["RAY_JOB_SUBMISSION_ID"] == loop.status["jobId"]
