@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 import httpx
 from prometheus_client import CollectorRegistry
 
-from app.dashboard import Dashboards
-from app.metrics import DashboardMetrics
+from app.shell.ray.poller import Dashboards
+from app.shell.observability.metrics import DashboardMetrics
 from app.rayjob.dashboard import StopJob, SubmitJob
 
 URL = "127.0.0.1:8265"

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-import app.main
-from app.main import create_app
-from app.settings import Settings
+import app.shell.http.app
+from app.shell.http.app import create_app
+from app.shell.settings import Settings
 from tests.fixtures import HERE, capture
 from tests.http.client import HookClient
 
@@ -78,9 +78,9 @@ def test_an_answer_that_takes_too_long_is_503_with_retry_after(
         time.sleep(1.0)
         raise AssertionError("the answer of a timed-out request must not be used")
 
-    monkeypatch.setattr(app.main, "sync", slow)
+    monkeypatch.setattr(app.shell.http.app, "sync", slow)
     large = gzip.decompress((HERE / "sync-large-200-running.json.gz").read_bytes())
-    assert len(large) >= app.main.OFFLOAD_BYTES
+    assert len(large) >= app.shell.http.app.OFFLOAD_BYTES
     service = create_app(Settings(events="off", compute_timeout_seconds=0.2))
 
     async def timed() -> tuple[httpx.Response, float]:

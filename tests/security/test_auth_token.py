@@ -125,7 +125,7 @@ def test_token_survives_hook_restarts_and_never_leaks(
             def leaky(*_: Any, **__: Any) -> Desired:
                 raise ValueError(f"the core quoted the token {token}")
 
-            monkeypatch.setattr("app.main.sync", leaky)
+            monkeypatch.setattr("app.shell.http.app.sync", leaky)
             response = client.post("/sync", content=json.dumps(loop.request()).encode())
             assert response.status_code == 500
             seen.append(response.text)
