@@ -37,9 +37,9 @@ from typing import Any
 
 import orjson
 
+from app.core.desired import Desired
 from app.hooks.request import LAST_APPLIED, decode
 from app.hooks.response import encode
-from app.raycluster.sync import Desired
 from app.raycluster.sync import sync as cluster_sync
 from app.rayjob import sync as rayjob
 from app.rayjob.dashboard import DashboardView, JobInfo

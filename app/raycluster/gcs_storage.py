@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from app.raycluster import kinds
+from app.core import kinds
+from app.core.events import WARNING, Event
+from app.core.observed import Child, Observed
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
-from app.raycluster.events import WARNING, Event
-from app.raycluster.observed import Child, Observed
 from app.raycluster.spec import (
     GCS_STORAGE_PATH,
     GCS_STORAGE_VOLUME,

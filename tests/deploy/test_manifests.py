@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from app.raycluster import kinds
+from app.core import kinds
 from app.rayjob import kinds as rayjob_kinds
 from app.shell.http.app import create_app
 from app.shell.settings import Settings

@@ -15,9 +15,10 @@ import httpx
 import orjson
 import pytest
 
+from app.core.desired import Desired
+from app.core.events import Event
 from app.hooks.request import decode
-from app.raycluster.events import Event
-from app.raycluster.sync import Desired, finalize
+from app.raycluster.sync import finalize
 from app.shell.kube import api as kube_api
 from app.shell.kube.events import CONTROLLER, EventSink
 from app.shell.observability.redact import Redactor

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.raycluster.events import WARNING, Event
-from app.raycluster.sync import Desired
+from app.core.desired import Desired
+from app.core.events import WARNING, Event
 from app.shell.observability import logs
 from app.shell.settings import Settings
 from tests.fixtures import capture

@@ -17,9 +17,9 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest, values
 
+from app.core.desired import Desired
+from app.core.events import NORMAL, WARNING, Event
 from app.hooks.request import decode
-from app.raycluster.events import NORMAL, WARNING, Event
-from app.raycluster.sync import Desired
 from app.rayjob import sync as rayjob_core
 from app.shell.http import app as main
 from app.shell.kube import api as kube_api

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from app.raycluster.observed import Observed
+from app.core.observed import Observed
 from app.raycluster.sync import sync
 from tests.features.test_auth import observed_with
 from tests.loop import cluster_spec, group, raycluster

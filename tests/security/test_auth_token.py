@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.raycluster.sync import Desired
+from app.core.desired import Desired
 from tests.features.common import settle
 from tests.loop import POD, SECRET, Loop, cluster_spec, group, raycluster
 from tests.observability.harness import KubeServer, app_with, captured_logs, events_settings

@@ -24,12 +24,13 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.background import BackgroundTasks
 
 from app import __version__
+from app.core.desired import Desired
+from app.core.events import Event
+from app.core.observed import Observed
 from app.hooks.request import BadRequest, SyncRequest, decode, decode_customize
 from app.hooks.response import encode
 from app.raycluster.auth import TOKEN_BYTES
-from app.raycluster.events import Event
-from app.raycluster.observed import Observed
-from app.raycluster.sync import Desired, finalize, sync
+from app.raycluster.sync import finalize, sync
 from app.rayjob import sync as rayjob
 from app.rayjob.dashboard import DashboardView, Intent, StopJob, SubmitJob
 from app.shell.http.answer_cache import AnswerCache, Entry, etag_of, fingerprint

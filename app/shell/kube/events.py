@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from app.raycluster.events import Event
+from app.core.events import Event
 from app.shell.kube.sender import ApiSender
 from app.shell.observability.redact import Redactor
 
