@@ -1,6 +1,6 @@
 """The generated RayJob CRD: fresh, structural, KubeRay's shape, and as strict as the hook.
 
-After a change of the spec model or of app/faces/crd.py, regenerate with
+After a change of the spec model or of app/faces/crd/, regenerate with
 ``python -m app.faces.crd``.
 """
 
@@ -17,15 +17,8 @@ import pytest
 import yaml
 
 import tests.crd.test_crd as raycluster_crd
-from app.faces.crd import (
-    RAYJOB,
-    RAYJOB_HEADER,
-    RAYJOB_OUTPUT,
-    RAYJOB_PRINTER_COLUMNS,
-    KubernetesTypes,
-    build_crd,
-    render,
-)
+from app.faces.crd import KubernetesTypes, build_crd, render
+from app.faces.crd.rayjob import RAYJOB, RAYJOB_HEADER, RAYJOB_OUTPUT, RAYJOB_PRINTER_COLUMNS
 from app.faces.render import render as render_answer
 from app.faces.render import to_yaml
 from app.raycluster.cluster import Options as ClusterOptions
