@@ -19,7 +19,8 @@ import app.faces.crd
 from app.faces.crd import KubernetesTypes, build_crd, main, render
 from app.faces.crd.raycluster import OUTPUT, PRINTER_COLUMNS
 from app.faces.crd.schema import KUBERNETES_VERSION
-from app.raycluster.spec import InvalidSpec, RayClusterSpec, parse_spec
+from app.raycluster.problems import InvalidSpec
+from app.raycluster.spec import RayClusterSpec, parse_spec
 from tests.crd.schema_tools import (
     INT_OR_STRING,
     PRESERVE,

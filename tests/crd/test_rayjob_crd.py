@@ -22,7 +22,7 @@ from app.faces.crd.rayjob import RAYJOB, RAYJOB_HEADER, RAYJOB_OUTPUT, RAYJOB_PR
 from app.faces.render import render as render_answer
 from app.faces.render import to_yaml
 from app.raycluster.cluster import Options as ClusterOptions
-from app.raycluster.spec import InvalidSpec
+from app.raycluster.problems import InvalidSpec
 from app.rayjob.spec import RayJobSpec, parse_rayjob
 from app.rayjob.sync import Options as RayJobOptions
 from tests.crd.schema_tools import Admission, Schema, apply_defaults, at, nodes, pruned
