@@ -21,8 +21,8 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from app.core.observed import Observed, ObservedObject, ObservedPod
 from app.raycluster import labels as lbl
-from app.raycluster.observed import Observed, ObservedObject, ObservedPod
 from app.raycluster.service import DEFAULT_PORTS
 from app.rayjob.kinds import RAYCLUSTER
 from app.rayjob.names import head_service_name

@@ -14,9 +14,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app.guard import OPEN_PATHS
-from app.main import create_app
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.http.guard import OPEN_PATHS
+from app.shell.settings import Settings
 from tests.fixtures import capture
 from tests.rayjob.loop import JobLoop, rayjob_object
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
-from app.main import create_app
 from app.rayjob.kinds import JOB, SERVICE
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.settings import Settings
 from tests.http.client import HookClient
 from tests.rayjob.loop import START, JobLoop, rayjob_object, user_cluster
 
