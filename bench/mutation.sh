@@ -5,7 +5,7 @@
 # pins down.
 #
 #   bench/mutation.sh MODULE TEST [TEST ...]
-#   bench/mutation.sh app/guard.py tests/security/test_guard.py tests/security/test_guard_routes.py
+#   bench/mutation.sh app/shell/http/guard.py tests/security/test_guard.py tests/security/test_guard_routes.py
 #
 # It works in a scratch copy of the worktree (mutmut writes a mutants/ folder and wants its
 # settings in pyproject.toml), so the checkout stays clean and several runs can go side by side.

@@ -4,20 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-CLUSTER = "ray.io/cluster"
-NODE_TYPE = "ray.io/node-type"
-GROUP = "ray.io/group"
-IDENTIFIER = "ray.io/identifier"
-IS_RAY_NODE = "ray.io/is-ray-node"
-APP_NAME = "app.kubernetes.io/name"
-CREATED_BY = "app.kubernetes.io/created-by"
-CONTROLLER_UID = "controller-uid"
+from app.core.labels import (
+    APP_NAME,
+    APP_NAME_VALUE,
+    CLUSTER,
+    CONTROLLER_UID,
+    CREATED_BY,
+    CREATED_BY_VALUE,
+    GROUP,
+    HEAD,
+    HEAD_GROUP,
+    IDENTIFIER,
+    IS_RAY_NODE,
+    NODE_TYPE,
+    WORKER,
+)
 
-HEAD = "head"
-WORKER = "worker"
-HEAD_GROUP = "headgroup"
-APP_NAME_VALUE = "kuberay"
-CREATED_BY_VALUE = "kuberay-operator"
+__all__ = [
+    "APP_NAME",
+    "APP_NAME_VALUE",
+    "CLUSTER",
+    "CONTROLLER_UID",
+    "CREATED_BY",
+    "CREATED_BY_VALUE",
+    "GROUP",
+    "HEAD",
+    "HEAD_GROUP",
+    "IDENTIFIER",
+    "IS_RAY_NODE",
+    "NODE_TYPE",
+    "WORKER",
+]
 
 # A template may add labels and override the rest, but never these: they are how metaray,
 # the Ray autoscaler and the head Service find the pods.

@@ -11,10 +11,11 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from app.core.desired import Removal
+from app.core.observed import ObservedPod
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
 from app.raycluster.names import new_pod_names, ordinals
-from app.raycluster.observed import ObservedPod
 from app.raycluster.rollout import max_unavailable, outdated, recreating, template_hash
 from app.raycluster.spec import WorkerGroupSpec
 
@@ -22,13 +23,6 @@ WORKERS_TO_DELETE = "listed in workersToDelete"
 GROUP_REMOVED = "its worker group is no longer in the spec"
 SUSPENDED = "the cluster or its group is suspended"
 TEMPLATE_CHANGED = "its pod template changed (upgradeStrategy Recreate)"
-
-
-@dataclass(frozen=True, slots=True)
-class Removal:
-    name: str
-    group: str | None  # None for the head
-    why: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.raycluster.observed import ObservedObject
+from app.core.observed import ObservedObject
 from app.raycluster.spec import JSONObject
 from app.rayjob.states import (
     ATTEMPT_FIELDS,

@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.raycluster.events import WARNING, Event
-from app.raycluster.observed import ObservedObject
+from app.core.events import WARNING, Event
+from app.core.observed import ObservedObject
+from app.core.time import later, parse_time, stamp
 from app.rayjob import outcome as oc
 from app.rayjob import reading as rd
-from app.rayjob.clock import later, parse_time, stamp
 from app.rayjob.cluster import dashboard_url
 from app.rayjob.names import cluster_name, job_id
 from app.rayjob.spec import (
@@ -132,7 +132,9 @@ def _initializing(job: RayJob, step: Step, world: World, now: datetime) -> None:
     name = status["rayClusterName"]
     cluster = _cluster(job, world, name)
     if job.selected_cluster is None:
-        step.cluster = "build"
+        # The head Service from the start: the dashboard's address is derived from it once it
+        # is observed (app/rayjob/address.py), so it must be there when the cluster is ready.
+        step.cluster, step.service = "build", True
     if cluster is None:
         if job.selected_cluster is not None:
             message = f"RayCluster {job.namespace}/{name} not found"

@@ -8,11 +8,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from app.raycluster import labels as lbl
-from app.raycluster.observed import ObservedObject, ObservedPod
+from app.core import labels as lbl
+from app.core.observed import ObservedObject, ObservedPod
+from app.core.time import later, parse_time
 from app.rayjob import outcome as oc
-from app.rayjob.clock import later, parse_time
-from app.rayjob.cluster import in_namespace
 from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
 from app.rayjob.dashboard import DashboardView, JobInfo, SubmitJob
 from app.rayjob.names import submitter_job_name
@@ -39,10 +38,8 @@ def dashboard_outcome(
     if view is None or view.failing_since is not None:
         return None
     if view.info is None:
-        if job.mode == HTTP_MODE and in_namespace(
-            status.get("dashboardURL"), job.namespace, world.domain
-        ):
-            step.intents.append(submission(job, status))
+        if job.mode == HTTP_MODE and world.address is not None:
+            step.intents.append(submission(job, status, world.address))
             if view.refused:
                 status["message"] = f"Ray refused to submit job {status.get('jobId')}: " + (
                     view.refused
@@ -71,10 +68,10 @@ def silent_since(view: DashboardView | None) -> tuple[str, str] | None:
     return None
 
 
-def submission(job: RayJob, status: Mapping[str, Any]) -> SubmitJob:
+def submission(job: RayJob, status: Mapping[str, Any], url: str) -> SubmitJob:
     spec = job.spec
     return SubmitJob(
-        url=str(status.get("dashboardURL")),
+        url=url,
         job_id=str(status.get("jobId")),
         entrypoint=(spec.entrypoint or "").strip(),
         runtime_env=job.runtime_env,

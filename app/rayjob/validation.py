@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from app.rayjob.clock import parse_time, stamp
+from app.core.time import parse_time, stamp
 from app.rayjob.labels import SUBMISSION_MODE
 from app.rayjob.spec import RayJob
 from app.rayjob.states import (

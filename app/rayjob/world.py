@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from app.raycluster.events import Event
-from app.raycluster.observed import ObservedObject, ObservedPod
+from app.core.events import Event
+from app.core.observed import ObservedObject, ObservedPod
 from app.rayjob.dashboard import DashboardView, Intent
 
 
@@ -27,12 +27,16 @@ class World:
     poll_seconds: float = 5.0
     # Whether the shell reads dashboards at all (METARAY_DASHBOARD).
     reads_dashboard: bool = False
+    # The dashboard's address derived from owned and observed objects (app/rayjob/address.py),
+    # None while there is none: the only one any intent or pod is given, never dashboardURL.
+    address: str | None = None
 
     def view(self, status: Mapping[str, Any]) -> DashboardView | None:
         """The dashboard's word on this attempt's Ray job, if the shell has one."""
         view = self.dashboard
-        about = view is not None and view.about(status.get("dashboardURL"), status.get("jobId"))
-        return view if about else None
+        if view is None or self.address is None:
+            return None
+        return view if view.about(self.address, status.get("jobId")) else None
 
     def live_clusters(self) -> list[str]:
         return sorted(n for n, c in self.clusters.items() if c.metadata.deletionTimestamp is None)

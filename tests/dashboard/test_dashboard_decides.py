@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from app.dashboard import Dashboards
+from app.shell.ray.poller import Dashboards
 from tests.dashboard.fake import FakeDashboard, info
 from tests.dashboard.test_hooks_with_dashboard import app_with, driven, until_running
 from tests.rayjob.loop import START, JobLoop, rayjob_object

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.dashboard import Dashboards
-from app.main import create_app
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.ray.poller import Dashboards
+from app.shell.settings import Settings
 from tests.dashboard.fake import FakeDashboard, info
 from tests.rayjob.loop import JobLoop, rayjob_object
 
@@ -71,7 +71,8 @@ def test_http_mode_runs_to_completion_through_a_dashboard() -> None:
         job_id = loop.status["jobId"]
         await step()  # the RayJob is watched from now on
         await dashboards.poll_once()  # 404: not submitted yet
-        await step()  # the answer asks to submit; the shell does it after the answer
+        await step()  # the answer asks to submit; the poller's tasks do it
+        await dashboards.intents_done()
         assert [r.url.path for r in fake.posts()] == ["/api/jobs/"]
         assert json.loads(fake.posts()[0].content)["submission_id"] == job_id
         fake.jobs[job_id] = info("RUNNING")

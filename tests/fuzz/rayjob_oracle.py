@@ -45,7 +45,7 @@ from app.hooks.request import BadRequest, decode, decode_customize
 from app.hooks.response import encode
 from app.rayjob import sync as rayjob
 from app.rayjob.dashboard import DashboardView
-from app.settings import Settings
+from app.shell.settings import Settings
 
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
 RAYCLUSTER = "RayCluster.ray.io/v1"
@@ -89,7 +89,7 @@ def interrupted_terminal(status: Mapping[str, Any]) -> str | None:
 
 
 def _is_time(value: Any) -> bool:
-    from app.rayjob.clock import parse_time
+    from app.core.time import parse_time
 
     return parse_time(value) is not None
 

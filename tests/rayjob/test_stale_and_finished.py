@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from app.main import create_app
 from app.rayjob.kinds import JOB
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.settings import Settings
 from tests.http.client import HookClient
 from tests.rayjob.loop import START, JobLoop, rayjob_object, user_cluster
 from tests.rayjob.test_http import HEADERS, over_http
@@ -276,6 +276,7 @@ def test_deleting_a_selector_rayjob_with_an_invalid_spec_still_stops_its_ray_job
     client = HookClient(create_app(settings, clock=lambda: clock[0]))
     loop = http_loop(client, clock, clusterSelector={"ray.io/cluster": "mine"})
     loop.related_clusters["mine"] = user_cluster("mine")
+    loop.user_head("mine", "10.1.2.3")
     for _ in range(3):
         loop.step()
     assert loop.status["jobDeploymentStatus"] == "Running"

@@ -1,0 +1,169 @@
+"""Offline rendering: run the core on a manifest file, with no cluster and no Metacontroller."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from app.core import kinds
+from app.core.desired import Desired
+from app.hooks.request import BadRequest, SyncRequest, decode
+from app.raycluster.cluster import Options
+from app.raycluster.sync import sync
+from app.rayjob import sync as rayjob
+from app.rayjob.kinds import RAYCLUSTER
+
+
+class RenderError(ValueError):
+    """The input files cannot be rendered."""
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes shared sub-objects out in full: a reader wants no YAML anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def to_yaml(document: Any) -> str:
+    return yaml.dump(
+        document, Dumper=_PlainDumper, sort_keys=True, default_flow_style=False, width=100
+    )
+
+
+def render(
+    manifest: Path,
+    observed: Path | None,
+    options: Options,
+    job_options: rayjob.Options,
+    *,
+    now: datetime,
+    entropy: bytes,
+) -> dict[str, Any]:
+    """The children and status metaray would answer, as one document.
+
+    Pods that wait for children metaray creates first (the token Secret of authOptions, the
+    Certificates of tlsOptions) are shown as they will be once those exist: the answer is
+    computed again with them observed (the Certificates issued and Ready). A RayJob without
+    ``--observed`` is shown as it will be once its cluster is ready: its status written, its
+    RayCluster created and ready, its submitter and Service created.
+    """
+    parent = _the_parent(_load(manifest))
+    children = _as_children(_load(observed) if observed is not None else [])
+    if parent["kind"] == "RayJob":
+        if observed is not None:
+            desired = _rayjob(_request(parent, children), now, job_options)
+        else:
+            desired = _rayjob_walk(parent, now, job_options)
+        return {"children": desired.children, "status": desired.status}
+    desired = _answer(parent, children, options, entropy)
+    gating = [
+        c
+        for c in desired.children
+        if isinstance(c, dict)
+        and c.get("kind") in GATING
+        and c["metadata"]["name"] not in children[f"{c['kind']}.{c['apiVersion']}"]
+    ]
+    if gating:
+        for child in gating:
+            key = f"{child['kind']}.{child['apiVersion']}"
+            children[key][child["metadata"]["name"]] = _as_issued(child)
+        desired = _answer(parent, children, options, entropy)
+    return {"children": desired.children, "status": desired.status}
+
+
+# Children that new pods wait for.
+GATING = ("Secret", "Certificate")
+
+
+def _as_issued(child: dict[str, Any]) -> dict[str, Any]:
+    if child["kind"] != "Certificate":
+        return child
+    return {**child, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def _answer(
+    parent: dict[str, Any], children: dict[str, Any], options: Options, entropy: bytes
+) -> Desired:
+    request = _request(parent, children)
+    return sync(request.parent, request.observed, options, entropy=entropy)
+
+
+def _request(parent: dict[str, Any], children: dict[str, dict[str, Any]]) -> SyncRequest:
+    try:
+        return decode(orjson.dumps({"parent": parent, "children": children}))
+    except BadRequest as error:
+        raise RenderError(str(error)) from None
+
+
+def _rayjob(request: SyncRequest, now: datetime, options: rayjob.Options) -> Desired:
+    return rayjob.sync(request.parent, request.observed, request.related, now, options)
+
+
+def _rayjob_walk(parent: dict[str, Any], now: datetime, options: rayjob.Options) -> Desired:
+    """Sync, write the status, sync again, then let the created cluster be ready."""
+    desired = _rayjob(_request(parent, {}), now, options)
+    for _ in range(2):
+        parent = {**parent, "status": desired.status}
+        clusters = {
+            c["metadata"]["name"]: {**c, "status": {"state": "ready"}}
+            for c in orjson.loads(orjson.dumps(desired.children, default=_raw))
+            if c.get("kind") == "RayCluster"
+        }
+        desired = _rayjob(
+            _request(parent, {RAYCLUSTER: clusters} if clusters else {}), now, options
+        )
+    return desired
+
+
+def _raw(value: Any) -> Any:
+    return orjson.Fragment(value.text)
+
+
+def _load(path: Path) -> list[Any]:
+    try:
+        documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+    except (OSError, yaml.YAMLError) as error:
+        raise RenderError(f"cannot read {path}: {error}") from None
+    flat: list[Any] = []
+    for doc in documents:
+        if isinstance(doc, dict) and doc.get("kind", "").endswith("List"):
+            flat.extend(doc.get("items") or [])
+        else:
+            flat.append(doc)
+    return flat
+
+
+def _the_parent(documents: list[Any]) -> dict[str, Any]:
+    """The one RayCluster or RayJob of a manifest (a ConfigMap may stand beside it)."""
+    parents = [
+        d for d in documents if isinstance(d, dict) and d.get("kind") in ("RayCluster", "RayJob")
+    ]
+    if len(parents) != 1:
+        raise RenderError(
+            f"expected exactly one RayCluster or RayJob in the manifest, found {len(parents)}"
+        )
+    parent = dict(parents[0])
+    metadata = dict(parent.get("metadata") or {})
+    metadata.setdefault("namespace", "default")
+    # Offline there is no API server to assign a uid: derive a stable one from the name.
+    metadata.setdefault("uid", f"render-{metadata.get('namespace')}-{metadata.get('name')}")
+    parent["metadata"] = metadata
+    return parent
+
+
+def _as_children(objects: list[Any]) -> dict[str, dict[str, Any]]:
+    # Every type metaray manages, as Metacontroller registered with config/mtls/ sends them.
+    children: dict[str, dict[str, Any]] = {kind: {} for kind in sorted(kinds.MANAGED)}
+    for obj in objects:
+        if not isinstance(obj, dict):
+            raise RenderError("observed objects must be Kubernetes objects")
+        version = obj.get("apiVersion", "v1")
+        key = f"{obj.get('kind')}.{version}"
+        name = (obj.get("metadata") or {}).get("name")
+        children.setdefault(key, {})[str(name)] = obj
+    return children
