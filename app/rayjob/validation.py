@@ -72,7 +72,10 @@ def refused_edit(job: RayJob, previous: Mapping[str, Any], world: World) -> str 
     """An edit that would move a live attempt to another cluster or submission mode, which
     would orphan what runs (KubeRay ignores such edits; metaray says so and waits)."""
     name = previous.get("rayClusterName")
-    if previous.get("jobDeploymentStatus") not in LIVE or not isinstance(name, str) or not name:
+    state = previous.get("jobDeploymentStatus")
+    if state == VALIDATION_FAILED:  # refused before: still refused until the edit is undone
+        state = resumed(previous)
+    if state not in LIVE or not isinstance(name, str) or not name:
         return None
     owned = world.clusters.get(name)
     if job.selected_cluster is not None:
