@@ -28,8 +28,8 @@ DNS_CONDITION = "NetworkPolicyDNSEgress"
 DEFAULT_DASHBOARD_PORT = 8265
 SUBMISSION_MODE_LABEL = "ray.io/job-submission-mode"
 K8S_JOB_MODE = "K8sJobMode"
-ORIGINATED_FROM_NAME = "ray.io/originated-from-cr-name"
-ORIGINATED_FROM_CRD = "ray.io/originated-from-crd"
+ORIGINATED_FROM_NAME = lbl.ORIGINATED_FROM_NAME
+ORIGINATED_FROM_CRD = lbl.ORIGINATED_FROM_CRD
 _DNS_PORTS = (53, "53", "dns", "dns-tcp")
 
 

@@ -67,9 +67,8 @@ def test_first_answer_is_the_secret_and_no_pod() -> None:
         "metadata": {
             "name": "demo",
             "namespace": "default",
+            # KubeRay's one label (no app.kubernetes.io/*), and Metacontroller's controller-uid.
             "labels": {
-                "app.kubernetes.io/created-by": "kuberay-operator",
-                "app.kubernetes.io/name": "kuberay",
                 "controller-uid": "0f0f0f0f-1111-2222-3333-444444444444",
                 "ray.io/cluster": "demo",
             },
