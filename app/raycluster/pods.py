@@ -50,9 +50,13 @@ def worker_pod_template(cluster: Cluster, group: WorkerGroupSpec) -> JSONObject:
     )
 
 
-def named(pod: JSONObject, name: str) -> JSONObject:
-    """``pod`` with ``name``; the rest is shared, not copied (the result is only serialised)."""
-    return {**pod, "metadata": {"name": name, **pod["metadata"]}}
+def named(pod: JSONObject, name: str, labels: tuple[tuple[str, str], ...] = ()) -> JSONObject:
+    """``pod`` with ``name`` and this pod's own ``labels`` (its replica index, say) over the
+    template's; the rest is shared, not copied (the result is only serialised)."""
+    metadata = {"name": name, **pod["metadata"]}
+    if labels:
+        metadata["labels"] = dict(sorted({**metadata["labels"], **dict(labels)}.items()))
+    return {**pod, "metadata": metadata}
 
 
 def _build(

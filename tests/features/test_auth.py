@@ -100,7 +100,9 @@ def test_a_secret_that_vanished_holds_back_new_pods_but_keeps_running_ones() -> 
     assert step.deleted == []
     assert step.created == ["demo"]  # only the new Secret: no pod until it is observed
     step = loop.step()
-    assert len(step.created) == 2 and all(name.startswith("demo-worker-") for name in step.created)
+    assert len(step.created) == 2 and all(
+        name.startswith("demo-g0-worker-") for name in step.created
+    )
 
 
 def test_no_entropy_is_a_loud_error_not_a_predictable_token() -> None:

@@ -84,7 +84,9 @@ def test_no_pod_until_every_certificate_is_ready() -> None:
         assert "ray-head-cert-demo" in waiting.message
     loop.issue_certificates()
     step = loop.step()
-    assert len([n for n in step.created if n.startswith(("demo-head-", "demo-worker-"))]) == 3
+    assert (
+        len([n for n in step.created if n.startswith(("demo-head-", "demo-workers-worker-"))]) == 3
+    )
 
 
 def test_pod_ips_become_san_entries_and_pods_are_wired() -> None:
