@@ -9,7 +9,7 @@ import os
 import httpx
 from fastapi import FastAPI
 
-from app.main import create_app
+from app.shell.http.app import create_app
 
 DASHBOARD_ENV = "BENCH_DASHBOARD"
 

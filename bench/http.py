@@ -44,7 +44,7 @@ def main(seconds: float) -> None:
     print(f"{'workload':<10} {'server':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for workload, bodies in (("repeated", [body]), ("distinct", variants(body, DISTINCT))):
         baseline = measure("bench.minimal:app", False, bodies, seconds)
-        ours = measure("app.main:create_app", True, bodies, seconds)
+        ours = measure("app.shell.http.app:create_app", True, bodies, seconds)
         for name, result in (("minimal", baseline), ("metaray", ours)):
             print(
                 f"{workload:<10} {name:<9} {result.rate:>8.0f} "

@@ -14,8 +14,8 @@ import orjson
 
 from app.hooks.request import decode
 from app.hooks.response import encode
-from app.main import paused_gc
 from app.raycluster.sync import sync
+from app.shell.http.app import paused_gc
 from bench.requests import request
 
 

@@ -31,7 +31,7 @@ async def _send(port: int, body: bytes, first: int, count: int) -> None:
 
 def main(syncs: int, pods: int) -> None:
     body = request(pods)
-    with uvicorn("app.main:create_app", factory=True) as (port, pid):
+    with uvicorn("app.shell.http.app:create_app", factory=True) as (port, pid):
         start = rss_kib(pid)
         asyncio.run(_send(port, body, 0, syncs // 2))
         middle = rss_kib(pid)

@@ -37,15 +37,15 @@ from typing import Any
 
 import orjson
 
+from app.core.desired import Desired
 from app.hooks.request import LAST_APPLIED, decode
 from app.hooks.response import encode
-from app.main import paused_gc
-from app.raycluster.sync import Desired
 from app.raycluster.sync import sync as cluster_sync
 from app.rayjob import sync as rayjob
 from app.rayjob.dashboard import DashboardView, JobInfo
 from app.rayjob.kinds import JOB, RAYCLUSTER, SERVICE
-from app.settings import Settings
+from app.shell.http.app import paused_gc
+from app.shell.settings import Settings
 from bench.requests import STAMP, as_observed, parent, request
 from tests.rayjob.loop import POD, JobLoop, rayjob_object
 
@@ -60,8 +60,9 @@ MIN_ROUNDS, MAX_ROUNDS = 25, 501
 
 
 def dashboard_view(rayjob_parent: dict[str, Any]) -> DashboardView | None:
-    """What the shell hands the core with a sync (``view`` in app/main.py) once its poller has
-    heard from the dashboard: the Ray job is RUNNING. None when metaray reads no dashboards."""
+    """What the shell hands the core with a sync (``view`` in app/shell/http/app.py) once its
+    poller has heard from the dashboard: the Ray job is RUNNING. None when metaray reads
+    no dashboards."""
     target = rayjob.watched(rayjob_parent, "cluster.local")
     if not JOB_OPTIONS.dashboard or target is None:
         return None

@@ -70,7 +70,7 @@ def _ms(values: list[float], fraction: float) -> float:
 
 
 def main(seconds: float) -> None:
-    with uvicorn("app.main:create_app", factory=True) as (port, pid):
+    with uvicorn("app.shell.http.app:create_app", factory=True) as (port, pid):
         out, errors, samples = asyncio.run(_soak(port, pid, seconds))
     total = sum(len(v) for v in out.values())
     print(f"soak: {seconds:.0f} s, {CONNECTIONS} connections, {total} syncs, {len(errors)} errors")

@@ -23,10 +23,11 @@ from typing import Any
 
 import orjson
 
+from app.core import kinds
+from app.core.desired import Desired
 from app.hooks.request import LAST_APPLIED, decode
 from app.hooks.response import encode
-from app.raycluster import kinds
-from app.raycluster.sync import Desired, sync
+from app.raycluster.sync import sync
 
 POD = "Pod.v1"
 SERVICE = "Service.v1"

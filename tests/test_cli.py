@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.cli import main
+from app.faces.cli import main
 from tests.golden.render_samples import SAMPLES
 
 
@@ -80,7 +80,7 @@ def test_render_of_an_invalid_spec_shows_the_failed_status(
 
 
 def test_serve_needs_no_arguments() -> None:
-    from app.cli import _parser
+    from app.faces.cli import _parser
 
     args = _parser().parse_args(["serve"])
     assert (args.host, args.port) == ("0.0.0.0", 8080)

@@ -15,8 +15,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from app.raycluster import kinds
-from app.raycluster.observed import (
+from app.core import kinds
+from app.core.observed import (
     Child,
     JSONObject,
     Observed,

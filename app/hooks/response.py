@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from app.raycluster.observed import RawChild
-from app.raycluster.sync import Desired
+from app.core.desired import Desired
+from app.core.observed import RawChild
 
 
 def encode(desired: Desired) -> bytes:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from app.raycluster import kinds
+from app.core import kinds
+from app.core.observed import Child, Observed
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
 from app.raycluster.env import merge_env
-from app.raycluster.observed import Child, Observed
 from app.raycluster.spec import JSONObject
 
 TOKEN_KEY = "auth_token"

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-CLUSTER = "ray.io/cluster"
-NODE_TYPE = "ray.io/node-type"
-GROUP = "ray.io/group"
-IDENTIFIER = "ray.io/identifier"
-IS_RAY_NODE = "ray.io/is-ray-node"
-APP_NAME = "app.kubernetes.io/name"
-CREATED_BY = "app.kubernetes.io/created-by"
-CONTROLLER_UID = "controller-uid"
+from app.core.labels import (
+    APP_NAME,
+    APP_NAME_VALUE,
+    CLUSTER,
+    CONTROLLER_UID,
+    CREATED_BY,
+    CREATED_BY_VALUE,
+    GROUP,
+    HEAD,
+    HEAD_GROUP,
+    IDENTIFIER,
+    IS_RAY_NODE,
+    NODE_TYPE,
+    WORKER,
+)
+
 HEADLESS_SERVICE = "ray.io/headless-worker-svc"
-ORIGINATED_FROM_NAME = "ray.io/originated-from-cr-name"
-ORIGINATED_FROM_CRD = "ray.io/originated-from-crd"
 # Multi-host indexing (KubeRay's RayMultiHostIndexing, on by default in v1.7): every worker's
 # replica index in its group; in groups of numOfHosts > 1 also its replica's name and its host
 # index within that replica.
@@ -22,11 +28,21 @@ REPLICA_INDEX = "ray.io/worker-group-replica-index"
 REPLICA_NAME = "ray.io/worker-group-replica-name"
 HOST_INDEX = "ray.io/replica-host-index"
 
-HEAD = "head"
-WORKER = "worker"
-HEAD_GROUP = "headgroup"
-APP_NAME_VALUE = "kuberay"
-CREATED_BY_VALUE = "kuberay-operator"
+__all__ = [
+    "APP_NAME",
+    "APP_NAME_VALUE",
+    "CLUSTER",
+    "CONTROLLER_UID",
+    "CREATED_BY",
+    "CREATED_BY_VALUE",
+    "GROUP",
+    "HEAD",
+    "HEAD_GROUP",
+    "IDENTIFIER",
+    "IS_RAY_NODE",
+    "NODE_TYPE",
+    "WORKER",
+]
 
 # A template may add labels and override the rest, but never these: they are how metaray,
 # the Ray autoscaler and the head Service find the pods.

@@ -20,16 +20,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+from app.core.desired import Removal
+from app.core.observed import ObservedPod
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
 from app.raycluster.names import member_name, replica_name
-from app.raycluster.observed import ObservedPod
 from app.raycluster.plan import (
     TEMPLATE_CHANGED,
     WORKERS_TO_DELETE,
     Creation,
     Draft,
-    Removal,
     drop,
     settle,
     surplus_order,

@@ -12,11 +12,12 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from app.raycluster import kinds
+from app.core import kinds
+from app.core.events import WARNING, Event
+from app.core.labels import K8S_JOB_MODE, ORIGINATED_CRD, ORIGINATED_NAME, SUBMISSION_MODE
+from app.core.observed import Observed
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
-from app.raycluster.events import WARNING, Event
-from app.raycluster.observed import Observed
 from app.raycluster.spec import (
     JSONObject,
     NetworkPolicyOptions,
@@ -26,10 +27,6 @@ from app.raycluster.spec import (
 
 DNS_CONDITION = "NetworkPolicyDNSEgress"
 DEFAULT_DASHBOARD_PORT = 8265
-SUBMISSION_MODE_LABEL = "ray.io/job-submission-mode"
-K8S_JOB_MODE = "K8sJobMode"
-ORIGINATED_FROM_NAME = lbl.ORIGINATED_FROM_NAME
-ORIGINATED_FROM_CRD = lbl.ORIGINATED_FROM_CRD
 _DNS_PORTS = (53, "53", "dns", "dns-tcp")
 
 
@@ -136,13 +133,13 @@ def _normalised(rules: Iterable[JSONObject]) -> list[JSONObject]:
 def _submitter_rule(cluster: Cluster) -> JSONObject | None:
     """A RayJob in K8sJobMode submits from its own pod to the head's dashboard port."""
     owner = cluster.controller
-    if cluster.labels.get(SUBMISSION_MODE_LABEL) != K8S_JOB_MODE or owner is None:
+    if cluster.labels.get(SUBMISSION_MODE) != K8S_JOB_MODE or owner is None:
         return None
     api_version, kind, name = owner
     if kind != "RayJob" or not api_version.startswith("ray.io/"):
         return None
     port = cluster.spec.headGroupSpec.rayStartParams.get("dashboard-port")
-    submitter = {ORIGINATED_FROM_NAME: name, ORIGINATED_FROM_CRD: "RayJob"}
+    submitter = {ORIGINATED_NAME: name, ORIGINATED_CRD: "RayJob"}
     return {
         "from": [{"podSelector": {"matchLabels": submitter}}],
         "ports": [{"port": int(port) if port else DEFAULT_DASHBOARD_PORT, "protocol": "TCP"}],

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from app.core.desired import Removal
+from app.core.observed import ObservedPod
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
 from app.raycluster.multihost import free_indices, plan_multihost
 from app.raycluster.names import new_pod_names
-from app.raycluster.observed import ObservedPod
 from app.raycluster.plan import (
     GROUP_REMOVED,
     SUSPENDED,
@@ -22,7 +23,6 @@ from app.raycluster.plan import (
     Creation,
     Draft,
     Plan,
-    Removal,
     drop,
     settle,
     surplus_order,

@@ -10,11 +10,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from app.core.observed import Observed, ObservedPod, ObservedService
+from app.core.time import EPOCH
 from app.raycluster import labels as lbl
-from app.raycluster.clock import EPOCH
 from app.raycluster.cluster import Cluster
 from app.raycluster.network_policy import dns_condition
-from app.raycluster.observed import Observed, ObservedPod, ObservedService
 from app.raycluster.resources import desired_resources
 from app.raycluster.spec import INT32_MAX, JSONObject
 

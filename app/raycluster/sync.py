@@ -10,44 +10,25 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from app.raycluster import auth, gcs_storage, kinds, tls
+from app.core import kinds
+from app.core.desired import Desired
+from app.core.events import NORMAL, WARNING, Event
+from app.core.observed import Child, Observed, RawChild
+from app.core.time import newest, parent_timestamps
+from app.raycluster import auth, gcs_storage, tls
 from app.raycluster import labels as lbl
 from app.raycluster.autoscaler import rbac
-from app.raycluster.clock import newest, parent_timestamps
 from app.raycluster.cluster import Cluster, Options
-from app.raycluster.events import NORMAL, WARNING, Event
 from app.raycluster.fault_tolerance import cleanup_job, cleanup_job_name, storage_namespace
 from app.raycluster.ingress import head_ingress
 from app.raycluster.network_policy import events as network_policy_events
 from app.raycluster.network_policy import network_policies
-from app.raycluster.observed import Child, Observed, RawChild
 from app.raycluster.pods import head_pod_template, named, worker_pod_template
+from app.raycluster.problems import InvalidSpec, Problem
 from app.raycluster.scaling import Plan, plan_pods
 from app.raycluster.service import head_service, headless_service
-from app.raycluster.spec import InvalidSpec, JSONObject, Problem, parse_spec
+from app.raycluster.spec import JSONObject, parse_spec
 from app.raycluster.status import FAILED, compute_status, observed_fields, stamp
-
-
-@dataclass(frozen=True, slots=True)
-class Desired:
-    """The complete desired children, the parent's status, and the events to report.
-
-    ``finalized`` is None for a sync answer (Metacontroller must never see it there), and says
-    whether the finalizer may go for a finalize answer. ``resync_after`` asks for another sync
-    after that many seconds (a deadline); ``delete_parent`` is an intent for the shell: the
-    parent itself is due for deletion (a RayJob's ``DeleteSelf`` policy). ``intents`` are
-    requests to outside systems (a Ray dashboard's submit or stop) the shell carries out.
-    """
-
-    children: list[Child]
-    status: JSONObject
-    events: tuple[Event, ...] = ()
-    plan: Plan | None = None
-    finalized: bool | None = None
-    resync_after: float | None = None
-    delete_parent: bool = False
-    # What the shell should ask of outside systems (a RayJob's dashboard), after the answer.
-    intents: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,14 +26,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from app.raycluster import kinds
+from app.core import kinds
+from app.core.events import NORMAL, Event
+from app.core.observed import Child, Observed
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
 from app.raycluster.env import head_service_env, merge_env
-from app.raycluster.events import NORMAL, Event
-from app.raycluster.observed import Child, Observed
-from app.raycluster.spec import TLS_MOUNT_PATH as MOUNT_PATH
-from app.raycluster.spec import TLS_VOLUME as VOLUME
+from app.raycluster.feature_checks import TLS_MOUNT_PATH as MOUNT_PATH
+from app.raycluster.feature_checks import TLS_VOLUME as VOLUME
 from app.raycluster.spec import JSONObject
 
 WAIT_CONTAINER = "wait-for-tls-ip-san"

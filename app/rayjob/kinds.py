@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.raycluster import kinds
+from app.core import kinds
 
 RAYCLUSTER = "RayCluster.ray.io/v1"
 JOB = kinds.JOB

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from app.core.labels import ORIGINATED_CRD, ORIGINATED_NAME, RAYJOB_CRD, SUBMISSION_MODE
 from app.raycluster import labels as lbl
 
-ORIGINATED_NAME = "ray.io/originated-from-cr-name"
-ORIGINATED_CRD = "ray.io/originated-from-crd"
-SUBMISSION_MODE = "ray.io/job-submission-mode"
+__all__ = ["ORIGINATED_CRD", "ORIGINATED_NAME", "RAYJOB_CRD", "SUBMISSION_MODE"]
+
 DISABLE_HEAD_RESTART = "ray.io/disable-provisioned-head-restart"
 JOB_NAME = "batch.kubernetes.io/job-name"
-RAYJOB_CRD = "RayJob"
 
 
 def originated(rayjob: str) -> dict[str, str]:

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.raycluster.events import WARNING, Event
-from app.raycluster.observed import ObservedObject, ObservedPod
+from app.core.events import WARNING, Event
+from app.core.observed import ObservedObject, ObservedPod
+from app.core.time import later, parse_time, stamp
 from app.rayjob import labels as jl
 from app.rayjob import outcome as oc
-from app.rayjob.clock import later, parse_time, stamp
 from app.rayjob.cluster import dashboard_url, in_namespace
 from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
 from app.rayjob.dashboard import DashboardView, Intent, JobInfo, SubmitJob

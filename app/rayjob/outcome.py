@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from app.raycluster.clock import normalise
-from app.raycluster.observed import ContainerStatus, ObservedObject, ObservedPod, Terminated
+from app.core.observed import ContainerStatus, ObservedObject, ObservedPod, Terminated
+from app.core.time import normalise
 from app.rayjob import submitter
 
 SUCCEEDED, FAILED, STOPPED = "SUCCEEDED", "FAILED", "STOPPED"

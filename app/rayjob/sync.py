@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from app.core.desired import Desired
+from app.core.events import NORMAL, WARNING, Event
+from app.core.observed import Child, Observed, ObservedObject
+from app.core.time import later, parse_time
 from app.raycluster.cluster import Options as ClusterOptions
-from app.raycluster.events import NORMAL, WARNING, Event
-from app.raycluster.observed import Child, Observed, ObservedObject
-from app.raycluster.spec import InvalidSpec, JSONObject
-from app.raycluster.sync import Desired
+from app.raycluster.problems import InvalidSpec
+from app.raycluster.spec import JSONObject
 from app.rayjob import labels as jl
-from app.rayjob.clock import later, parse_time
 from app.rayjob.cluster import (
     RAYCLUSTER_API,
     RAYCLUSTER_KIND,

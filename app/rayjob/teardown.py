@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.rayjob.clock import later
+from app.core.time import later
 from app.rayjob.spec import POLICY_ORDER, Policy, RayJob
 
 

@@ -1,6 +1,7 @@
 """The generated RayCluster CRD: fresh, structural, complete, and as strict as the hook.
 
-After a change of the spec model or of app/crd.py, regenerate with ``python -m app.crd``.
+After a change of the spec model or of app/faces/crd/, regenerate with
+``python -m app.faces.crd``.
 """
 
 from __future__ import annotations
@@ -14,17 +15,12 @@ from typing import Any
 import pytest
 import yaml
 
-import app.crd
-from app.crd import (
-    KUBERNETES_VERSION,
-    OUTPUT,
-    PRINTER_COLUMNS,
-    KubernetesTypes,
-    build_crd,
-    main,
-    render,
-)
-from app.raycluster.spec import InvalidSpec, RayClusterSpec, parse_spec
+import app.faces.crd
+from app.faces.crd import KubernetesTypes, build_crd, main, render
+from app.faces.crd.raycluster import OUTPUT, PRINTER_COLUMNS
+from app.faces.crd.schema import KUBERNETES_VERSION
+from app.raycluster.problems import InvalidSpec
+from app.raycluster.spec import RayClusterSpec, parse_spec
 from tests.crd.schema_tools import (
     INT_OR_STRING,
     PRESERVE,
@@ -74,20 +70,22 @@ def status_schema(schema: Schema) -> Schema:
 
 
 def test_committed_crd_is_fresh() -> None:
-    assert OUTPUT.read_text() == render(build_crd()), "stale: run `python -m app.crd`"
+    assert OUTPUT.read_text() == render(build_crd()), "stale: run `python -m app.faces.crd`"
 
 
 def test_generate_writes_both_crds_and_the_committed_ones_are_fresh() -> None:
-    texts = app.crd.generate()
+    texts = app.faces.crd.generate()
     assert set(texts) == {"ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml"}
     for name, text in texts.items():
-        assert (OUTPUT.parent / name).read_text() == text, f"{name} is stale: python -m app.crd"
+        assert (OUTPUT.parent / name).read_text() == text, (
+            f"{name} is stale: python -m app.faces.crd"
+        )
     assert main(["--check"]) == 0
 
 
 def test_check_flag_reports_a_stale_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     texts = {"a.yaml": "kind: CustomResourceDefinition\n", "b.yaml": "kind: Other\n"}
-    monkeypatch.setattr(app.crd, "generate", lambda: dict(texts))
+    monkeypatch.setattr(app.faces.crd, "generate", lambda: dict(texts))
     folder = tmp_path / "crds"
     assert main(["--check", "--output-dir", str(folder)]) == 1  # missing
     assert main(["--output-dir", str(folder)]) == 0
@@ -104,7 +102,7 @@ def test_check_flag_reports_a_stale_file(tmp_path: Path, monkeypatch: pytest.Mon
 def test_header_says_generated() -> None:
     head = OUTPUT.read_text().splitlines()[:3]
     assert all(line.startswith("#") for line in head)
-    assert "python -m app.crd" in head[0]
+    assert "python -m app.faces.crd" in head[0]
     assert any("Do not edit by hand" in line for line in head)
 
 

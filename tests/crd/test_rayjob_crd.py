@@ -1,6 +1,7 @@
 """The generated RayJob CRD: fresh, structural, KubeRay's shape, and as strict as the hook.
 
-After a change of the spec model or of app/crd.py, regenerate with ``python -m app.crd``.
+After a change of the spec model or of app/faces/crd/, regenerate with
+``python -m app.faces.crd``.
 """
 
 from __future__ import annotations
@@ -16,21 +17,14 @@ import pytest
 import yaml
 
 import tests.crd.test_crd as raycluster_crd
-from app.crd import (
-    RAYJOB,
-    RAYJOB_HEADER,
-    RAYJOB_OUTPUT,
-    RAYJOB_PRINTER_COLUMNS,
-    KubernetesTypes,
-    build_crd,
-    render,
-)
+from app.faces.crd import KubernetesTypes, build_crd, render
+from app.faces.crd.rayjob import RAYJOB, RAYJOB_HEADER, RAYJOB_OUTPUT, RAYJOB_PRINTER_COLUMNS
+from app.faces.render import render as render_answer
+from app.faces.render import to_yaml
 from app.raycluster.cluster import Options as ClusterOptions
-from app.raycluster.spec import InvalidSpec
+from app.raycluster.problems import InvalidSpec
 from app.rayjob.spec import RayJobSpec, parse_rayjob
 from app.rayjob.sync import Options as RayJobOptions
-from app.render import render as render_answer
-from app.render import to_yaml
 from tests.crd.schema_tools import Admission, Schema, apply_defaults, at, nodes, pruned
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -79,14 +73,14 @@ def without_description(node: Schema) -> Schema:
 
 def test_committed_crd_is_fresh() -> None:
     assert RAYJOB_OUTPUT.read_text() == render(build_crd(None, RAYJOB), RAYJOB_HEADER), (
-        "stale: run `python -m app.crd`"
+        "stale: run `python -m app.faces.crd`"
     )
 
 
 def test_header_says_generated_from_the_rayjob_model() -> None:
     head = RAYJOB_OUTPUT.read_text().splitlines()[:3]
     assert all(line.startswith("#") for line in head)
-    assert "python -m app.crd" in head[0]
+    assert "python -m app.faces.crd" in head[0]
     assert "app/rayjob/spec.py" in head[0]
     assert any("Do not edit by hand" in line for line in head)
 
@@ -715,7 +709,7 @@ def test_managed_by_cannot_change_but_may_stay(admission: Admission) -> None:
 
 
 def _rendered(name: str) -> dict[str, Any]:
-    """The sample as the core answers it once its cluster is ready (app.render's walk)."""
+    """The sample as the core answers it once its cluster is ready (app.faces.render's walk)."""
     answer = render_answer(
         SAMPLES / name,
         None,

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from app.dashboard import Dashboards
-from app.metrics import DashboardMetrics
+from app.shell.observability.metrics import DashboardMetrics
+from app.shell.ray.poller import Dashboards
 
 URL = "raycluster-head-svc.default.svc:8265"
 START_MS = 1_796_184_728_812  # 2026-12-02T04:12:08.812Z

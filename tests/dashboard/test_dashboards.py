@@ -1,4 +1,4 @@
-"""``app.dashboard.Dashboards`` against fake Ray dashboards (httpx.MockTransport): polling,
+"""``app.shell.ray.poller.Dashboards`` against fake Ray dashboards (httpx.MockTransport): polling,
 views, failures, expiry and limits, submit/stop intents, metrics. The loop is driven one step
 at a time (``poll_once``) on fake clocks, except where its timing is the point."""
 
@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.dashboard import Dashboards, base_url, job_info, shown, stamp_ms
 from app.rayjob.dashboard import DashboardView, JobInfo, StopJob, SubmitJob
+from app.shell.ray.poller import Dashboards, base_url, job_info, shown, stamp_ms
 from tests.dashboard.fake import (
     URL,
     Clocks,

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.dashboard import Dashboards
-from app.main import create_app
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.ray.poller import Dashboards
+from app.shell.settings import Settings
 from tests.dashboard.fake import FakeDashboard, info
 from tests.rayjob.loop import JobLoop, rayjob_object
 

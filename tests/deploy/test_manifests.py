@@ -21,10 +21,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from app.main import create_app
-from app.raycluster import kinds
+from app.core import kinds
 from app.rayjob import kinds as rayjob_kinds
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZATION = ROOT / "metacontroller"

@@ -39,7 +39,7 @@ def free_port() -> int:
 
 
 def start(port: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "app.faces.cli", "serve", "--host", "127.0.0.1"]
     env = {**os.environ, "METARAY_EVENTS": "off", "METARAY_LOG_LEVEL": "warning"}
     process = subprocess.Popen(
         [*command, "--port", str(port)], cwd=ROOT, env=env, stderr=subprocess.DEVNULL

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from app.core.desired import Desired
+from app.core.observed import Observed
 from app.raycluster.names import pod_name
-from app.raycluster.observed import Observed
-from app.raycluster.spec import InvalidSpec, Problem, parse_spec
-from app.raycluster.sync import Desired, sync
+from app.raycluster.problems import InvalidSpec, Problem
+from app.raycluster.spec import parse_spec
+from app.raycluster.sync import sync
 from tests.loop import POD, Loop, Step, raycluster
 
 Spec = dict[str, Any]

@@ -16,9 +16,10 @@ from typing import Any
 
 import orjson
 
+from app.core.desired import Desired
 from app.hooks.request import decode
 from app.hooks.response import encode
-from app.raycluster.sync import Desired, finalize
+from app.raycluster.sync import finalize
 from tests.loop import Loop
 
 JOB = "Job.batch/v1"

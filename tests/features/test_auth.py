@@ -10,9 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
+from app.core.desired import Desired
+from app.core.observed import Observed
 from app.hooks.request import decode
-from app.raycluster.observed import Observed
-from app.raycluster.sync import Desired, sync
+from app.raycluster.sync import sync
 from tests.features.common import (
     Spec,
     children_of,

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from app.main import create_app
 from app.raycluster.cluster import Cluster, Options
 from app.raycluster.fault_tolerance import cleanup_job, storage_namespace
 from app.raycluster.pods import head_pod_template
 from app.raycluster.spec import parse_spec
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.settings import Settings
 from tests.features.common import (
     Spec,
     container_named,
@@ -479,7 +479,8 @@ def test_sync_over_http_never_says_finalized(
 
 
 def test_the_annotation_alone_needs_the_users_redis_address() -> None:
-    from app.raycluster.spec import InvalidSpec, parse_spec
+    from app.raycluster.problems import InvalidSpec
+    from app.raycluster.spec import parse_spec
     from tests.loop import cluster_spec, group, raycluster
 
     parent = raycluster(cluster_spec(group()))

@@ -76,7 +76,7 @@ def test_the_claim_is_never_resized_and_outlives_the_option() -> None:
 
 
 def test_finalize_releases_a_rocksdb_cluster_at_once() -> None:
-    from app.raycluster.observed import Observed
+    from app.core.observed import Observed
     from app.raycluster.sync import finalize
 
     assert finalize(raycluster(with_rocksdb()), Observed()).finalized is True

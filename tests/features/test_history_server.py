@@ -56,7 +56,7 @@ def test_every_pod_gets_the_collector_sharing_the_ray_logs() -> None:
 
 
 def test_with_token_auth_the_collector_reads_the_token_too() -> None:
-    from app.raycluster.observed import Observed
+    from app.core.observed import Observed
     from app.raycluster.sync import sync
     from tests.features.test_auth import observed_with
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from app.raycluster.observed import Observed
-from app.raycluster.sync import Desired, sync
+from app.core.desired import Desired
+from app.core.observed import Observed
+from app.raycluster.sync import sync
 from tests.features.common import Spec, children_of, first_sync, problems, settle
 from tests.loop import NETWORK_POLICY, POD, Loop, cluster_spec, group, raycluster
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.raycluster import kinds
+from app.core import kinds
 from tests.features import cert_manager
 from tests.features.common import Spec, children_of, env_of, first_sync, problems
 from tests.loop import CERTIFICATE, ISSUER, POD, Loop, cluster_spec, group, raycluster

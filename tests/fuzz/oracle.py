@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter
 
+from app.core.desired import Desired
 from app.hooks.request import BadRequest, decode
 from app.hooks.response import encode
 from app.raycluster.scaling import (
@@ -37,7 +38,7 @@ from app.raycluster.scaling import (
     WORKERS_TO_DELETE,
     Plan,
 )
-from app.raycluster.sync import Desired, finalize, sync
+from app.raycluster.sync import finalize, sync
 from tests.fuzz.strategies import current_hashes
 
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"

@@ -39,7 +39,7 @@ from app.hooks.request import BadRequest, decode, decode_customize
 from app.hooks.response import encode
 from app.rayjob import sync as rayjob
 from app.rayjob.dashboard import DashboardView
-from app.settings import Settings
+from app.shell.settings import Settings
 
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
 RAYCLUSTER = "RayCluster.ray.io/v1"

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.main import create_app
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.settings import Settings
 from tests.fuzz import count
 from tests.fuzz.oracle import check_http
 

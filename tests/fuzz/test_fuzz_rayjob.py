@@ -23,10 +23,10 @@ from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
 from app.hooks.request import BadRequest, decode
-from app.main import create_app
-from app.raycluster.spec import InvalidSpec
+from app.raycluster.problems import InvalidSpec
 from app.rayjob.spec import parse_rayjob
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.settings import Settings
 from tests.fuzz import count
 from tests.fuzz.rayjob_oracle import check_rayjob_core, check_rayjob_http, converge
 from tests.fuzz.rayjob_strategies import (

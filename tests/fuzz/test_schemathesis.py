@@ -26,8 +26,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.main import create_app
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.settings import Settings
 from tests.fuzz import count
 from tests.fuzz.oracle import check_http
 from tests.fuzz.rayjob_oracle import check_rayjob_http

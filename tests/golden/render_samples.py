@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.faces.render import render, to_yaml
 from app.raycluster.cluster import Options
 from app.rayjob.sync import Options as RayJobOptions
-from app.render import render, to_yaml
 from app.submitter import source
 
 ROOT = Path(__file__).resolve().parents[2]

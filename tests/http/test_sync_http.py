@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.main import create_app
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.settings import Settings
 from tests.fixtures import capture, captures, last_applied
 from tests.http.client import HookClient
 
@@ -229,7 +229,7 @@ def test_an_internal_fault_is_500_so_nothing_changes(monkeypatch: pytest.MonkeyP
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("app.main.sync", broken)
+    monkeypatch.setattr("app.shell.http.app.sync", broken)
     response = post(HookClient(create_app(Settings())), capture("sync-c-all-running"))
     assert response.status_code == 500
     assert response.json() == {"error": "internal error: RuntimeError"}

@@ -17,11 +17,11 @@ import httpx
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import logs
 from app.hooks.request import LAST_APPLIED
-from app.logs import JsonFormatter
-from app.main import create_app
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.observability import logs
+from app.shell.observability.logs import JsonFormatter
+from app.shell.settings import Settings
 
 API = "https://kubernetes.test:443"
 POD_NAME = "metaray-7d9f8c6b5-x2x7k"

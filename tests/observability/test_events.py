@@ -15,13 +15,14 @@ import httpx
 import orjson
 import pytest
 
-from app import kube_api
+from app.core.desired import Desired
+from app.core.events import Event
 from app.hooks.request import decode
-from app.kube_events import CONTROLLER, EventSink
-from app.raycluster.events import Event
-from app.raycluster.sync import Desired, finalize
-from app.redact import Redactor
-from app.settings import Settings
+from app.raycluster.sync import finalize
+from app.shell.kube import api as kube_api
+from app.shell.kube.events import CONTROLLER, EventSink
+from app.shell.observability.redact import Redactor
+from app.shell.settings import Settings
 from tests.fixtures import capture
 from tests.loop import Loop, cluster_spec, group, raycluster
 from tests.observability.harness import (

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from app import logs
-from app.raycluster.events import WARNING, Event
-from app.raycluster.sync import Desired
-from app.settings import Settings
+from app.core.desired import Desired
+from app.core.events import WARNING, Event
+from app.shell.observability import logs
+from app.shell.settings import Settings
 from tests.fixtures import capture
 from tests.loop import Loop, cluster_spec, group, raycluster
 from tests.observability.harness import (
@@ -133,7 +133,7 @@ def test_an_internal_error_is_one_error_line_with_its_traceback(
     def broken(*_: Any, **__: Any) -> Desired:
         raise RuntimeError("the core broke")
 
-    monkeypatch.setattr("app.main.sync", broken)
+    monkeypatch.setattr("app.shell.http.app.sync", broken)
     responses, captured = sync_lines([("POST", "/sync", body(capture("sync-a-first")))])
     assert responses[0].status_code == 500
     [line] = captured.json()
@@ -236,8 +236,8 @@ def test_a_secret_quoted_by_the_core_is_masked_in_logs_and_events(
         raise ValueError(leaky)
 
     server = KubeServer()
-    monkeypatch.setattr("app.main.sync", quoting)
-    monkeypatch.setattr("app.main.finalize", failing)
+    monkeypatch.setattr("app.shell.http.app.sync", quoting)
+    monkeypatch.setattr("app.shell.http.app.finalize", failing)
     request = body({"parent": parent, "children": {}})
     with captured_logs() as captured:
         app = app_with(events_settings(tmp_path), server)

@@ -16,11 +16,11 @@ import yaml
 from prometheus_client import values
 
 from app.hooks.request import decode
-from app.main import create_app
-from app.metrics import DELETE_REASONS, Metrics, Timings
 from app.raycluster.sync import sync
-from app.settings import Settings
-from app.summary import summarize
+from app.shell.http.app import create_app
+from app.shell.observability.metrics import DELETE_REASONS, Metrics, Timings
+from app.shell.observability.summary import summarize
+from app.shell.settings import Settings
 from tests.fixtures import capture
 from tests.http.client import HookClient
 from tests.loop import Loop, cluster_spec, container, group, raycluster

@@ -17,18 +17,19 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest, values
 
-from app import kube_api, main
+from app.core.desired import Desired
+from app.core.events import NORMAL, WARNING, Event
 from app.hooks.request import decode
-from app.janitor import Janitor, Target
-from app.job_gauges import JobGauges, series_of
-from app.kube_events import RAYJOB_CONTROLLER, action_of
-from app.metrics import Metrics, Timings
-from app.raycluster.events import NORMAL, WARNING, Event
-from app.raycluster.sync import Desired
 from app.rayjob import sync as rayjob_core
-from app.redact import MASK, Redactor
-from app.settings import Settings
-from app.summary import summarize
+from app.shell.http import app as main
+from app.shell.kube import api as kube_api
+from app.shell.kube.events import RAYJOB_CONTROLLER, action_of
+from app.shell.kube.janitor import Janitor, Target
+from app.shell.observability.job_gauges import JobGauges, series_of
+from app.shell.observability.metrics import Metrics, Timings
+from app.shell.observability.redact import MASK, Redactor
+from app.shell.observability.summary import summarize
+from app.shell.settings import Settings
 from tests.fixtures import capture
 from tests.loop import cluster_spec, container, group
 from tests.observability.harness import (

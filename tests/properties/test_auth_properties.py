@@ -16,9 +16,10 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.core.desired import Desired
 from app.hooks.request import LAST_APPLIED, decode
 from app.hooks.response import encode
-from app.raycluster.sync import Desired, sync
+from app.raycluster.sync import sync
 from tests.loop import SECRET
 from tests.properties.test_invariants import (
     FAST,

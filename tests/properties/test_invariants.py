@@ -21,11 +21,12 @@ import orjson
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from app.core.desired import Desired
 from app.hooks.request import LAST_APPLIED, decode
 from app.hooks.response import encode
 from app.raycluster.names import pod_name
 from app.raycluster.scaling import GROUP_REMOVED, WORKERS_TO_DELETE
-from app.raycluster.sync import Desired, sync
+from app.raycluster.sync import sync
 from tests.loop import POD, SERVICE, Loop, cluster_spec, group, raycluster
 
 # -- Kubernetes' own name rules (apimachinery validation), written out independently ----------

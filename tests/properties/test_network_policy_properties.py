@@ -8,8 +8,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.core.desired import Desired
 from app.hooks.request import decode
-from app.raycluster.sync import Desired, sync
+from app.raycluster.sync import sync
 from tests.properties.test_invariants import FAST, SLOW, World, answered_pods, seeded_loop, worlds
 
 MODES = st.sampled_from(["DenyAll", "DenyAllIngress", "DenyAllEgress"])

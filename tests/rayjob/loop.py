@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
+from app.core.desired import Desired
 from app.hooks.request import LAST_APPLIED, decode
 from app.hooks.response import encode
-from app.raycluster.sync import Desired
 from app.rayjob import sync as rayjob
 from app.rayjob.kinds import JOB, RAYCLUSTER, SERVICE
 from tests.loop import cluster_spec, group

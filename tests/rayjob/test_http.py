@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.main import create_app
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.settings import Settings
 from tests.http.client import HookClient
 from tests.rayjob.loop import START, JobLoop, rayjob_object
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.raycluster.observed import ObservedObject, ObservedPod, parse
+from app.core.observed import ObservedObject, ObservedPod, parse
 from app.rayjob import outcome
 
 

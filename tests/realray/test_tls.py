@@ -28,9 +28,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.features.test_tls import ready_loop, with_tls
 from tests.loop import CERTIFICATE, POD, group
-from tests.realray.test_token_auth import BIN, RAY, _logs, _why_not, container_env, short_tmp
+from tests.realray.nodes import container_env
+from tests.realray.sandbox import sandbox
 
-__all__ = ["short_tmp"]  # the fixture, used by name
 HEAD_IP, WORKER_IP = "10.77.0.1", "10.77.0.2"
 HEAD_FQDN = "demo-head-svc.default.svc.cluster.local"
 DEADLINE_SECONDS = 200
@@ -209,7 +209,30 @@ def node_script(args: str, ip: str, worker: bool) -> str:
     return script
 
 
-def run_cluster(tmp: Path, keep_loopback: bool, client_seconds: int) -> dict[str, Any]:
+def _logs(tmp: Path) -> str:
+    return "\n".join(
+        f"--- {log.name}\n{log.read_text()[-2000:]}" for log in sorted(tmp.glob("*.log"))
+    )
+
+
+def _namespaces_or_skip() -> None:
+    probe = subprocess.run(
+        ["unshare", "-n", "-p", "-f", "--mount-proc", "true"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip(
+            "real Ray mTLS test skipped: cannot create network, PID and mount namespaces here "
+            "(needs root or user namespaces)"
+        )
+
+
+def run_cluster(keep_loopback: bool, client_seconds: int) -> dict[str, Any]:
+    with sandbox() as box:  # skips where unshare, ip or Ray are missing
+        _namespaces_or_skip()
+        return _run(box.tmpd, box.bin_dir, keep_loopback, client_seconds)
+
+
+def _run(tmp: Path, bin_dir: Path, keep_loopback: bool, client_seconds: int) -> dict[str, Any]:
     pods, certs = metaray_objects()
     ca = make_ca(certs["ray-ca-certificate-demo"])
     nodes = {}
@@ -239,9 +262,9 @@ def run_cluster(tmp: Path, keep_loopback: bool, client_seconds: int) -> dict[str
         "client_seconds": client_seconds,
         "try_plain": keep_loopback,
         "python": sys.executable,
-        "ray": str(RAY),
+        "ray": str(bin_dir / "ray"),
         "base_env": {
-            "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin",
+            "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(home),
             "RAY_TMPDIR": str(tmp),
             "RAY_USAGE_STATS_ENABLED": "0",
@@ -267,27 +290,22 @@ def run_cluster(tmp: Path, keep_loopback: bool, client_seconds: int) -> dict[str
     lines = done.stdout.strip().splitlines()
     assert lines, f"no results (exit {done.returncode}): {done.stderr[-3000:]}\n{_logs(tmp)}"
     results: dict[str, Any] = json.loads(lines[-1])
+    results["logs"] = _logs(tmp)
     return results
 
 
-def test_head_and_worker_talk_under_mtls_with_metarays_sans(short_tmp: Path) -> None:
-    reason = _why_not()
-    if reason is not None:
-        pytest.skip(f"real Ray mTLS test skipped: {reason}")
-    results = run_cluster(short_tmp, keep_loopback=True, client_seconds=90)
+def test_head_and_worker_talk_under_mtls_with_metarays_sans() -> None:
+    results = run_cluster(keep_loopback=True, client_seconds=90)
     code, out, err = results["in_head_pod"]
-    assert code == 0 and out.split()[-1] == "2", f"{err}\n{_logs(short_tmp)}"
+    assert code == 0 and out.split()[-1] == "2", f"{err}\n{results['logs']}"
     code, out, _ = results["without_tls"]
     assert code != 0 and "connected" not in out, "a client without TLS got in"
-    assert results["nodes_running"] == [True, True], _logs(short_tmp)
+    assert results["nodes_running"] == [True, True], results["logs"]
 
 
-def test_without_the_loopback_san_a_client_in_the_head_pod_is_refused(short_tmp: Path) -> None:
-    reason = _why_not()
-    if reason is not None:
-        pytest.skip(f"real Ray mTLS test skipped: {reason}")
-    results = run_cluster(short_tmp, keep_loopback=False, client_seconds=30)
+def test_without_the_loopback_san_a_client_in_the_head_pod_is_refused() -> None:
+    results = run_cluster(keep_loopback=False, client_seconds=30)
     code, out, err = results["in_head_pod"]
     assert code != 0 and out.split()[-1:] != ["2"], "127.0.0.1 was not needed after all"
     assert "Failed to connect to GCS at address 127.0.0.1:6379" in err, err
-    assert results["nodes_running"][0], f"the head itself stopped: {_logs(short_tmp)}"
+    assert results["nodes_running"][0], f"the head itself stopped: {results['logs']}"

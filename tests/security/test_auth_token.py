@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.raycluster.sync import Desired
+from app.core.desired import Desired
 from tests.features.common import settle
 from tests.loop import POD, SECRET, Loop, cluster_spec, group, raycluster
 from tests.observability.harness import KubeServer, app_with, captured_logs, events_settings
@@ -125,7 +125,7 @@ def test_token_survives_hook_restarts_and_never_leaks(
             def leaky(*_: Any, **__: Any) -> Desired:
                 raise ValueError(f"the core quoted the token {token}")
 
-            monkeypatch.setattr("app.main.sync", leaky)
+            monkeypatch.setattr("app.shell.http.app.sync", leaky)
             response = client.post("/sync", content=json.dumps(loop.request()).encode())
             assert response.status_code == 500
             seen.append(response.text)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from app.guard import Guard
-from app.main import create_app
-from app.settings import Settings
+from app.shell.http.app import create_app
+from app.shell.http.guard import Guard
+from app.shell.settings import Settings
 from tests.fixtures import capture
 from tests.http.client import HookClient
 

@@ -59,7 +59,7 @@ def test_serve_answers_over_https_only(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "app.cli",
+            "app.faces.cli",
             "serve",
             "--host",
             "127.0.0.1",
@@ -98,7 +98,7 @@ def test_serve_answers_over_https_only(tmp_path: Path) -> None:
 
 def test_a_certificate_without_its_key_is_refused() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "serve", "--tls-cert-file", "/nonexistent.crt"],
+        [sys.executable, "-m", "app.faces.cli", "serve", "--tls-cert-file", "/nonexistent.crt"],
         cwd=ROOT,
         capture_output=True,
         text=True,

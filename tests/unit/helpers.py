@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.core.observed import ObservedPod, parse
 from app.raycluster.cluster import Cluster, Options
-from app.raycluster.observed import ObservedPod, parse
 from app.raycluster.spec import parse_spec
 from tests.loop import raycluster
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from app.core.observed import ObservedPod
 from app.raycluster.names import legacy_prefix, suffix
-from app.raycluster.observed import ObservedPod
 from app.raycluster.scaling import Creation, Plan, plan_pods
 from tests.loop import cluster_spec, group
 from tests.unit.helpers import UID, make_cluster, observed_pod

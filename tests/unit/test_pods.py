@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from app.core.observed import Observed
 from app.raycluster.cluster import Options
 from app.raycluster.names import SUFFIX_ALPHABET
-from app.raycluster.observed import Observed
 from app.raycluster.pods import head_pod_template, worker_pod_template
 from app.raycluster.sync import sync
 from tests.loop import cluster_spec, group, raycluster

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
+from app.core.observed import ObservedPod
 from app.raycluster.names import pod_name
-from app.raycluster.observed import ObservedPod
 from app.raycluster.scaling import (
     GROUP_REMOVED,
     SUSPENDED,

@@ -4,9 +4,7 @@ from typing import Any
 
 import pytest
 
-from app.raycluster.clock import EPOCH
-from app.raycluster.names import pod_name
-from app.raycluster.observed import (
+from app.core.observed import (
     POD_KEY,
     SERVICE_KEY,
     Observed,
@@ -14,6 +12,8 @@ from app.raycluster.observed import (
     ObservedService,
     parse,
 )
+from app.core.time import EPOCH
+from app.raycluster.names import pod_name
 from app.raycluster.spec import INT32_MAX
 from app.raycluster.status import compute_status
 from app.raycluster.sync import sync

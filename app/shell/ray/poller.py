@@ -47,7 +47,7 @@ log = logging.getLogger("metaray.dashboard")
 
 
 class Counters(Protocol):
-    """What the client reports (``app.metrics.DashboardMetrics``)."""
+    """What the client reports (``app.shell.observability.metrics.DashboardMetrics``)."""
 
     def request(self, call: str, outcome: str, seconds: float) -> None: ...
 

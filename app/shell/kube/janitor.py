@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 import httpx
 
-from app.api_sender import ApiSender
-from app.redact import Redactor
+from app.shell.kube.sender import ApiSender
+from app.shell.observability.redact import Redactor
 
 DONE_SIZE = 4096  # uids remembered as deleted, least recent dropped first
 RAYJOB = "RayJob"

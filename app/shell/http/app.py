@@ -1,6 +1,6 @@
 """The HTTP shell: Metacontroller's sync and finalize hooks (RayCluster's and RayJob's), health
 probes and metrics. After an answer has been sent, its Events are queued for posting and, for a
-RayJob whose DeleteSelf policy is due, the RayJob for deletion (``app/janitor.py``)."""
+RayJob whose DeleteSelf policy is due, the RayJob for deletion (``app/shell/kube/janitor.py``)."""
 
 from __future__ import annotations
 
@@ -23,24 +23,35 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.background import BackgroundTasks
 
-from app import __version__, kube_api, logs
-from app.answer_cache import AnswerCache, Entry, etag_of, fingerprint
-from app.dashboard import Dashboards
-from app.guard import Guard
+from app import __version__
+from app.core.desired import Desired
+from app.core.events import Event
+from app.core.observed import Observed
 from app.hooks.request import BadRequest, SyncRequest, decode, decode_customize
 from app.hooks.response import encode
-from app.janitor import Janitor
-from app.kube_events import EventSink
-from app.metrics import HTTP_SECONDS, DashboardMetrics, Metrics, Timings
 from app.raycluster.auth import TOKEN_BYTES
-from app.raycluster.events import Event
-from app.raycluster.observed import Observed
-from app.raycluster.sync import Desired, finalize, sync
+from app.raycluster.sync import finalize, sync
 from app.rayjob import sync as rayjob
 from app.rayjob.dashboard import DashboardView, Intent, StopJob, SubmitJob
-from app.redact import Redactor, secret_children
-from app.settings import Settings
-from app.summary import BAD_REQUEST, ERROR, RAYJOB, Answer, Identity, kind_of, summarize
+from app.shell.http.answer_cache import AnswerCache, Entry, etag_of, fingerprint
+from app.shell.http.guard import Guard
+from app.shell.kube import api as kube_api
+from app.shell.kube.events import EventSink
+from app.shell.kube.janitor import Janitor
+from app.shell.observability import logs
+from app.shell.observability.metrics import HTTP_SECONDS, DashboardMetrics, Metrics, Timings
+from app.shell.observability.redact import Redactor, secret_children
+from app.shell.observability.summary import (
+    BAD_REQUEST,
+    ERROR,
+    RAYJOB,
+    Answer,
+    Identity,
+    kind_of,
+    summarize,
+)
+from app.shell.ray.poller import Dashboards
+from app.shell.settings import Settings
 
 log = logging.getLogger("metaray")
 

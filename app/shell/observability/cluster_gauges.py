@@ -1,6 +1,6 @@
 """Per-cluster gauges with KubeRay's names, that disappear when their cluster does.
 
-``GaugeTable`` is the mechanism, shared with the per-RayJob gauges (``app/job_gauges.py``).
+``GaugeTable`` is the mechanism, shared with the per-RayJob gauges (``job_gauges.py``).
 
 A series goes when a finalize answer releases its cluster, or when no answer has refreshed it
 for ``ttl`` seconds (twice Metacontroller's resync period: a cluster deleted without a finalize
@@ -26,7 +26,7 @@ import orjson
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from app.summary import Identity
+from app.shell.observability.summary import Identity
 
 INFO = "kuberay_cluster_info"
 CONDITION = "kuberay_cluster_condition_provisioned"

@@ -28,10 +28,10 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from app import job_gauges
-from app.cluster_gauges import ClusterGauges, series_of
-from app.job_gauges import JobGauges
-from app.summary import RAYJOB, Answer
+from app.shell.observability import job_gauges
+from app.shell.observability.cluster_gauges import ClusterGauges, series_of
+from app.shell.observability.job_gauges import JobGauges
+from app.shell.observability.summary import RAYJOB, Answer
 
 CLUSTER_HOOKS = ("sync", "finalize")
 RAYJOB_HOOKS = ("rayjob_sync", "rayjob_finalize")
@@ -59,7 +59,7 @@ DELETE_REASONS = (
     "other",
 )
 EVENT_OUTCOMES = ("created", "patched", "rejected", "unreachable")
-# DeleteSelf (app/janitor.py): deleted; not_found (404) and conflict (409: the uid
+# DeleteSelf (app/shell/kube/janitor.py): deleted; not_found (404) and conflict (409: the uid
 # precondition failed, a RayJob of the same name was recreated) are done as well; rejected
 # (another HTTP error), unreachable and dropped (queue full or shut down) will be asked again.
 DELETION_OUTCOMES = ("deleted", "not_found", "conflict", "rejected", "unreachable", "dropped")
@@ -243,7 +243,7 @@ DASHBOARD_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 
 
 class DashboardMetrics:
-    """The Ray dashboard client's requests and watches (``app.dashboard.Dashboards``), in the
+    """The Ray dashboard client's requests and watches (``app.shell.ray.poller.Dashboards``), in the
     app's registry: ``DashboardMetrics(metrics.registry)``. Counters and the histogram follow
     the multiprocess mode like the others; the gauge is summed over live workers."""
 

@@ -11,11 +11,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.core import kinds
+from app.core.desired import Desired
+from app.core.observed import Child, Observed, RawChild
 from app.hooks.request import SyncRequest
-from app.raycluster import kinds
-from app.raycluster.observed import Child, Observed, RawChild
 from app.raycluster.scaling import GROUP_REMOVED, SUSPENDED, TEMPLATE_CHANGED, WORKERS_TO_DELETE
-from app.raycluster.sync import Desired
 
 OK = "ok"
 INVALID_SPEC = "invalid_spec"

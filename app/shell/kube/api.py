@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from app.settings import Settings
+from app.shell.settings import Settings
 
 # Bound service-account tokens are rotated by the kubelet; client-go re-reads them each minute.
 TOKEN_REFRESH_SECONDS = 60.0

@@ -26,9 +26,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from app.api_sender import ApiSender
-from app.raycluster.events import Event
-from app.redact import Redactor
+from app.core.events import Event
+from app.shell.kube.sender import ApiSender
+from app.shell.observability.redact import Redactor
 
 CONTROLLER = "metaray.io/raycluster-controller"
 RAYJOB_CONTROLLER = "metaray.io/rayjob-controller"

@@ -23,7 +23,7 @@ class Settings:
     log_level: str = "info"
     cluster_domain: str = "cluster.local"
     wait_gcs_init_container: bool = True
-    # Kubernetes Events: auto posts them only when running in a cluster (see app/kube_api.py).
+    # Kubernetes Events: auto posts them only when running in a cluster (see app/shell/kube/api.py).
     events: str = "auto"
     events_queue_size: int = 1000
     # Metacontroller's resyncPeriodSeconds: per-cluster gauges expire after twice this.

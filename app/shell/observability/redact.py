@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 import yaml
 
-from app.raycluster import kinds
-from app.raycluster.observed import Child, Observed
+from app.core import kinds
+from app.core.observed import Child, Observed
 
 MASK = "***"
 _SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET", re.IGNORECASE)

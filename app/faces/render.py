@@ -9,10 +9,11 @@ from typing import Any
 import orjson
 import yaml
 
+from app.core import kinds
+from app.core.desired import Desired
 from app.hooks.request import BadRequest, SyncRequest, decode
-from app.raycluster import kinds
 from app.raycluster.cluster import Options
-from app.raycluster.sync import Desired, sync
+from app.raycluster.sync import sync
 from app.rayjob import sync as rayjob
 from app.rayjob.kinds import RAYCLUSTER
 

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from app.raycluster import kinds
-from app.raycluster import labels as lbl
+from app.core import kinds
+from app.core import labels as lbl
 
 JSONObject = dict[str, Any]
 POD_KEY = kinds.POD

@@ -9,7 +9,7 @@
   retried once and then complete shows two (Retrying/0 and Complete/1), as in KubeRay.
 
 The series expire and are shared between uvicorn workers exactly like the per-cluster gauges
-(``app/cluster_gauges.py``): a finalize that releases the RayJob removes them, no answer for
+(``cluster_gauges.py``): a finalize that releases the RayJob removes them, no answer for
 twice the resync period expires them. A duration was seen by one worker only (the one that
 answered the move), so when workers' rows are merged, the durations of all of them are kept.
 """
@@ -23,8 +23,8 @@ from typing import Any
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from app.cluster_gauges import GaugeTable
-from app.summary import Identity
+from app.shell.observability.cluster_gauges import GaugeTable
+from app.shell.observability.summary import Identity
 
 INFO = "kuberay_job_info"
 DEPLOYMENT_STATUS = "kuberay_job_deployment_status"

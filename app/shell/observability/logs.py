@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from app.redact import Redactor
-from app.summary import ERROR, RAYCLUSTER, RAYJOB, Answer, Identity, kind_of
+from app.shell.observability.redact import Redactor
+from app.shell.observability.summary import ERROR, RAYCLUSTER, RAYJOB, Answer, Identity, kind_of
 
 ROOT = "metaray"
 SYNC = "metaray.sync"

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app import logs
+from app.faces.render import RenderError, render, to_yaml
 from app.raycluster.auth import TOKEN_BYTES
-from app.render import RenderError, render, to_yaml
-from app.settings import Settings
+from app.shell.observability import logs
+from app.shell.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
         print("metaray serve: --tls-cert-file and --tls-key-file go together", file=sys.stderr)
         return 2
     uvicorn.run(
-        "app.main:create_app",
+        "app.shell.http.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
