@@ -45,7 +45,7 @@ from app.rayjob.states import (
 )
 from app.rayjob.teardown import teardown
 from app.rayjob.validation import resumed
-from app.rayjob.world import Step, World
+from app.rayjob.world import Plan, Step, World
 
 __all__ = [
     "COMPLETE",
@@ -110,6 +110,8 @@ def _new(job: RayJob, step: Step, world: World, now: datetime) -> None:
         _finish_teardown(step, world, SUSPENDED)
         return
     name = job.selected_cluster or cluster_name(job.name, job.uid, job.generation, failed)
+    for key in (*ATTEMPT_FIELDS, "endTime"):  # a fresh attempt keeps nothing of the last one
+        status.pop(key, None)
     status.update(
         jobDeploymentStatus=INITIALIZING,
         rayClusterName=name,
@@ -117,8 +119,6 @@ def _new(job: RayJob, step: Step, world: World, now: datetime) -> None:
         jobStatus="",
         startTime=stamp(now),
     )
-    for key in ("endTime", "reason", "message", "dashboardURL", "rayJobInfo"):
-        status.pop(key, None)
     if job.mode == INTERACTIVE_MODE:
         status.pop("jobId")  # the user submits the job, then names it in spec.jobId
     # Two-phase, as KubeRay: the cluster is created only once the status holding its name has
@@ -134,7 +134,7 @@ def _initializing(job: RayJob, step: Step, world: World, now: datetime) -> None:
     if job.selected_cluster is None:
         # The head Service from the start: the dashboard's address is derived from it once it
         # is observed (app/rayjob/address.py), so it must be there when the cluster is ready.
-        step.cluster, step.service = "build", True
+        step.cluster, step.service = Plan.BUILD, True
     if cluster is None:
         if job.selected_cluster is not None:
             message = f"RayCluster {job.namespace}/{name} not found"
@@ -151,7 +151,7 @@ def _initializing(job: RayJob, step: Step, world: World, now: datetime) -> None:
         return
     status.update(jobDeploymentStatus=RUNNING, jobStatus=oc.PENDING)
     if job.mode == K8S_JOB_MODE:
-        step.submitter = "build"
+        step.submitter = Plan.BUILD
     step.service = job.selected_cluster is None
 
 
@@ -160,7 +160,7 @@ def _waiting(job: RayJob, step: Step, world: World, now: datetime) -> None:
     Only the pre-running deadline applies here (KubeRay checks neither suspend nor the active
     deadline while waiting)."""
     if job.selected_cluster is None:
-        step.cluster = "build"
+        step.cluster = Plan.BUILD
     if _deadline(job, step, now, "PreRunningDeadlineExceeded"):
         return
     if job.spec.jobId:
@@ -171,7 +171,7 @@ def _waiting(job: RayJob, step: Step, world: World, now: datetime) -> None:
 def _running(job: RayJob, step: Step, world: World, now: datetime) -> None:
     status = step.status
     if job.selected_cluster is None:
-        step.cluster, step.service = "build", True
+        step.cluster, step.service = Plan.BUILD, True
     if _suspend_or_deadline(job, step, now, pre_running=False):
         return
     cluster = _cluster(job, world, status["rayClusterName"])
@@ -251,10 +251,9 @@ def _terminal(job: RayJob, step: Step, world: World | None, now: datetime) -> No
     ended = parse_time(step.status.get("endTime")) or now
     plan = teardown(job, step.status, ended, now)
     step.cluster = {
-        "DeleteCluster": "delete",
-        "DeleteSelf": "keep",
-        "DeleteWorkers": "suspend-workers",
-    }.get(plan.due, "keep")
+        "DeleteCluster": Plan.DELETE,
+        "DeleteWorkers": Plan.SUSPEND_WORKERS,
+    }.get(plan.due, Plan.KEEP)
     step.delete_self = plan.due == "DeleteSelf"
     step.service = job.selected_cluster is None and step.status.get("rayClusterName") is not None
     if plan.next_at is not None:
@@ -300,7 +299,7 @@ def _suspending(job: RayJob, step: Step, world: World | None, now: datetime) -> 
 def _finish_teardown(step: Step, world: World | None, then: str) -> None:
     """Delete the cluster and the submitter; only once neither is observed any more does the
     next state begin (Kueue relies on Suspended meaning nothing runs)."""
-    step.cluster, step.submitter = "delete", "delete"
+    step.cluster, step.submitter = Plan.DELETE, Plan.DELETE
     if world is None or world.clusters or world.jobs:
         return
     status = step.status
@@ -310,7 +309,7 @@ def _finish_teardown(step: Step, world: World | None, then: str) -> None:
 
 
 def _suspended(job: RayJob, step: Step, world: World, now: datetime) -> None:
-    step.cluster, step.submitter = "delete", "delete"
+    step.cluster, step.submitter = Plan.DELETE, Plan.DELETE
     if not job.spec.suspend:
         step.status["jobDeploymentStatus"] = NEW
 

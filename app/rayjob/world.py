@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from app.core.events import Event
@@ -42,13 +43,22 @@ class World:
         return sorted(n for n, c in self.clusters.items() if c.metadata.deletionTimestamp is None)
 
 
+class Plan(Enum):
+    """What one step does to a child."""
+
+    KEEP = "keep"  # as observed (nothing if it is not)
+    BUILD = "build"  # create it if it is missing, else keep it
+    DELETE = "delete"
+    SUSPEND_WORKERS = "suspend-workers"  # the cluster, with every worker group suspended
+
+
 @dataclass(slots=True)
 class Step:
     """One step's decisions; the children follow from them in ``app.rayjob.sync``."""
 
     status: dict[str, Any]
-    cluster: str = "keep"  # build (create if missing), keep (as observed), delete, suspend-workers
-    submitter: str = "keep"  # build (create if missing), keep, delete
+    cluster: Plan = Plan.KEEP
+    submitter: Plan = Plan.KEEP
     service: bool = False  # the RayJob's head Service for the current cluster
     events: list[Event] = field(default_factory=list)
     deadlines: list[datetime] = field(default_factory=list)
@@ -57,15 +67,15 @@ class Step:
 
     def hold(self) -> None:
         """Carry out no deletion: the decision behind it is not yet in the observed status."""
-        if self.cluster in ("delete", "suspend-workers"):
-            self.cluster = "keep"
-        if self.submitter == "delete":
-            self.submitter = "keep"
+        if self.cluster in (Plan.DELETE, Plan.SUSPEND_WORKERS):
+            self.cluster = Plan.KEEP
+        if self.submitter is Plan.DELETE:
+            self.submitter = Plan.KEEP
         self.delete_self = False
 
     def freeze(self) -> None:
         """Change no child at all (the observed children are newer than the parent)."""
         self.hold()
-        self.cluster = self.submitter = "keep"
+        self.cluster = self.submitter = Plan.KEEP
         self.service = False
         self.intents.clear()
