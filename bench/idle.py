@@ -7,8 +7,9 @@ An idle cluster costs the hook one sync per ``resyncPeriodSeconds`` and nothing 
 is compressed: for each period, the requests an hour would bring (``clusters * 3600 / period``)
 are sent back to back over 5 keep-alive connections (Metacontroller's default ``--workers``),
 each cluster once per round as a resync sweep does, and the server's CPU time is read from
-/proc before and after. The server's background work (timers, pollers) does not compress: it
-is measured alone over ``idle_seconds`` with no request at all and scaled to an hour.
+/proc before and after. The server runs as the image runs it (``metaray serve``). Its
+background work (timers, pollers) does not compress: it is measured alone over
+``idle_seconds`` with no request at all, and scaled to an hour.
 
 Every cluster has its own name and uid and a steady request: its pods Running and the parent's
 status the one the hook answers (as after Metacontroller wrote it), so a resync changes nothing.
@@ -28,7 +29,7 @@ import orjson
 
 from bench.client import exchange, request_bytes
 from bench.requests import UID, request
-from bench.server import ROOT, rss_kib, uvicorn
+from bench.server import ROOT, metaray, rss_kib
 
 TODAY_SECONDS = 60  # the resyncPeriodSeconds metaray shipped before issue 19
 CONNECTIONS = 5  # Metacontroller's default --workers
@@ -109,7 +110,7 @@ def main(clusters: int = 20, pods: int = 11, idle_seconds: float = 60.0) -> None
         f"{clusters} idle clusters of {pods} Running pods ({len(raw[0]) / 1e3:.0f} KB per sync), "
         f"{CONNECTIONS} connections; resync {TODAY_SECONDS} s (today) against {shipped} s (shipped)"
     )
-    with uvicorn("app.shell.http.app:create_app", factory=True) as (port, pid):
+    with metaray() as (port, pid):
         time.sleep(1.0)  # let start-up settle before reading the idle RSS
         rss_start = rss_kib(pid)
         bodies = [steady(b, a) for b, a in zip(raw, asyncio.run(_answers(port, raw)), strict=True)]
