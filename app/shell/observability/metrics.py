@@ -168,6 +168,8 @@ class Metrics:
             self.decode.labels(answer.hook).observe(timings.decode)
             self.compute.labels(answer.hook).observe(timings.compute)
             self.encode.labels(answer.hook).observe(timings.encode)
+        if not (answer.created or answer.deleted or answer.deleted_children):
+            return  # a steady resync (most answers): nothing to count
         for kind, count in Tally(kind for kind, _ in answer.created).items():
             self.created.labels(kind).inc(count)
         for reason, count in Tally(reason for _, reason in answer.deleted).items():
