@@ -34,13 +34,26 @@ def parse(kind: type[_T], data: Any) -> _T:
     return msgspec.convert(data, kind)
 
 
+class OwnerReference(_Slim, frozen=True):
+    uid: str = ""
+    kind: str = ""
+    name: str = ""
+    controller: bool = False
+
+
 class ObjectMeta(_Slim, frozen=True):
     name: str
     namespace: str = ""
+    uid: str = ""
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
     creationTimestamp: str | None = None
     deletionTimestamp: str | None = None
+    # Who controls the object: an address is only ever derived from what metaray owns.
+    ownerReferences: list[OwnerReference] = []
+
+    def controlled_by(self, uid: str) -> bool:
+        return bool(uid) and any(r.controller and r.uid == uid for r in self.ownerReferences)
 
 
 class Reason(_Slim, frozen=True):
@@ -167,7 +180,10 @@ class ServicePort(_Slim, frozen=True):
 
 
 class ServiceSpec(_Slim, frozen=True):
+    type: str = "ClusterIP"
     clusterIP: str = ""
+    selector: dict[str, str] = {}
+    externalName: str = ""
     ports: list[ServicePort] = []
 
 

@@ -19,7 +19,7 @@ from app.core.observed import ObservedObject, ObservedPod
 from app.core.time import later, parse_time, stamp
 from app.rayjob import labels as jl
 from app.rayjob import outcome as oc
-from app.rayjob.cluster import dashboard_url, in_namespace
+from app.rayjob.cluster import dashboard_url
 from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
 from app.rayjob.dashboard import DashboardView, Intent, JobInfo, SubmitJob
 from app.rayjob.names import cluster_name, job_id, submitter_job_name
@@ -77,12 +77,16 @@ class World:
     dashboard: DashboardView | None = None
     # How soon to look again while the dashboard decides (its answers arrive without an event).
     poll_seconds: float = 5.0
+    # The dashboard's address derived from owned and observed objects (app/rayjob/address.py),
+    # None while there is none: the only one any intent or pod is given, never dashboardURL.
+    address: str | None = None
 
     def view(self, status: Mapping[str, Any]) -> DashboardView | None:
         """The dashboard's word on this attempt's Ray job, if the shell has one."""
         view = self.dashboard
-        about = view is not None and view.about(status.get("dashboardURL"), status.get("jobId"))
-        return view if about else None
+        if view is None or self.address is None:
+            return None
+        return view if view.about(self.address, status.get("jobId")) else None
 
     def live_clusters(self) -> list[str]:
         return sorted(n for n, c in self.clusters.items() if c.metadata.deletionTimestamp is None)
@@ -152,7 +156,9 @@ def _initializing(job: RayJob, step: Step, world: World, now: datetime) -> None:
     name = status["rayClusterName"]
     cluster = _cluster(job, world, name)
     if job.selected_cluster is None:
-        step.cluster = "build"
+        # The head Service from the start: the dashboard's address is derived from it once it
+        # is observed (app/rayjob/address.py), so it must be there when the cluster is ready.
+        step.cluster, step.service = "build", True
     if cluster is None:
         if job.selected_cluster is not None:
             message = f"RayCluster {job.namespace}/{name} not found"
@@ -221,10 +227,8 @@ def _dashboard_outcome(
     if view is None or view.failing_since is not None:
         return None
     if view.info is None:
-        if job.mode == HTTP_MODE and in_namespace(
-            status.get("dashboardURL"), job.namespace, world.domain
-        ):
-            step.intents.append(_submission(job, status))
+        if job.mode == HTTP_MODE and world.address is not None:
+            step.intents.append(_submission(job, status, world.address))
         else:
             status["message"] = f"Ray job {status.get('jobId')} not found on the dashboard"
         return None
@@ -256,10 +260,10 @@ def _dashboard_silent(job: RayJob, step: Step, view: DashboardView | None, now: 
     return True
 
 
-def _submission(job: RayJob, status: Mapping[str, Any]) -> SubmitJob:
+def _submission(job: RayJob, status: Mapping[str, Any], url: str) -> SubmitJob:
     spec = job.spec
     return SubmitJob(
-        url=str(status.get("dashboardURL")),
+        url=url,
         job_id=str(status.get("jobId")),
         entrypoint=(spec.entrypoint or "").strip(),
         runtime_env=job.runtime_env,

@@ -72,7 +72,8 @@ def test_http_mode_runs_to_completion_through_a_dashboard() -> None:
         job_id = loop.status["jobId"]
         await step()  # the RayJob is watched from now on
         await dashboards.poll_once()  # 404: not submitted yet
-        await step()  # the answer asks to submit; the shell does it after the answer
+        await step()  # the answer asks to submit; the poller's tasks do it
+        await dashboards.intents_done()
         assert [r.url.path for r in fake.posts()] == ["/api/jobs/"]
         assert json.loads(fake.posts()[0].content)["submission_id"] == job_id
         fake.jobs[job_id] = info("RUNNING")

@@ -97,9 +97,11 @@ def create_app(
     hooks = Hooks(settings, metrics, events, now, janitor, dashboards)
     cluster_options, job_options = settings.options, settings.rayjob_options
 
-    def view(parent: dict[str, Any]) -> DashboardView | None:
+    def view(request: SyncRequest) -> DashboardView | None:
         """The poller's latest word on this RayJob's Ray job; asks it to keep polling."""
-        target = rayjob.watched(parent, settings.cluster_domain)
+        target = rayjob.watched(
+            request.parent, request.observed, request.related, settings.cluster_domain
+        )
         if dashboards is None or target is None:
             return None
         dashboards.watch(*target)
@@ -137,9 +139,7 @@ def create_app(
             return await hooks.answer(
                 request,
                 hook,
-                lambda r, i: core(
-                    r.parent, r.observed, r.related, i.now, job_options, view(r.parent)
-                ),
+                lambda r, i: core(r.parent, r.observed, r.related, i.now, job_options, view(r)),
                 # The answer depends on the clock and the dashboards, not only on the body.
                 cache=False,
                 related=True,
@@ -289,7 +289,9 @@ class Hooks:
         if replay is not None and replay.delete_parent:
             self._delete_parent(background, replay)
         if replay is not None and replay.intents and self.dashboards is not None:
-            background.add_task(self.dashboards.carry_out, replay.intents)
+            # On the poller's tasks, not the response's: a background task of the response
+            # would hold this request's guard slot until a slow dashboard answered.
+            self.dashboards.offer(replay.intents)
         after = background if background.tasks else None
         headers = {"ETag": etag}
         if request.headers.get("if-none-match") == etag:

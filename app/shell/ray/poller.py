@@ -6,9 +6,9 @@ O(1), no I/O); one background task polls ``GET <url>/api/jobs/<job_id>`` for eve
 every ``interval`` seconds, at most ``concurrency`` requests in flight, each bounded by
 ``timeout``. A slow or dead dashboard therefore never delays an answer: it only makes its
 view older and sets ``failing_since``. The core's intents (``SubmitJob``, ``StopJob``) are
-carried out by ``carry_out`` after the answer, idempotently (Ray refuses a second job with the
-same submission id; stopping a job that is gone is done), best effort: failures are counted
-and logged once per kind and dashboard, never raised.
+carried out on the poller's own tasks (``offer``), started as the answer is sent, idempotently
+(Ray refuses a second job with the same submission id; stopping a job that is gone is done),
+best effort: failures are counted and logged once per kind and dashboard, never raised.
 
 Scheduling runs on a monotonic timer (``timer``), timestamps in views on the wall ``clock``.
 A watch that no ``watch()`` has refreshed for ``expiry`` seconds is dropped; beyond
@@ -405,26 +405,43 @@ class Dashboards:
 
     # -- intents ------------------------------------------------------------------------------
 
-    async def carry_out(self, intents: Iterable[Intent]) -> None:
-        """Submit and stop Ray jobs; idempotent, bounded in time, never raises."""
+    def offer(self, intents: Iterable[Intent]) -> None:
+        """Start carrying out the intents on the poller's own tasks and return at once (on the
+        app's event loop): the hook that asked holds no request slot while a dashboard is slow."""
         try:
             self._bind()
-            tasks = []
             for intent in intents:
-                call = SUBMIT if isinstance(intent, SubmitJob) else STOP
-                key = (call, intent.url, intent.job_id)
-                task = self._intents.get(key)
-                if task is None:  # the same intent in flight is not sent twice
-                    task = asyncio.create_task(self._carry_out(intent))
-                    self._intents[key] = task
-                    task.add_done_callback(self._forget(key))
-                tasks.append(task)
+                self._start(intent)
+        except Exception:
+            log.exception("starting dashboard intents failed")
+
+    async def carry_out(self, intents: Iterable[Intent]) -> None:
+        """Submit and stop Ray jobs and wait for it; idempotent, bounded in time, never raises."""
+        try:
+            self._bind()
+            tasks = [self._start(intent) for intent in intents]
             if tasks:
                 await asyncio.gather(*(asyncio.shield(t) for t in tasks), return_exceptions=True)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("carrying out dashboard intents failed")
+
+    async def intents_done(self) -> None:
+        """Wait for the intents in flight (tests, and a clean stop)."""
+        in_flight = list(self._intents.values())
+        if in_flight:
+            await asyncio.gather(*(asyncio.shield(t) for t in in_flight), return_exceptions=True)
+
+    def _start(self, intent: Intent) -> asyncio.Task[None]:
+        call = SUBMIT if isinstance(intent, SubmitJob) else STOP
+        key = (call, intent.url, intent.job_id)
+        task = self._intents.get(key)
+        if task is None:  # the same intent in flight is not sent twice
+            task = asyncio.create_task(self._carry_out(intent))
+            self._intents[key] = task
+            task.add_done_callback(self._forget(key))
+        return task
 
     def _forget(self, key: tuple[str, str, str]) -> Callable[[asyncio.Task[None]], None]:
         def forget(_: asyncio.Task[None]) -> None:
