@@ -87,7 +87,7 @@ def create_app(
         logs.configure(settings.log_level)
     now = clock or (lambda: datetime.now(UTC))
     metrics = Metrics(
-        resync_seconds=settings.resync_seconds,
+        horizon_seconds=settings.gauge_horizon_seconds,
         directory=settings.metrics_dir,
         clock=lambda: now().timestamp(),
     )
