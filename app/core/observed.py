@@ -49,7 +49,8 @@ class ObjectMeta(_Slim, frozen=True):
     annotations: dict[str, str] = {}
     creationTimestamp: str | None = None
     deletionTimestamp: str | None = None
-    # Who controls the object: an address is only ever derived from what metaray owns.
+    # Who controls the object: an address is only ever derived from what metaray owns (and a
+    # submitter pod is matched to its Job by uid: Job names repeat across attempts).
     ownerReferences: list[OwnerReference] = []
 
     def controlled_by(self, uid: str) -> bool:

@@ -19,6 +19,7 @@ from app.raycluster import labels as lbl
 from app.raycluster.cluster import Options as ClusterOptions
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.spec import JSONObject
+from app.rayjob import attempts
 from app.rayjob import labels as jl
 from app.rayjob.address import dashboard_address, selected_cluster, selected_name
 from app.rayjob.cluster import (
@@ -32,7 +33,7 @@ from app.rayjob.cluster import (
 from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
 from app.rayjob.dashboard import DashboardView, StopJob
 from app.rayjob.kinds import JOB, RAYCLUSTER, SERVICE
-from app.rayjob.lifecycle import RUNNING, VALIDATION_FAILED, Step, World, advance
+from app.rayjob.lifecycle import RUNNING, advance
 from app.rayjob.names import stop_job_name, submitter_job_name
 from app.rayjob.service import head_service
 from app.rayjob.spec import (
@@ -43,6 +44,8 @@ from app.rayjob.spec import (
     parse_rayjob,
 )
 from app.rayjob.submitter import head_image, sidecar, stop_job, submitter_job, template_image
+from app.rayjob.validation import invalid_status, refused_edit
+from app.rayjob.world import Step, World
 
 # How long a deleted RayJob waits for its stop Job before letting go anyway.
 STOP_TIMEOUT_SECONDS = 60
@@ -85,10 +88,18 @@ def sync(
     try:
         job = parse_rayjob(parent, dashboard=options.dashboard)
     except InvalidSpec as invalid:
-        return _invalid(observed, previous, invalid)
+        return _invalid(observed, previous, str(invalid), _invalid_reason(invalid), now)
     address = dashboard_address(parent, observed, related, options.cluster.cluster_domain)
     world = _world(observed, related, options, dashboard, address)
-    step = advance(job, previous, world, now)
+    refused = refused_edit(job, previous, world)
+    if refused is not None:
+        return _invalid(observed, previous, refused, "InvalidRayJobSpec", now)
+    proof = attempts.newest(world.clusters.values(), world.jobs.values())
+    ahead = attempts.caught_up(previous, proof)
+    step = advance(job, ahead if ahead is not None else previous, world, now)
+    if ahead is not None:
+        step.freeze()  # the children are newer than this parent: change none of them
+    attempts.settle(step.status, previous, proof)
     children = _children(job, step, observed, world, options, previous)
     events = (*step.events, *_changes(job, observed, children))
     return Desired(
@@ -158,7 +169,10 @@ def finalize(
     try:
         job = parse_rayjob(parent, dashboard=options.dashboard)
     except InvalidSpec:
-        return Desired(everything, dict(previous), finalized=True)
+        found = _from_status(parent, previous, observed, options)
+        if found is None:
+            return Desired(everything, dict(previous), finalized=True)
+        job = found
     cluster = _stop_needed(job, previous, related)
     if cluster is None:
         return Desired(everything, dict(previous), finalized=True)
@@ -204,6 +218,23 @@ def finalize(
         finalized=False,
         resync_after=_resync([give_up], now),
     )
+
+
+def _from_status(
+    parent: Mapping[str, Any], previous: Mapping[str, Any], observed: Observed, options: Options
+) -> RayJob | None:
+    """A RayJob deleted with a spec that is now invalid: whether its Ray job may still run on a
+    cluster it does not own is decided from its status (the cluster it ran on, its job id),
+    as the RayJob that stands for it; None when its own cluster takes the job with it."""
+    name = previous.get("rayClusterName")
+    owned = {c.name for c in observed.of_kind(RAYCLUSTER)}
+    if not isinstance(name, str) or not name or name in owned or not previous.get("jobId"):
+        return None
+    spec = {"clusterSelector": {CLUSTER_SELECTOR_KEY: name}, "entrypoint": "stop"}
+    try:
+        return parse_rayjob({**parent, "spec": spec}, dashboard=options.dashboard)
+    except InvalidSpec:  # the metadata itself is wrong: nothing can be named after it
+        return None
 
 
 def _stop_through_dashboard(
@@ -306,6 +337,7 @@ def _world(
         dashboard=dashboard if options.dashboard else None,
         poll_seconds=options.dashboard_poll_seconds,
         address=address,
+        reads_dashboard=options.dashboard,
     )
 
 
@@ -330,7 +362,8 @@ def _children(
         # request) or the last attempt's cluster has not gone yet; either way, wait.
         alone = all(other == name for other in world.live_clusters())
         if step.cluster == "build" and key not in observed.applied and alone:
-            built[key] = ray_cluster(job, name, _sidecar(job, status, options))
+            cluster = ray_cluster(job, name, _sidecar(job, status, options))
+            built[key] = _attempt_of(job, cluster, status)
         elif step.cluster == "suspend-workers" and key in observed.applied:
             suspended = with_workers_suspended(observed.applied[key])
             if suspended != dict(observed.applied[key]):  # else kept as recorded, byte for byte
@@ -341,12 +374,22 @@ def _children(
     elif step.submitter == "build" and submitter_key not in observed.applied:
         submitter = _submitter(job, step, world, options, previous)
         if submitter is not None:
-            built[submitter_key] = submitter
+            built[submitter_key] = _attempt_of(job, submitter, status)
     if step.service and isinstance(name, str) and job.cluster_spec is not None:
         service = head_service(job, name, _cluster_spec(world, name, job), options.cluster)
         built[(SERVICE, service["metadata"]["name"])] = service
     kept = [k for k in _keys(observed) if k not in dropped and k not in built]
     return [*_echo(observed, kept), *(built[k] for k in sorted(built))]
+
+
+def _attempt_of(job: RayJob, child: JSONObject, status: Mapping[str, Any]) -> JSONObject:
+    """A new cluster or submitter Job carries the attempt it is made for (and the submitter its
+    mode, which the cluster carries already): a later sync of a stale parent can tell."""
+    marked = attempts.mark(child, status)
+    marked["metadata"]["labels"] = dict(
+        sorted({**marked["metadata"]["labels"], jl.SUBMISSION_MODE: job.mode}.items())
+    )
+    return marked
 
 
 def _submitter(
@@ -411,18 +454,20 @@ def _stop_needed(
     return next((c for c in related.of_kind(RAYCLUSTER) if c.name == name), None)
 
 
-def _invalid(observed: Observed, previous: Mapping[str, Any], invalid: InvalidSpec) -> Desired:
-    """Every child exactly as metaray last asked for it, and a status that says what is wrong."""
-    status = {
-        **previous,
-        "jobDeploymentStatus": VALIDATION_FAILED,
-        "reason": "ValidationFailed",
-        "message": f"Invalid RayJob spec: {invalid}",
-    }
-    on_metadata = all(p.path.startswith(("metadata", "apiVersion")) for p in invalid.problems)
-    reason = "InvalidRayJobMetadata" if on_metadata else "InvalidRayJobSpec"
-    event = Event(WARNING, reason, f"Invalid RayJob, nothing changed: {invalid}")
+def _invalid(
+    observed: Observed, previous: Mapping[str, Any], problem: str, reason: str, now: datetime
+) -> Desired:
+    """Every child exactly as metaray last asked for it, and a status that says what is wrong
+    (and keeps what the state it interrupts is: ``app.rayjob.validation``)."""
+    status = invalid_status(previous, problem, now)
+    attempts.settle(status, previous, None)
+    event = Event(WARNING, reason, attempts.capped(f"Invalid RayJob, nothing changed: {problem}"))
     return Desired(_echo(observed, _keys(observed)), status, (event,))
+
+
+def _invalid_reason(invalid: InvalidSpec) -> str:
+    on_metadata = all(p.path.startswith(("metadata", "apiVersion")) for p in invalid.problems)
+    return "InvalidRayJobMetadata" if on_metadata else "InvalidRayJobSpec"
 
 
 def _changes(job: RayJob, observed: Observed, children: list[Child]) -> list[Event]:

@@ -207,9 +207,11 @@ class JobLoop:
     def submitter_runs(self, attempt: int = 0) -> str:
         job = self.children[(JOB, self.parent["metadata"]["name"])]
         name = f"{job['metadata']['name']}-pod-{attempt}"
-        labels = {
+        labels = {  # as the Job controller labels its pods: by the Job's name and uid
             **job["spec"]["template"]["metadata"]["labels"],
             "batch.kubernetes.io/job-name": job["metadata"]["name"],
+            "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
+            "controller-uid": job["metadata"]["uid"],
         }
         self.related_pods[name] = {
             "apiVersion": "v1",

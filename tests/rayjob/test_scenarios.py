@@ -133,6 +133,8 @@ def test_retry_gets_a_fresh_cluster_only_after_the_old_one_is_gone() -> None:
     step = loop.step()
     assert loop.status["jobDeploymentStatus"] == "Retrying"
     assert loop.status["failed"] == 1
+    assert step.deleted == []  # two-phase: the decision is written first
+    step = loop.step()
     assert sorted(step.deleted) == sorted([first, "job"])
     for _ in range(3):
         step = loop.step()
@@ -186,8 +188,9 @@ def test_suspend_deletes_everything_before_reporting_suspended_then_resume() -> 
     first = running(loop)
     loop.held.add(first)
     loop.edit(suspend=True)
-    step = loop.step()
+    assert loop.step().deleted == []  # two-phase: Suspending is written first
     assert loop.status["jobDeploymentStatus"] == "Suspending"
+    step = loop.step()
     assert sorted(step.deleted) == sorted([first, "job"])
     loop.step()
     assert loop.status["jobDeploymentStatus"] == "Suspending"  # the cluster is still there
@@ -333,17 +336,28 @@ def test_stale_parent_status_replayed_never_creates_a_second_cluster() -> None:
         assert len([c for c in answer["children"] if c["kind"] == "Job"]) <= 1
 
 
-def test_a_stale_status_of_an_earlier_attempt_neither_creates_nor_deletes_a_cluster() -> None:
+def test_a_stale_status_of_an_earlier_attempt_changes_no_child_and_rolls_nothing_back() -> None:
     loop = JobLoop(rayjob_object(backoffLimit=2))
     running(loop)
     old = copy.deepcopy(loop.parent)
     loop.submitter_exits(64, "FAILED")
-    loop.step()
-    loop.step()
+    for _ in range(3):
+        loop.step()
     second = running(loop)
-    _, answer = loop.decide(loop.request(old))
-    clusters = [c["metadata"]["name"] for c in answer["children"] if c["kind"] == "RayCluster"]
-    assert clusters == [second]
+    newer = loop.status
+    request = loop.request(old)
+    _, answer = loop.decide(request)
+    observed = sorted(
+        (c["kind"], name) for group in request["children"].values() for name, c in group.items()
+    )
+    answered = sorted((c["kind"], f"default/{c['metadata']['name']}") for c in answer["children"])
+    assert answered == observed  # nothing created, nothing deleted
+    status = answer["status"]
+    assert (status["failed"], status["rayClusterName"], status["jobId"]) == (
+        1,
+        second,
+        newer["jobId"],
+    )
 
 
 def test_invalid_spec_keeps_every_child_and_says_why() -> None:

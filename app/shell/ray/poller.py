@@ -28,7 +28,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -39,6 +39,7 @@ from app.rayjob.dashboard import STATES, DashboardView, Intent, JobInfo, StopJob
 
 FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 MAX_BODY = 1 << 20  # a job's info is a few KiB; a larger answer is garbage
+REFUSAL_BYTES = 1024  # of a refused submission's answer, kept for the RayJob's status
 REPORTED_SIZE = 4096  # (url, call, kind) failures remembered as logged
 GET, SUBMIT, STOP = "get", "submit", "stop"
 OK, NOT_FOUND, ERROR, TIMEOUT = "ok", "not_found", "error", "timeout"
@@ -118,10 +119,17 @@ def job_info(body: bytes) -> JobInfo | None:
 class _Failure(Exception):
     """A request that did not give a usable answer: ``outcome`` is error or timeout."""
 
-    def __init__(self, outcome: str, kind: str) -> None:
+    def __init__(self, outcome: str, kind: str, detail: str = "") -> None:
         super().__init__(kind)
         self.outcome = outcome
         self.kind = kind
+        self.detail = detail  # what the dashboard said, when it said why
+
+
+def said(body: bytes) -> str:
+    """The start of a dashboard's answer, as text for a status message (Ray explains a refused
+    submission in it: a bad runtime env, a resource no node has); the core caps it again."""
+    return body[:REFUSAL_BYTES].decode("utf-8", "replace").strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +149,8 @@ class _Watch:
     view: DashboardView | None = None
     polling: bool = False
     again: bool = False  # poll once more as soon as the one in flight is done
+    refused: str = ""  # why the last submission failed (cleared once the job is known)
+    refused_since: str | None = None
 
 
 Key = tuple[str, str]
@@ -217,7 +227,12 @@ class Dashboards:
     def view(self, url: str, job_id: str) -> DashboardView | None:
         """The latest view of that job; None before the first answer (or when not watched)."""
         watch = self._watches.get((url, job_id))
-        return None if watch is None else watch.view
+        if watch is None:
+            return None
+        if not watch.refused:
+            return watch.view
+        known = watch.view if watch.view is not None else DashboardView(url, job_id)
+        return replace(known, refused=watch.refused, refused_since=watch.refused_since)
 
     def watched(self) -> int:
         return len(self._watches)
@@ -378,6 +393,8 @@ class Dashboards:
         with self._lock:
             watch.view = view
             watch.polling = False
+            if view is not None and view.info is not None:
+                watch.refused, watch.refused_since = "", None  # the job was taken after all
             if self._watches.get((watch.url, watch.job_id)) is not watch:
                 return  # dropped meanwhile
             watch.due = now if watch.again else started + self.interval
@@ -479,12 +496,31 @@ class Dashboards:
                 outcome = OK  # Ray: "Job with submission_id <id> already exists."
                 log.debug("Ray job %s exists already at %s", intent.job_id, shown(intent.url))
             else:
-                raise self._rejected(call, answer, f"HTTP {answer.status}")
+                raise self._rejected(call, answer, f"HTTP {answer.status}", said(answer.body))
             self._answered(call, intent.url, outcome, answer)
         except _Failure as failure:
             self._failed(call, intent.url, failure, intent.job_id)
+            if call == SUBMIT:
+                self._refused(intent, failure)
             return
+        if call == SUBMIT:
+            self._refused(intent, None)
         self._soon(intent.url, intent.job_id)
+
+    def _refused(self, intent: Intent, failure: _Failure | None) -> None:
+        """Note on the job's watch that its submission failed (or no longer does): the view
+        the core gets carries it, so the RayJob says so and KubeRay's 300 s rule runs."""
+        with self._lock:
+            watch = self._watches.get((intent.url, intent.job_id))
+            if watch is None:
+                return
+            if failure is None:
+                watch.refused, watch.refused_since = "", None
+                return
+            detail = f"{failure.kind}: {failure.detail}" if failure.detail else failure.kind
+            watch.refused = detail
+            if watch.refused_since is None:
+                watch.refused_since = self.clock().astimezone(UTC).strftime(FORMAT)
 
     # -- one request --------------------------------------------------------------------------
 
@@ -539,10 +575,10 @@ class Dashboards:
         for key in [key for key in self._reported if key[:2] == (url, call)]:
             del self._reported[key]
 
-    def _rejected(self, call: str, answer: _Answer, kind: str) -> _Failure:
+    def _rejected(self, call: str, answer: _Answer, kind: str, detail: str = "") -> _Failure:
         """An answer that is no use (5xx, garbage): counted as an error."""
         self.metrics.request(call, ERROR, answer.seconds)
-        return _Failure(ERROR, kind)
+        return _Failure(ERROR, kind, detail)
 
     def _failed(self, call: str, url: str, failure: _Failure, job_id: str = "") -> None:
         key = (url, call, failure.kind)
