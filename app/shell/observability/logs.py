@@ -6,6 +6,7 @@ its ``created`` and ``deleted`` lists. Every line passes through the answer's ``
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import traceback
@@ -46,7 +47,13 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         # Records of answers are scrubbed when made; this catches a bearer token anywhere else.
-        return orjson.dumps(_BEARER_ONLY.value(payload), default=str).decode()
+        scrubbed = _BEARER_ONLY.value(payload)
+        try:
+            return orjson.dumps(scrubbed, default=str).decode()
+        except TypeError:
+            # An integer beyond 64 bits (a request made up by hand can hold one in the fields a
+            # line reports): the standard encoder writes it, so the line is not lost.
+            return json.dumps(scrubbed, default=str, separators=(",", ":"))
 
 
 class _Stderr(logging.Handler):
