@@ -1,4 +1,5 @@
-"""The RayCluster and RayJob CustomResourceDefinitions, generated from the spec models.
+"""The RayCluster and RayJob CustomResourceDefinitions (and RayCronJob's, from crd_raycronjob),
+generated from the spec models.
 
 ``python -m app.faces.crd`` writes ``crds/ray.io_rayclusters.yaml`` and
 ``crds/ray.io_rayjobs.yaml``; ``python -m app.faces.crd --check`` exits 1 when either committed
@@ -933,6 +934,7 @@ class Resource:
     status: Callable[[KubernetesTypes], JSONSchema]
     root_rules: list[JSONSchema]
     printer_columns: list[JSONSchema]
+    versions: tuple[str, ...] = VERSIONS  # the first is the storage version
 
 
 RAYCLUSTER = Resource(
@@ -997,12 +999,12 @@ def build_crd(types: KubernetesTypes | None = None, resource: Resource = RAYCLUS
                 {
                     "name": version,
                     "served": True,
-                    "storage": version == VERSIONS[0],
+                    "storage": version == resource.versions[0],
                     "schema": {"openAPIV3Schema": copy.deepcopy(schema)},
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": copy.deepcopy(resource.printer_columns),
                 }
-                for version in VERSIONS
+                for version in resource.versions
             ],
         },
     }
@@ -1022,10 +1024,12 @@ def render(crd: Mapping[str, Any], header: str = HEADER) -> str:
 
 def generate(types: KubernetesTypes | None = None) -> dict[str, str]:
     """Every CRD's file name (in crds/) and text."""
+    from app.faces.crd_raycronjob import RAYCRONJOB  # built with this module's machinery
+
     types = types or KubernetesTypes.load()
     return {
         resource.output.name: render(build_crd(types, resource), resource.header)
-        for resource in RESOURCES
+        for resource in (*RESOURCES, RAYCRONJOB)
     }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -54,7 +54,8 @@ class RayCronJobSpec(SpecModel):
     suspend: bool = False
     jobTemplate: JSONObject
     jobMetadata: JobMetadata | None = None
-    concurrencyPolicy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
+    # A Literal (the CRD generator reads plain enums), compared with ConcurrencyPolicy's members.
+    concurrencyPolicy: Literal["Allow", "Forbid", "Replace"] = "Allow"
     startingDeadlineSeconds: Int32 | None = Field(default=None, ge=0)
     successfulJobsHistoryLimit: Int32 | None = Field(default=None, ge=0)
     failedJobsHistoryLimit: Int32 | None = Field(default=None, ge=0)
