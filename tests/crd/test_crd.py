@@ -117,7 +117,11 @@ def test_header_says_generated() -> None:
 
 def test_kustomization_lists_the_crds() -> None:
     kustomization = yaml.safe_load((OUTPUT.parent / "kustomization.yaml").read_text())
-    assert kustomization["resources"] == [OUTPUT.name, "ray.io_rayjobs.yaml"]
+    assert kustomization["resources"] == [
+        OUTPUT.name,
+        "ray.io_rayjobs.yaml",
+        "ray.io_raycronjobs.yaml",
+    ]
 
 
 # -- identity, versions, printer columns -------------------------------------------------------
