@@ -88,9 +88,10 @@ class CronLoop:
     _serial: int = 0
 
     def step(self, stale: int = 0) -> Step:
-        """One sync at the loop's clock; ``stale``: the parent is that many writes old."""
+        """One sync at the loop's clock; ``stale``: the parent is that many writes old (1: the
+        one before the last write)."""
         self._vanish_terminated()
-        parent = self.parents[-1 - stale] if stale and len(self.parents) > stale else self.parent
+        parent = self.parents[-stale] if 0 < stale <= len(self.parents) else self.parent
         answer = self.decide(request(copy.deepcopy(parent), copy.deepcopy(self.children)), self.now)
         wanted = {c["metadata"]["name"]: c for c in answer["children"]}
         deleted = []
