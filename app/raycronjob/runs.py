@@ -81,7 +81,7 @@ def rayjob(cron: RayCronJob, tick: datetime) -> dict[str, Any]:
     """The RayJob for one tick: the template's spec, the user's labels and annotations, and
     KubeRay's label and annotation (which win over the user's of the same key)."""
     annotations: dict[str, str] = {**cron.annotations, SCHEDULED: stamp(tick)}
-    if cron.spec.concurrencyPolicy == ConcurrencyPolicy.REPLACE:
+    if cron.policy == ConcurrencyPolicy.REPLACE:
         annotations[REPLACES] = "true"
     return {
         "apiVersion": RAYJOB_API,

@@ -72,6 +72,10 @@ class RayCronJob:
     template: Mapping[str, Any]  # spec.jobTemplate exactly as written
 
     @property
+    def policy(self) -> ConcurrencyPolicy:
+        return ConcurrencyPolicy(self.spec.concurrencyPolicy)
+
+    @property
     def labels(self) -> Mapping[str, str]:
         return self.spec.jobMetadata.labels if self.spec.jobMetadata else {}
 

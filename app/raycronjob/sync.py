@@ -129,7 +129,7 @@ def _decide(
         events.append(_missed(due))
         return None
     active = sorted(r.name for r in runs if r.active)
-    if cron.spec.concurrencyPolicy == ConcurrencyPolicy.FORBID and active:
+    if cron.policy == ConcurrencyPolicy.FORBID and active:
         message = f"Not running the tick {when} yet: RayJob {active[-1]} is still active"
         events.append(Event(NORMAL, "JobAlreadyActive", message))
         return None

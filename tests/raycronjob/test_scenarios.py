@@ -4,7 +4,9 @@ specs and stale replays."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from app.raycronjob.runs import CRONJOB_NAME, SCHEDULED
 from tests.raycronjob.http import Hook, over_http
@@ -329,3 +331,29 @@ def test_the_same_request_at_the_same_time_gives_the_same_bytes() -> None:
     body = request(cron_object(), {})
     hook.now = START + timedelta(minutes=1)
     assert hook.post(body).content == hook.post(body).content
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+def test_each_run_created_skipped_or_deleted_is_an_event() -> None:
+    from app.hooks.request import decode
+    from app.raycronjob import sync as core
+
+    loop = over_http(cron_object(concurrencyPolicy="Forbid", successfulJobsHistoryLimit=0))
+    reasons: list[str] = []
+
+    def decide(body: dict[str, Any], now: datetime) -> dict[str, Any]:
+        decoded = decode(json.dumps(body).encode())
+        desired = core.sync(decoded.parent, decoded.observed, now)
+        reasons.extend(e.reason for e in desired.events)
+        return in_process(body, now)
+
+    loop.decide = decide
+    [first] = loop.advance(minutes=1)
+    loop.advance(minutes=1)  # Forbid: skipped while the first is active
+    loop.finish(first)
+    loop.settle()  # the second runs, the first goes
+    assert reasons.count("CreatedRayJob") >= 2
+    assert "JobAlreadyActive" in reasons
+    assert "DeletedRayJob" in reasons
