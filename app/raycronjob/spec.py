@@ -18,11 +18,10 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from app.raycluster.problems import InvalidSpec, Problem
 from app.raycluster.spec import (
     Int32,
-    InvalidSpec,
     JSONObject,
-    Problem,
     SpecModel,
     check_identity,
     pydantic_problems,

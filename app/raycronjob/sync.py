@@ -31,7 +31,7 @@ from app.core.desired import Desired
 from app.core.events import NORMAL, WARNING, Event
 from app.core.observed import Child, Observed
 from app.core.time import parse_time, stamp
-from app.raycluster.spec import InvalidSpec
+from app.raycluster.problems import InvalidSpec
 from app.raycronjob.runs import RAYJOB, RAYJOB_API, Outcome, Run, observe, rayjob
 from app.raycronjob.spec import ConcurrencyPolicy, RayCronJob, parse_raycronjob
 

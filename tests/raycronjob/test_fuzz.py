@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.raycluster.spec import InvalidSpec
+from app.raycluster.problems import InvalidSpec
 from app.raycronjob.runs import REPLACES, SCHEDULED
 from app.raycronjob.spec import parse_raycronjob
 from tests.raycronjob.http import Hook

@@ -6,18 +6,10 @@ RayCronJob is written, not when the run is created. Served as ``ray.io/v1`` only
 
 from __future__ import annotations
 
-from app.faces.crd import (
-    CRDS,
-    GROUP,
-    ROOT_RULES,
-    JSONSchema,
-    KubernetesTypes,
-    Resource,
-    Tables,
-    _header,
-    _SpecWalker,
-    rayjob_spec_schema,
-)
+from app.faces.crd.raycluster import ROOT_RULES
+from app.faces.crd.rayjob import rayjob_spec_schema
+from app.faces.crd.schema import CRDS, GROUP, JSONSchema, KubernetesTypes, Resource, header
+from app.faces.crd.walker import SpecWalker, Tables
 from app.raycronjob.schedule import TZ_MESSAGE
 from app.raycronjob.spec import MAX_RAYCRONJOB_NAME, RayCronJobSpec
 
@@ -83,7 +75,7 @@ PRINTER_COLUMNS: list[JSONSchema] = [
 
 
 def spec_schema(types: KubernetesTypes) -> JSONSchema:
-    return _SpecWalker(RayCronJobSpec.model_json_schema(), types, TABLES).spec()
+    return SpecWalker(RayCronJobSpec.model_json_schema(), types, TABLES).spec()
 
 
 def status_schema(types: KubernetesTypes) -> JSONSchema:
@@ -131,7 +123,7 @@ RAYCRONJOB = Resource(
     kind=KIND,
     plural=PLURAL,
     output=CRDS / f"{GROUP}_{PLURAL}.yaml",
-    header=_header(KIND, "app/raycronjob/spec.py"),
+    header=header(KIND, "app/raycronjob/spec.py"),
     description=DESCRIPTIONS[KIND],
     spec=spec_schema,
     status=status_schema,
