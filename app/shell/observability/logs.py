@@ -16,7 +16,15 @@ from typing import Any
 import orjson
 
 from app.shell.observability.redact import Redactor
-from app.shell.observability.summary import ERROR, RAYCLUSTER, RAYJOB, Answer, Identity, kind_of
+from app.shell.observability.summary import (
+    ERROR,
+    RAYCLUSTER,
+    RAYCRONJOB,
+    RAYJOB,
+    Answer,
+    Identity,
+    kind_of,
+)
 
 ROOT = "metaray"
 SYNC = "metaray.sync"
@@ -25,7 +33,7 @@ _LEVELS = {"trace": logging.DEBUG}
 # Libraries that log every request at INFO: one line per posted Event would be per pod.
 _CHATTY = ("httpx", "httpcore")
 
-_NAME_FIELD = {RAYCLUSTER: "cluster", RAYJOB: "rayjob"}
+_NAME_FIELD = {RAYCLUSTER: "cluster", RAYJOB: "rayjob", RAYCRONJOB: "raycronjob"}
 
 log = logging.getLogger(SYNC)
 _BEARER_ONLY = Redactor()
@@ -90,7 +98,7 @@ def log_answer(answer: Answer, duration_ms: float, redactor: Redactor) -> None:
     as ``state`` and ``delete_self`` when the RayJob itself is due for deletion."""
     cluster = answer.cluster
     fields: dict[str, Any] = _identity(answer.hook, cluster)
-    if answer.kind == RAYJOB:
+    if answer.kind != RAYCLUSTER:
         fields |= {
             "observed_children": answer.observed_children,
             "desired_children": answer.desired_children,

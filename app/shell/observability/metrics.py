@@ -31,7 +31,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from app.shell.observability import job_gauges
 from app.shell.observability.cluster_gauges import ClusterGauges, series_of
 from app.shell.observability.job_gauges import JobGauges
-from app.shell.observability.summary import RAYJOB, Answer
+from app.shell.observability.summary import RAYCLUSTER, RAYCRONJOB, RAYJOB, Answer
 
 CLUSTER_HOOKS = ("sync", "finalize")
 RAYJOB_HOOKS = ("rayjob_sync", "rayjob_finalize")
@@ -160,7 +160,7 @@ class Metrics:
 
     def record(self, answer: Answer, timings: Timings | None) -> None:
         """What an answer did; ``timings`` is None when it came from the answer cache."""
-        if answer.kind != RAYJOB:  # a RayJob's children are no pods
+        if answer.kind == RAYCLUSTER:  # a RayJob's or RayCronJob's children are no pods
             self.pods.labels(answer.hook).observe(answer.observed_pods)
         if timings is None:
             self.cache_hits.labels(answer.hook).inc()
@@ -178,7 +178,10 @@ class Metrics:
             self.children_deleted.labels(kind).inc(count)
 
     def gauges(self, answer: Answer, parent: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        """The per-parent gauges of the answer's kind: RayCluster's or RayJob's."""
+        """The per-parent gauges of the answer's kind: RayCluster's or RayJob's (a RayCronJob
+        has none: its runs are RayJobs, with their own)."""
+        if answer.kind == RAYCRONJOB:
+            return
         if answer.kind == RAYJOB:
             self.job(answer, parent, status)
         else:
