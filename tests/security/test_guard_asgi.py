@@ -214,8 +214,11 @@ def test_requests_over_the_bound_get_429_and_slots_come_back() -> None:
         g = guard(app, in_flight=2)
         held = [Server(request(b"{}")) for _ in range(2)]
         tasks = [asyncio.create_task(g(scope(), s.receive, s.send)) for s in held]
-        while app.calls < 2:
+        for _ in range(1000):  # bounded: a guard that refuses one of them fails, not hangs
+            if app.calls == 2:
+                break
             await asyncio.sleep(0)
+        assert app.calls == 2, "both requests inside the app"
         refused = Server(request(b"{}"))
         third = asyncio.create_task(g(scope(), refused.receive, refused.send))
         for _ in range(10):  # a refusal needs no release; a request let in would wait here
