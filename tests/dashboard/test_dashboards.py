@@ -8,6 +8,7 @@ import asyncio
 import inspect
 import json
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
