@@ -15,6 +15,11 @@
 {{/* What metacontroller/kustomization.yaml puts on every object, plus Helm's own labels. */}}
 {{- define "metaray.labels" -}}
 app.kubernetes.io/name: metaray
+{{ include "metaray.partOfLabels" . }}
+{{- end -}}
+
+{{/* The labels of objects that are about Ray's pods rather than metaray's (the PodMonitor). */}}
+{{- define "metaray.partOfLabels" -}}
 app.kubernetes.io/part-of: metaray
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
