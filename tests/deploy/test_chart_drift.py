@@ -31,7 +31,10 @@ PENDING = {"raycronjob-compositecontroller.yaml", "rayservice-compositecontrolle
 #   exactly metaray's controllers, which the kustomize install leaves to Metacontroller's own
 #   wildcard ClusterRole.
 ONLY_IN_KUSTOMIZE = {("Namespace", "metaray")}
-ONLY_IN_HELM = {("ClusterRole", "metaray-metacontroller"), ("ClusterRoleBinding", "metaray-metacontroller")}
+ONLY_IN_HELM = {
+    ("ClusterRole", "metaray-metacontroller"),
+    ("ClusterRoleBinding", "metaray-metacontroller"),
+}
 
 
 def kustomize(directory: str) -> list[Obj]:
@@ -76,7 +79,9 @@ def test_the_chart_crds_are_the_generated_crds() -> None:
 
 
 def test_the_chart_registrations_are_the_kustomize_ones() -> None:
-    sources = {p.name: p.read_bytes() for p in (ROOT / "metacontroller").glob("*compositecontroller.yaml")}
+    sources = {
+        p.name: p.read_bytes() for p in (ROOT / "metacontroller").glob("*compositecontroller.yaml")
+    }
     copies = {p.name: p.read_bytes() for p in (CHART / "files" / "controllers").iterdir()}
     stale = [name for name in sources if copies.get(name) != sources[name]]
     assert not stale, f"{stale} differ from metacontroller/: run scripts/sync-chart"
@@ -124,8 +129,9 @@ def test_every_shared_object_is_identical(
     assert len(shared) >= 13
     differing = [key for key in shared if helm_objects[key] != kustomize_objects[key]]
     assert not differing, "\n".join(
-        f"{kind}/{name}:\n  helm:      {diff(helm_objects[(kind, name)], kustomize_objects[(kind, name)])}"
-        for kind, name in differing
+        f"{kind}/{name}:\n  helm:      {diff(helm_objects[key], kustomize_objects[key])}"
+        for key in differing
+        for kind, name in [key]
     )
 
 
@@ -187,11 +193,14 @@ def test_every_setting_of_the_app_is_a_chart_value_or_excluded_on_purpose() -> N
 def test_settings_reach_the_container_as_the_env_the_app_reads() -> None:
     from app.shell.settings import Settings
 
-    values = {"settings.maxInFlight": 16, "settings.computeTimeoutSeconds": 4.5, "logLevel": "debug"}
+    values = {
+        "settings.maxInFlight": 16,
+        "settings.computeTimeoutSeconds": 4.5,
+        "logLevel": "debug",
+    }
     deployment = only(render(values), "Deployment")
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
     settings = Settings.from_env(env)
     assert (settings.max_in_flight, settings.compute_timeout_seconds) == (16, 4.5)
     assert settings.log_level == "debug"
-
