@@ -206,7 +206,9 @@ def group_of(api_version: str) -> str:
 @pytest.mark.parametrize("values", TOGGLES.values(), ids=TOGGLES.keys())
 def test_metacontroller_may_manage_exactly_the_registered_types(values: dict[str, Any]) -> None:
     objects = render(values)
+    names = {obj["metadata"]["name"] for obj in objects}
     if values.get("metacontroller.rbac.create") is False:
+        assert "metaray-metacontroller" not in names
         return
     role = only(objects, "ClusterRole", "metaray-metacontroller")
     rules = role["rules"]
