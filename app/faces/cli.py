@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.core.time import parse_time
 from app.faces.render import RenderError, render, to_yaml
 from app.raycluster.auth import TOKEN_BYTES
 from app.shell.observability import logs
@@ -46,18 +47,30 @@ def _parser() -> argparse.ArgumentParser:
         "render", help="print the children and status metaray would answer for a manifest"
     )
     render_cmd.add_argument(
-        "manifest", type=Path, help="a RayCluster or RayJob manifest (YAML or JSON)"
+        "manifest", type=Path, help="a RayCluster, RayJob or RayCronJob manifest (YAML or JSON)"
     )
     render_cmd.add_argument(
         "--observed",
         type=Path,
         help="a YAML/JSON file of observed pods and services (a list, or a List object)",
     )
+    render_cmd.add_argument(
+        "--now",
+        type=_moment,
+        help="the time to render at, RFC 3339 (default: now); a RayCronJob shows the run due then",
+    )
     return parser
 
 
+def _moment(text: str) -> datetime:
+    moment = parse_time(text)
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}")
+    return moment
+
+
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from app.faces.serve import serve
 
     logs.configure(args.log_level)
     directory = Settings.from_env().metrics_dir
@@ -69,9 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
     if (args.tls_cert_file is None) != (args.tls_key_file is None):
         print("metaray serve: --tls-cert-file and --tls-key-file go together", file=sys.stderr)
         return 2
-    uvicorn.run(
-        "app.shell.http.app:create_app",
-        factory=True,
+    return serve(
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -79,7 +90,6 @@ def _serve(args: argparse.Namespace) -> int:
         ssl_certfile=args.tls_cert_file,
         ssl_keyfile=args.tls_key_file,
     )
-    return 0
 
 
 def _clear_metrics(directory: Path) -> None:
@@ -100,7 +110,7 @@ def _render(args: argparse.Namespace) -> int:
             args.observed,
             settings.options,
             settings.rayjob_options,
-            now=datetime.now(UTC),
+            now=args.now or datetime.now(UTC),
             entropy=entropy,
         )
     except RenderError as error:

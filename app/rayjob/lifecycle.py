@@ -71,6 +71,8 @@ _DEADLINE_FIELDS = {
 }
 # KubeRay's RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS default.
 STATUS_CHECK_TIMEOUT_SECONDS = 300
+# How soon a RayJob whose DeleteSelf is due is synced again, so that a failed DELETE is retried.
+DELETE_SELF_RETRY_SECONDS = 30
 # Reasons whose failure is final even with retries left (KubeRay's rule).
 NOT_RETRIED = ("DeadlineExceeded", "JobStatusCheckTimeoutExceeded")
 
@@ -255,6 +257,10 @@ def _terminal(job: RayJob, step: Step, world: World | None, now: datetime) -> No
         "DeleteWorkers": Plan.SUSPEND_WORKERS,
     }.get(plan.due, Plan.KEEP)
     step.delete_self = plan.due == "DeleteSelf"
+    if step.delete_self:
+        # The shell deletes the RayJob after the answer, best effort: look again soon in case
+        # that failed, rather than wait for Metacontroller's rare periodic resync.
+        step.deadlines.append(now + timedelta(seconds=DELETE_SELF_RETRY_SECONDS))
     step.service = job.selected_cluster is None and step.status.get("rayClusterName") is not None
     if plan.next_at is not None:
         step.deadlines.append(plan.next_at)

@@ -14,6 +14,7 @@ from typing import Any
 from app.core.desired import Desired
 from app.core.events import NORMAL, WARNING, Event
 from app.core.observed import Child, Observed, ObservedObject
+from app.core.status import previous_status
 from app.core.time import later, parse_time
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Options as ClusterOptions
@@ -82,7 +83,7 @@ def sync(
 ) -> Desired:
     """``dashboard`` is the shell's latest word from the dashboard named by ``watched``."""
     options = options or Options()
-    previous = _previous(parent)
+    previous = previous_status(parent)
     if managed_elsewhere(parent):
         return Desired(_echo(observed, _keys(observed)), dict(previous))
     try:
@@ -119,7 +120,7 @@ def watched(
     (or waits to be let go while its Ray job may still run), None otherwise. The dashboard is
     the one derived from owned and observed objects (``app.rayjob.address``), never
     ``status.dashboardURL``; None where none can be derived."""
-    status = _previous(parent)
+    status = previous_status(parent)
     job = status.get("jobId")
     if not (isinstance(job, str) and job):
         return None
@@ -162,7 +163,7 @@ def finalize(
     still running on a user's cluster is stopped first, for at most a minute: through its
     dashboard when metaray reads dashboards, else by a short Job."""
     options = options or Options()
-    previous = _previous(parent)
+    previous = previous_status(parent)
     everything = _echo(observed, _keys(observed))
     if managed_elsewhere(parent):  # its manager stops what it runs
         return Desired(everything, dict(previous), finalized=True)
@@ -300,25 +301,6 @@ def customize(parent: Mapping[str, Any]) -> JSONObject:
     if isinstance(namespace, str) and namespace:
         rules = [{**rule, "namespace": namespace} for rule in rules]
     return {"relatedResources": rules}
-
-
-def _previous(parent: Mapping[str, Any]) -> dict[str, Any]:
-    """The parent's status, without what no API server can store (integers beyond 64 bits,
-    a hand-edited status can hold them) and so what no answer could encode."""
-    status = parent.get("status")
-    return _storable(status) if isinstance(status, Mapping) else {}
-
-
-def _storable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _storable(v) for k, v in value.items() if _fits(v)}
-    if isinstance(value, list):
-        return [_storable(v) for v in value if _fits(v)]
-    return value
-
-
-def _fits(value: Any) -> bool:
-    return not isinstance(value, int) or -(2**63) <= value < 2**63
 
 
 def _world(

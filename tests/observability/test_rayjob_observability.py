@@ -299,7 +299,7 @@ def test_a_duration_is_set_on_the_move_only_not_on_every_resync() -> None:
 
 def test_job_gauges_go_when_finalize_releases_the_rayjob_and_expire_otherwise() -> None:
     clock = Clock()
-    app = app_with(Settings(resync_seconds=30), clock=clock)
+    app = app_with(Settings(gauge_horizon_seconds=3600), clock=clock)
     run_app(app, calls(COMPLETES))
     assert series(scrape(app), "kuberay_job_info") == [ID]
 
@@ -319,8 +319,8 @@ def test_job_gauges_go_when_finalize_releases_the_rayjob_and_expire_otherwise() 
 
     other = request(rayjob(uid="another-uid"))
     run_app(app, calls(other))
-    clock.advance(60)
-    assert series(scrape(app), "kuberay_job_info"), "still within 2 x 30 s"
+    clock.advance(3600)
+    assert series(scrape(app), "kuberay_job_info"), "still within the horizon"
     clock.advance(1)
     assert series(scrape(app), "kuberay_job_info") == []
 

@@ -246,6 +246,12 @@ def test_deletion_rules_suspend_workers_then_delete_cluster_then_ask_to_delete_t
     loop.now += timedelta(seconds=10)
     assert loop.step().deleted == [name]
     loop.now += timedelta(seconds=10)
+    step = loop.step()
+    assert step.desired.delete_parent is True
+    # The shell's DELETE may fail: the RayJob asks for its own next look, so the retry does not
+    # wait for Metacontroller's periodic resync (10 minutes).
+    assert step.answer["resyncAfterSeconds"] == 32
+    loop.now += timedelta(seconds=32)
     assert loop.step().desired.delete_parent is True
 
 

@@ -6,6 +6,7 @@ its ``created`` and ``deleted`` lists. Every line passes through the answer's ``
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import traceback
@@ -15,7 +16,15 @@ from typing import Any
 import orjson
 
 from app.shell.observability.redact import Redactor
-from app.shell.observability.summary import ERROR, RAYCLUSTER, RAYJOB, Answer, Identity, kind_of
+from app.shell.observability.summary import (
+    ERROR,
+    RAYCLUSTER,
+    RAYCRONJOB,
+    RAYJOB,
+    Answer,
+    Identity,
+    kind_of,
+)
 
 ROOT = "metaray"
 SYNC = "metaray.sync"
@@ -24,7 +33,7 @@ _LEVELS = {"trace": logging.DEBUG}
 # Libraries that log every request at INFO: one line per posted Event would be per pod.
 _CHATTY = ("httpx", "httpcore")
 
-_NAME_FIELD = {RAYCLUSTER: "cluster", RAYJOB: "rayjob"}
+_NAME_FIELD = {RAYCLUSTER: "cluster", RAYJOB: "rayjob", RAYCRONJOB: "raycronjob"}
 
 log = logging.getLogger(SYNC)
 _BEARER_ONLY = Redactor()
@@ -46,7 +55,13 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         # Records of answers are scrubbed when made; this catches a bearer token anywhere else.
-        return orjson.dumps(_BEARER_ONLY.value(payload), default=str).decode()
+        scrubbed = _BEARER_ONLY.value(payload)
+        try:
+            return orjson.dumps(scrubbed, default=str).decode()
+        except TypeError:
+            # An integer beyond 64 bits (a request made up by hand can hold one in the fields a
+            # line reports): the standard encoder writes it, so the line is not lost.
+            return json.dumps(scrubbed, default=str, separators=(",", ":"))
 
 
 class _Stderr(logging.Handler):
@@ -83,7 +98,7 @@ def log_answer(answer: Answer, duration_ms: float, redactor: Redactor) -> None:
     as ``state`` and ``delete_self`` when the RayJob itself is due for deletion."""
     cluster = answer.cluster
     fields: dict[str, Any] = _identity(answer.hook, cluster)
-    if answer.kind == RAYJOB:
+    if answer.kind != RAYCLUSTER:
         fields |= {
             "observed_children": answer.observed_children,
             "desired_children": answer.desired_children,

@@ -31,7 +31,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from app.shell.observability import job_gauges
 from app.shell.observability.cluster_gauges import ClusterGauges, series_of
 from app.shell.observability.job_gauges import JobGauges
-from app.shell.observability.summary import RAYJOB, Answer
+from app.shell.observability.summary import RAYCLUSTER, RAYCRONJOB, RAYJOB, Answer
 
 CLUSTER_HOOKS = ("sync", "finalize")
 RAYJOB_HOOKS = ("rayjob_sync", "rayjob_finalize")
@@ -81,7 +81,7 @@ class Metrics:
     def __init__(
         self,
         *,
-        resync_seconds: float = 60.0,
+        horizon_seconds: float = 3600.0,
         directory: str | None = None,
         clock: Callable[[], float] = time.time,
         process_id: Callable[[], int] = os.getpid,
@@ -151,14 +151,16 @@ class Metrics:
         self.events_dropped = Counter(
             "metaray_events_dropped", "Events not sent: the queue was full", registry=registry
         )
-        self.clusters = ClusterGauges(2 * resync_seconds, clock, directory, process_id)
+        # A parent's series go when a finalize releases it, or ``horizon_seconds`` after the
+        # last answer about it (settings.py says why that long).
+        self.clusters = ClusterGauges(horizon_seconds, clock, directory, process_id)
         registry.register(self.clusters)
-        self.jobs = JobGauges(2 * resync_seconds, clock, directory, process_id)
+        self.jobs = JobGauges(horizon_seconds, clock, directory, process_id)
         registry.register(self.jobs)
 
     def record(self, answer: Answer, timings: Timings | None) -> None:
         """What an answer did; ``timings`` is None when it came from the answer cache."""
-        if answer.kind != RAYJOB:  # a RayJob's children are no pods
+        if answer.kind == RAYCLUSTER:  # a RayJob's or RayCronJob's children are no pods
             self.pods.labels(answer.hook).observe(answer.observed_pods)
         if timings is None:
             self.cache_hits.labels(answer.hook).inc()
@@ -166,6 +168,8 @@ class Metrics:
             self.decode.labels(answer.hook).observe(timings.decode)
             self.compute.labels(answer.hook).observe(timings.compute)
             self.encode.labels(answer.hook).observe(timings.encode)
+        if not (answer.created or answer.deleted or answer.deleted_children):
+            return  # a steady resync (most answers): nothing to count
         for kind, count in Tally(kind for kind, _ in answer.created).items():
             self.created.labels(kind).inc(count)
         for reason, count in Tally(reason for _, reason in answer.deleted).items():
@@ -174,7 +178,10 @@ class Metrics:
             self.children_deleted.labels(kind).inc(count)
 
     def gauges(self, answer: Answer, parent: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        """The per-parent gauges of the answer's kind: RayCluster's or RayJob's."""
+        """The per-parent gauges of the answer's kind: RayCluster's or RayJob's (a RayCronJob
+        has none: its runs are RayJobs, with their own)."""
+        if answer.kind == RAYCRONJOB:
+            return
         if answer.kind == RAYJOB:
             self.job(answer, parent, status)
         else:

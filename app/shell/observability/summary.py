@@ -32,14 +32,20 @@ CLUSTER_DELETED = "cluster_deleted"
 RAYCLUSTER = "RayCluster"
 RAYJOB = "RayJob"
 RAYJOB_HOOK_PREFIX = "rayjob_"
+# A RayCronJob answer (the ``raycronjob_*`` hooks) is told like a RayJob's: in children.
+RAYCRONJOB = "RayCronJob"
+RAYCRONJOB_HOOK_PREFIX = "raycronjob_"
 # The RayJob core's Warning reasons for a spec it cannot act on (answered unchanged).
 _INVALID_REASONS = frozenset(
-    {"InvalidRayClusterSpec", "InvalidRayJobSpec", "InvalidRayJobMetadata"}
+    {"InvalidRayClusterSpec", "InvalidRayJobSpec", "InvalidRayJobMetadata", "InvalidRayCronJobSpec"}
 )
 
 
 def kind_of(hook: str) -> str:
-    """The parent kind a hook answers for: ``rayjob_*`` a RayJob, any other a RayCluster."""
+    """The parent kind a hook answers for: ``rayjob_*`` a RayJob, ``raycronjob_*`` a
+    RayCronJob, any other a RayCluster."""
+    if hook.startswith(RAYCRONJOB_HOOK_PREFIX):
+        return RAYCRONJOB
     return RAYJOB if hook.startswith(RAYJOB_HOOK_PREFIX) else RAYCLUSTER
 
 
@@ -83,7 +89,7 @@ class Answer:
 def summarize(hook: str, request: SyncRequest, desired: Desired) -> Answer:
     created = _created(request.observed, desired)
     invalid = any(event.reason in _INVALID_REASONS for event in desired.events)
-    if kind_of(hook) == RAYJOB:
+    if kind_of(hook) != RAYCLUSTER:
         return _rayjob(hook, request, desired, created, invalid)
     state = desired.status.get("state")
     return Answer(
@@ -119,7 +125,7 @@ def _rayjob(
         state=state if isinstance(state, str) else "",
         outcome=INVALID_SPEC if invalid else OK,
         finalized=desired.finalized,
-        kind=RAYJOB,
+        kind=kind_of(hook),
         deleted_children=_deleted_children(observed, desired),
         observed_children=_count(observed),
         desired_children=len(desired.children),

@@ -274,7 +274,7 @@ class Dashboards:
         while True:
             try:
                 await self._launch_due()
-                delay = self._next_delay()
+                delay: float | None = self._next_delay()
             except Exception:  # a bug: never end the loop
                 log.exception("the dashboard poll loop failed; carrying on")
                 delay = self.interval
@@ -304,10 +304,11 @@ class Dashboards:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(wake.set)
 
-    def _next_delay(self) -> float:
+    def _next_delay(self) -> float | None:
+        """None (sleep until ``watch`` pokes) when nothing is watched: no timer at rest."""
         with self._lock:
             if not self._heap:
-                return self.interval
+                return None
             return min(self.interval, max(0.0, self._heap[0][0] - self.timer()))
 
     def _pop_due(self) -> _Watch | None:
