@@ -46,7 +46,7 @@ from app.rayjob.spec import (
 )
 from app.rayjob.submitter import head_image, sidecar, stop_job, submitter_job, template_image
 from app.rayjob.validation import invalid_status, refused_edit
-from app.rayjob.world import Plan, Step, World
+from app.rayjob.world import Action, Step, World
 
 # How long a deleted RayJob waits for its stop Job before letting go anyway.
 STOP_TIMEOUT_SECONDS = 60
@@ -336,24 +336,24 @@ def _children(
     name = status.get("rayClusterName")
     built: dict[tuple[str, str], Child] = {}
     dropped: set[tuple[str, str]] = set()
-    if step.cluster is Plan.DELETE:
+    if step.cluster == Action.DELETE:
         dropped |= {(RAYCLUSTER, c) for c in world.clusters}
     elif isinstance(name, str) and job.selected_cluster is None:
         key = (RAYCLUSTER, name)
         # Never two live clusters: another one still up means this status is stale (a replayed
         # request) or the last attempt's cluster has not gone yet; either way, wait.
         alone = all(other == name for other in world.live_clusters())
-        if step.cluster is Plan.BUILD and key not in observed.applied and alone:
+        if step.cluster == Action.BUILD and key not in observed.applied and alone:
             cluster = ray_cluster(job, name, _sidecar(job, status, options))
             built[key] = _attempt_of(job, cluster, status)
-        elif step.cluster is Plan.SUSPEND_WORKERS and key in observed.applied:
+        elif step.cluster == Action.SUSPEND_WORKERS and key in observed.applied:
             suspended = with_workers_suspended(observed.applied[key])
             if suspended != dict(observed.applied[key]):  # else kept as recorded, byte for byte
                 built[key] = suspended
     submitter_key = (JOB, submitter_job_name(job.name))
-    if step.submitter is Plan.DELETE:
+    if step.submitter == Action.DELETE:
         dropped |= {(JOB, j) for j in world.jobs}
-    elif step.submitter is Plan.BUILD and submitter_key not in observed.applied:
+    elif step.submitter == Action.BUILD and submitter_key not in observed.applied:
         submitter = _submitter(job, step, world, options, previous)
         if submitter is not None:
             built[submitter_key] = _attempt_of(job, submitter, status)

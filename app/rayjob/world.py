@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from app.core.events import Event
@@ -43,13 +43,13 @@ class World:
         return sorted(n for n, c in self.clusters.items() if c.metadata.deletionTimestamp is None)
 
 
-class Plan(Enum):
-    """What one step does to a child."""
+class Action(StrEnum):
+    """What a step does with a child: the children follow from it in ``app.rayjob.sync``."""
 
-    KEEP = "keep"  # as observed (nothing if it is not)
-    BUILD = "build"  # create it if it is missing, else keep it
+    BUILD = "build"  # create it if it is missing
+    KEEP = "keep"  # as observed
     DELETE = "delete"
-    SUSPEND_WORKERS = "suspend-workers"  # the cluster, with every worker group suspended
+    SUSPEND_WORKERS = "suspend-workers"  # the cluster only: its worker groups suspended
 
 
 @dataclass(slots=True)
@@ -57,8 +57,8 @@ class Step:
     """One step's decisions; the children follow from them in ``app.rayjob.sync``."""
 
     status: dict[str, Any]
-    cluster: Plan = Plan.KEEP
-    submitter: Plan = Plan.KEEP
+    cluster: Action = Action.KEEP
+    submitter: Action = Action.KEEP  # never SUSPEND_WORKERS
     service: bool = False  # the RayJob's head Service for the current cluster
     events: list[Event] = field(default_factory=list)
     deadlines: list[datetime] = field(default_factory=list)
@@ -67,15 +67,15 @@ class Step:
 
     def hold(self) -> None:
         """Carry out no deletion: the decision behind it is not yet in the observed status."""
-        if self.cluster in (Plan.DELETE, Plan.SUSPEND_WORKERS):
-            self.cluster = Plan.KEEP
-        if self.submitter is Plan.DELETE:
-            self.submitter = Plan.KEEP
+        if self.cluster in (Action.DELETE, Action.SUSPEND_WORKERS):
+            self.cluster = Action.KEEP
+        if self.submitter == Action.DELETE:
+            self.submitter = Action.KEEP
         self.delete_self = False
 
     def freeze(self) -> None:
         """Change no child at all (the observed children are newer than the parent)."""
         self.hold()
-        self.cluster = self.submitter = Plan.KEEP
+        self.cluster = self.submitter = Action.KEEP
         self.service = False
         self.intents.clear()

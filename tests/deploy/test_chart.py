@@ -24,7 +24,7 @@ from tests.deploy.chart import (
 from tests.deploy.test_manifests import KUBERNETES_VERSION
 
 # Parents whose CRD and routes land on other branches (their toggles are off by default).
-PENDING_PARENTS = {"raycronjobs", "rayservices"}
+PENDING_PARENTS = {"rayservices"}
 NOT_BUILTIN = {"CompositeController", "ServiceMonitor", "PodMonitor"}
 
 TOGGLES: dict[str, dict[str, Any]] = {
@@ -149,7 +149,7 @@ def test_the_toggles_do_what_they_say() -> None:
         return {o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRole"}
 
     default = render()
-    assert set(controllers(default)) == {"rayclusters", "rayjobs"}
+    assert set(controllers(default)) == {"rayclusters", "rayjobs", "raycronjobs"}
     assert {"metaray-events", "metaray-rayjob-deleter"} <= role_names(default)
     assert (env(default)["METARAY_EVENTS"], env(default)["METARAY_DASHBOARD"]) == ("auto", "on")
 
@@ -230,6 +230,7 @@ def test_metacontroller_may_manage_exactly_the_registered_types(values: dict[str
             expected.add(key)
     related = {
         ("", "pods"),
+        ("", "pods/resize"),  # held so that the autoscaler Role it creates may grant it
         ("ray.io", "rayclusters"),
         ("", "services"),
         ("discovery.k8s.io", "endpointslices"),

@@ -37,7 +37,8 @@ app.kubernetes.io/component: sync-hook
 {{/* The toggle of a CompositeController, by its parent resource. A registration without a
      toggle fails the render, so that a new controller gets one. */}}
 {{- define "metaray.controllerEnabled" -}}
-{{- $toggles := dict "rayclusters" true "rayjobs" .Values.rayjob.enabled "raycronjobs" .Values.raycronjob.enabled "rayservices" .Values.rayservice.enabled -}}
+{{- /* A RayCronJob only creates RayJobs: without the RayJob controller nothing would run them. */ -}}
+{{- $toggles := dict "rayclusters" true "rayjobs" .Values.rayjob.enabled "raycronjobs" (and .Values.rayjob.enabled .Values.raycronjob.enabled) "rayservices" .Values.rayservice.enabled -}}
 {{- if not (hasKey $toggles .resource) -}}
 {{- fail (printf "files/controllers registers %s, which has no toggle in values.yaml" .resource) -}}
 {{- end -}}
