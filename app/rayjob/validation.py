@@ -42,8 +42,6 @@ def invalid_status(previous: Mapping[str, Any], problem: str, now: datetime) -> 
         "reason": reason if failure and state != COMPLETE else VALIDATION_FAILED,
         "message": PREFIX + problem,
     }
-    if state not in (*TERMINAL, VALIDATION_FAILED):
-        status.pop("endTime", None)  # (hand-made) it would make the fix resume a finished state
     if state in TERMINAL:  # what marks it finished must survive (a hand-edited status may lack it)
         if parse_time(previous.get("endTime")) is None:
             status["endTime"] = stamp(now)
