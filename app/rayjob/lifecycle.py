@@ -112,6 +112,8 @@ def _new(job: RayJob, step: Step, world: World, now: datetime) -> None:
         _finish_teardown(step, world, SUSPENDED)
         return
     name = job.selected_cluster or cluster_name(job.name, job.uid, job.generation, failed)
+    for key in (*ATTEMPT_FIELDS, "endTime"):  # a fresh attempt keeps nothing of the last one
+        status.pop(key, None)
     status.update(
         jobDeploymentStatus=INITIALIZING,
         rayClusterName=name,
@@ -119,8 +121,6 @@ def _new(job: RayJob, step: Step, world: World, now: datetime) -> None:
         jobStatus="",
         startTime=stamp(now),
     )
-    for key in ("endTime", "reason", "message", "dashboardURL", "rayJobInfo"):
-        status.pop(key, None)
     if job.mode == INTERACTIVE_MODE:
         status.pop("jobId")  # the user submits the job, then names it in spec.jobId
     # Two-phase, as KubeRay: the cluster is created only once the status holding its name has

@@ -73,6 +73,8 @@ def test_a_complete_rayjob_stays_complete_through_an_invalid_edit_and_its_fix(
     assert (status["jobDeploymentStatus"], status["jobStatus"]) == ("Complete", "SUCCEEDED")
     assert (status["succeeded"], status["failed"]) == (1, 0)
     assert loop.clusters() == clusters_before
+    assert "reason" not in status  # the validation failure's word is gone with it
+    assert "Invalid" not in status.get("message", "")
 
 
 def test_a_failed_rayjob_stays_failed_with_its_reason_through_an_invalid_edit(
