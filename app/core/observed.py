@@ -43,6 +43,26 @@ class ObjectMeta(_Slim, frozen=True):
     deletionTimestamp: str | None = None
 
 
+class OwnerReference(_Slim, frozen=True):
+    kind: str = ""
+    name: str = ""
+    uid: str = ""
+    controller: bool = False
+
+
+class OwnedMeta(ObjectMeta, frozen=True):
+    """Metadata with the object's uid and owners: an address metaray calls is derived only from
+    an object it owns (pods do not need them, and do not pay to decode them)."""
+
+    uid: str = ""
+    ownerReferences: list[OwnerReference] = []
+
+    def controlled_by(self, kind: str, uid: str) -> bool:
+        return bool(uid) and any(
+            o.controller and o.kind == kind and o.uid == uid for o in self.ownerReferences
+        )
+
+
 class Reason(_Slim, frozen=True):
     reason: str | None = None
 
@@ -172,7 +192,7 @@ class ServiceSpec(_Slim, frozen=True):
 
 
 class ObservedService(_Slim, frozen=True):
-    metadata: ObjectMeta
+    metadata: OwnedMeta
     kind: str = ""
     apiVersion: str = ""
     spec: ServiceSpec = msgspec.field(default_factory=ServiceSpec)
@@ -185,11 +205,13 @@ class ObservedService(_Slim, frozen=True):
 class ObservedObject(_Slim, frozen=True):
     """A child other than a pod or Service: its name, spec and status (Jobs, RayClusters)."""
 
-    metadata: ObjectMeta
+    metadata: OwnedMeta
     kind: str = ""
     apiVersion: str = ""
     spec: dict[str, Any] = {}
     status: dict[str, Any] = {}
+    # An EndpointSlice keeps its endpoints beside its metadata (a RayService counts them).
+    endpoints: list[dict[str, Any]] = []
 
     @property
     def name(self) -> str:
