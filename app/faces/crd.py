@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from app.faces import crd_rayservice
 from app.raycluster.names import MAX_CLUSTER_NAME, MAX_LABEL, POD_NAME_SEGMENT_PATTERN
 from app.raycluster.spec import INT32_MAX, SERVICE_TYPES, RayClusterSpec
 from app.rayjob.spec import MANAGERS, MAX_RAYJOB_NAME, SUBMISSION_MODES, RayJobSpec
@@ -957,7 +958,7 @@ RAYJOB = Resource(
     root_rules=RAYJOB_ROOT_RULES,
     printer_columns=RAYJOB_PRINTER_COLUMNS,
 )
-RESOURCES = (RAYCLUSTER, RAYJOB)
+RESOURCES = (RAYCLUSTER, RAYJOB, crd_rayservice.resource())
 
 
 def open_api_schema(types: KubernetesTypes, resource: Resource = RAYCLUSTER) -> JSONSchema:

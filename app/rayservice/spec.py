@@ -68,8 +68,6 @@ class RayServiceSpec(SpecModel):
     # Deprecated and unused since KubeRay v1.1: accepted so old manifests apply, then ignored.
     serviceUnhealthySecondThreshold: Int32 | None = None
     deploymentUnhealthySecondThreshold: Int32 | None = None
-    # KubeRay v0.6's single-application config (ray.io/v1alpha1): refused with a pointer.
-    serveConfig: JSONObject | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +109,15 @@ def parse_rayservice(parent: Mapping[str, Any]) -> RayService:
     raw = parent.get("spec")
     if not isinstance(raw, Mapping):
         raise InvalidSpec([*problems, Problem("spec", "must be an object")])
+    if "serveConfig" in raw:  # KubeRay v0.6's single-application config (ray.io/v1alpha1)
+        problems.append(
+            Problem(
+                "spec.serveConfig",
+                "the single-application serveConfig of KubeRay v0.6 is not supported: write "
+                "the applications as serveConfigV2 (Ray Serve's multi-application config)",
+            )
+        )
+        raw = {k: v for k, v in raw.items() if k != "serveConfig"}
     try:
         spec = RayServiceSpec.model_validate(raw)
     except ValidationError as error:
@@ -199,12 +206,6 @@ def timeout_problem(value: str) -> str | None:
 
 
 def _check_spec(spec: RayServiceSpec) -> Iterator[Problem]:
-    if spec.serveConfig is not None:
-        yield Problem(
-            "spec.serveConfig",
-            "the single-application serveConfig of KubeRay v0.6 is not supported: write the "
-            "applications as serveConfigV2 (Ray Serve's multi-application config)",
-        )
     strategy = spec.upgradeStrategy.type if spec.upgradeStrategy else None
     if strategy is not None and strategy not in list(Strategy):
         yield Problem(

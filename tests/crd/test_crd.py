@@ -80,7 +80,11 @@ def test_committed_crd_is_fresh() -> None:
 
 def test_generate_writes_both_crds_and_the_committed_ones_are_fresh() -> None:
     texts = app.faces.crd.generate()
-    assert set(texts) == {"ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml"}
+    assert set(texts) == {
+        "ray.io_rayclusters.yaml",
+        "ray.io_rayjobs.yaml",
+        "ray.io_rayservices.yaml",
+    }
     for name, text in texts.items():
         assert (OUTPUT.parent / name).read_text() == text, (
             f"{name} is stale: python -m app.faces.crd"
@@ -113,7 +117,11 @@ def test_header_says_generated() -> None:
 
 def test_kustomization_lists_the_crds() -> None:
     kustomization = yaml.safe_load((OUTPUT.parent / "kustomization.yaml").read_text())
-    assert kustomization["resources"] == [OUTPUT.name, "ray.io_rayjobs.yaml"]
+    assert kustomization["resources"] == [
+        OUTPUT.name,
+        "ray.io_rayjobs.yaml",
+        "ray.io_rayservices.yaml",
+    ]
 
 
 # -- identity, versions, printer columns -------------------------------------------------------

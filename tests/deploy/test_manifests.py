@@ -158,7 +158,7 @@ def test_kustomize_builds_the_expected_objects(built: list[Obj]) -> None:
     names = [(obj["kind"], obj["metadata"]["name"]) for obj in built]
     assert len(names) == len(set(names)), "an object appears twice"
     crds = {name for kind, name in names if kind == "CustomResourceDefinition"}
-    assert crds == {"rayclusters.ray.io", "rayjobs.ray.io"}
+    assert crds == {"rayclusters.ray.io", "rayjobs.ray.io", "rayservices.ray.io"}
     assert {(kind, name) for kind, name in names if kind != "CustomResourceDefinition"} == {
         ("Namespace", NAMESPACE),
         ("ServiceAccount", "metaray"),
@@ -172,6 +172,7 @@ def test_kustomize_builds_the_expected_objects(built: list[Obj]) -> None:
         ("ClusterRoleBinding", "metaray-rayjob-deleter"),
         ("CompositeController", RAYCLUSTER_CONTROLLER),
         ("CompositeController", RAYJOB_CONTROLLER),
+        ("CompositeController", "metaray-rayservice"),
     }
 
 
@@ -427,6 +428,7 @@ def test_both_compositecontrollers_are_cluster_scoped(built: list[Obj]) -> None:
     assert sorted(obj["metadata"]["name"] for obj in found) == [
         RAYCLUSTER_CONTROLLER,
         RAYJOB_CONTROLLER,
+        "metaray-rayservice",
     ]
     assert all("namespace" not in obj["metadata"] for obj in found)
 
