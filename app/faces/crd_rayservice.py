@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.rayservice.spec import MANAGERS, MAX_RAYSERVICE_NAME, RayServiceSpec, Strategy
+from app.rayjob.spec import MANAGERS
+from app.rayservice.spec import MAX_RAYSERVICE_NAME, RayServiceSpec, Strategy
 
 if TYPE_CHECKING:
     from app.faces.crd import JSONSchema, KubernetesTypes, Resource
