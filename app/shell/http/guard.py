@@ -19,7 +19,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-HOOK_PATHS = ("/sync", "/finalize")
+HOOK_PATHS = ("/sync", "/finalize", "/rayservice/sync", "/rayservice/customize")
 
 
 class Guard:

@@ -15,7 +15,15 @@ from typing import Any
 import orjson
 
 from app.shell.observability.redact import Redactor
-from app.shell.observability.summary import ERROR, RAYCLUSTER, RAYJOB, Answer, Identity, kind_of
+from app.shell.observability.summary import (
+    ERROR,
+    RAYCLUSTER,
+    RAYJOB,
+    RAYSERVICE,
+    Answer,
+    Identity,
+    kind_of,
+)
 
 ROOT = "metaray"
 SYNC = "metaray.sync"
@@ -24,7 +32,7 @@ _LEVELS = {"trace": logging.DEBUG}
 # Libraries that log every request at INFO: one line per posted Event would be per pod.
 _CHATTY = ("httpx", "httpcore")
 
-_NAME_FIELD = {RAYCLUSTER: "cluster", RAYJOB: "rayjob"}
+_NAME_FIELD = {RAYCLUSTER: "cluster", RAYJOB: "rayjob", RAYSERVICE: "rayservice"}
 
 log = logging.getLogger(SYNC)
 _BEARER_ONLY = Redactor()

@@ -31,7 +31,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from app.shell.observability import job_gauges
 from app.shell.observability.cluster_gauges import ClusterGauges, series_of
 from app.shell.observability.job_gauges import JobGauges
-from app.shell.observability.summary import RAYJOB, Answer
+from app.shell.observability.summary import RAYJOB, RAYSERVICE, Answer
 
 CLUSTER_HOOKS = ("sync", "finalize")
 RAYJOB_HOOKS = ("rayjob_sync", "rayjob_finalize")
@@ -158,7 +158,7 @@ class Metrics:
 
     def record(self, answer: Answer, timings: Timings | None) -> None:
         """What an answer did; ``timings`` is None when it came from the answer cache."""
-        if answer.kind != RAYJOB:  # a RayJob's children are no pods
+        if answer.kind not in (RAYJOB, RAYSERVICE):  # their children are no pods
             self.pods.labels(answer.hook).observe(answer.observed_pods)
         if timings is None:
             self.cache_hits.labels(answer.hook).inc()
@@ -177,6 +177,8 @@ class Metrics:
         """The per-parent gauges of the answer's kind: RayCluster's or RayJob's."""
         if answer.kind == RAYJOB:
             self.job(answer, parent, status)
+        elif answer.kind == RAYSERVICE:
+            return  # kuberay_service_* gauges: not yet
         else:
             self.cluster(answer, parent, status)
 

@@ -32,14 +32,25 @@ CLUSTER_DELETED = "cluster_deleted"
 RAYCLUSTER = "RayCluster"
 RAYJOB = "RayJob"
 RAYJOB_HOOK_PREFIX = "rayjob_"
+RAYSERVICE = "RayService"
+RAYSERVICE_HOOK_PREFIX = "rayservice_"
 # The RayJob core's Warning reasons for a spec it cannot act on (answered unchanged).
 _INVALID_REASONS = frozenset(
-    {"InvalidRayClusterSpec", "InvalidRayJobSpec", "InvalidRayJobMetadata"}
+    {
+        "InvalidRayClusterSpec",
+        "InvalidRayJobSpec",
+        "InvalidRayJobMetadata",
+        "InvalidRayServiceSpec",
+        "InvalidRayServiceMetadata",
+    }
 )
 
 
 def kind_of(hook: str) -> str:
-    """The parent kind a hook answers for: ``rayjob_*`` a RayJob, any other a RayCluster."""
+    """The parent kind a hook answers for: ``rayjob_*`` a RayJob, ``rayservice_*`` a
+    RayService, any other a RayCluster."""
+    if hook.startswith(RAYSERVICE_HOOK_PREFIX):
+        return RAYSERVICE
     return RAYJOB if hook.startswith(RAYJOB_HOOK_PREFIX) else RAYCLUSTER
 
 
@@ -83,7 +94,7 @@ class Answer:
 def summarize(hook: str, request: SyncRequest, desired: Desired) -> Answer:
     created = _created(request.observed, desired)
     invalid = any(event.reason in _INVALID_REASONS for event in desired.events)
-    if kind_of(hook) == RAYJOB:
+    if kind_of(hook) in (RAYJOB, RAYSERVICE):
         return _rayjob(hook, request, desired, created, invalid)
     state = desired.status.get("state")
     return Answer(
@@ -106,9 +117,11 @@ def _rayjob(
     created: tuple[tuple[str, str], ...],
     invalid: bool,
 ) -> Answer:
-    """A RayJob answer: children rather than pods, and jobDeploymentStatus as its state."""
+    """A RayJob (or RayService) answer: children rather than pods, and jobDeploymentStatus
+    (serviceStatus) as its state."""
     observed = request.observed
-    state = desired.status.get("jobDeploymentStatus")
+    kind = kind_of(hook)
+    state = desired.status.get("jobDeploymentStatus" if kind == RAYJOB else "serviceStatus")
     return Answer(
         hook=hook,
         cluster=Identity.of(request.parent),
@@ -119,7 +132,7 @@ def _rayjob(
         state=state if isinstance(state, str) else "",
         outcome=INVALID_SPEC if invalid else OK,
         finalized=desired.finalized,
-        kind=RAYJOB,
+        kind=kind,
         deleted_children=_deleted_children(observed, desired),
         observed_children=_count(observed),
         desired_children=len(desired.children),
