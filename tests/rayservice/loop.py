@@ -95,6 +95,7 @@ class ServeWorld:
     failing: set[str] = field(default_factory=set)  # dashboards that time out
     never_ready: set[str] = field(default_factory=set)  # clusters whose apps never run
     liars: set[str] = field(default_factory=set)  # say RUNNING for a config they do not run
+    sick: set[str] = field(default_factory=set)  # applications UNHEALTHY
     puts: list[tuple[str, str]] = field(default_factory=list)
 
     def view(self, cluster: str, url: str, now: datetime) -> ServeView:
@@ -111,7 +112,7 @@ class ServeWorld:
             (
                 str(app.get("name") or "default"),
                 Application(
-                    serve.status,
+                    "UNHEALTHY" if cluster in self.sick else serve.status,
                     deployments=(("Ingress", Deployment("HEALTHY")),),
                     deployed={**app, "runtime_env": {}},  # Ray adds defaults to what it says
                 ),
@@ -144,6 +145,7 @@ class ServeWorld:
             and serve.deployed is not None
             and serve.status == "RUNNING"
             and cluster not in self.failing
+            and cluster not in self.sick
         )
 
 

@@ -271,3 +271,16 @@ def test_serve_ports_come_from_the_head_container() -> None:
     assert loop.children[(SERVICE, "svc-serve-svc")]["spec"]["ports"] == [
         {"name": "serve", "port": 9000}
     ]
+
+
+def test_a_stale_parent_after_the_cut_over_never_sends_traffic_back_to_a_sick_old_cluster() -> None:
+    loop = deployed()
+    old = loop.active
+    before = copy.deepcopy(loop.parent)  # old cluster active, no upgrade yet
+    new_image(loop)
+    loop.until(lambda s: s.active not in (None, old))
+    new = loop.active
+    loop.world.sick.add(old or "")
+    step = loop.step(parent=before)
+    assert loop.selector() == new and loop.selector("svc-head-svc") == new
+    assert step.deleted == []
