@@ -17,12 +17,8 @@ from app.core.events import WARNING, Event
 from app.core.observed import Child, Observed
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
-from app.raycluster.spec import (
-    GCS_STORAGE_PATH,
-    GCS_STORAGE_VOLUME,
-    GcsStorage,
-    JSONObject,
-)
+from app.raycluster.feature_checks import GCS_STORAGE_PATH, GCS_STORAGE_VOLUME
+from app.raycluster.spec import GcsStorage, JSONObject
 
 DEFAULT_SIZE = "1Gi"
 DEFAULT_ACCESS_MODES = ("ReadWriteOnce",)

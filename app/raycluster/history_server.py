@@ -11,7 +11,8 @@ import copy
 
 from app.raycluster.autoscaler import LOGS_PATH, logs_volume
 from app.raycluster.cluster import Cluster
-from app.raycluster.spec import HISTORY_COLLECTOR, JSONObject
+from app.raycluster.feature_checks import HISTORY_COLLECTOR
+from app.raycluster.spec import JSONObject
 
 EVENTS_PORT = "8084"
 

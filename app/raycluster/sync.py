@@ -23,9 +23,10 @@ from app.raycluster.ingress import head_ingress
 from app.raycluster.network_policy import events as network_policy_events
 from app.raycluster.network_policy import network_policies
 from app.raycluster.pods import head_pod_template, named, worker_pod_template
+from app.raycluster.problems import InvalidSpec, Problem
 from app.raycluster.scaling import Plan, plan_pods
 from app.raycluster.service import head_service
-from app.raycluster.spec import InvalidSpec, JSONObject, Problem, parse_spec
+from app.raycluster.spec import JSONObject, parse_spec
 from app.raycluster.status import FAILED, compute_status, observed_fields, stamp
 
 

@@ -28,8 +28,8 @@ from app.core.observed import Child, Observed
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
 from app.raycluster.env import merge_env
-from app.raycluster.spec import TLS_MOUNT_PATH as MOUNT_PATH
-from app.raycluster.spec import TLS_VOLUME as VOLUME
+from app.raycluster.feature_checks import TLS_MOUNT_PATH as MOUNT_PATH
+from app.raycluster.feature_checks import TLS_VOLUME as VOLUME
 from app.raycluster.spec import JSONObject
 
 WAIT_CONTAINER = "wait-for-tls-ip-san"

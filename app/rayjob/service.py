@@ -9,7 +9,8 @@ from typing import Any
 from app.raycluster import labels as lbl
 from app.raycluster import service
 from app.raycluster.cluster import Cluster, Options
-from app.raycluster.spec import InvalidSpec, JSONObject, RayClusterSpec, parse_spec
+from app.raycluster.problems import InvalidSpec
+from app.raycluster.spec import JSONObject, RayClusterSpec, parse_spec
 from app.rayjob import labels as jl
 from app.rayjob.cluster import RAYCLUSTER_API
 from app.rayjob.names import head_service_name

@@ -16,19 +16,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError
 
+from app.raycluster.problems import InvalidSpec, Problem
 from app.raycluster.spec import (
     INT32_MAX,
     Int32,
-    InvalidSpec,
     JSONObject,
-    Problem,
     RayClusterSpec,
     SpecModel,
     check_identity,
-    check_template,
     parse_spec,
     pydantic_problems,
 )
+from app.raycluster.template_checks import check_template
 
 MAX_RAYJOB_NAME = 47  # the cluster's name adds "-" and 5 characters and must stay within 53
 K8S_JOB_MODE = "K8sJobMode"

@@ -16,7 +16,8 @@ from app.core.events import NORMAL, WARNING, Event
 from app.core.observed import Child, Observed, ObservedObject
 from app.core.time import later, parse_time
 from app.raycluster.cluster import Options as ClusterOptions
-from app.raycluster.spec import InvalidSpec, JSONObject
+from app.raycluster.problems import InvalidSpec
+from app.raycluster.spec import JSONObject
 from app.rayjob import labels as jl
 from app.rayjob.cluster import (
     RAYCLUSTER_API,

@@ -11,7 +11,8 @@ from app.core import labels as lbl
 from app.core.observed import Child
 from app.raycluster import service as cluster_service
 from app.raycluster.cluster import Cluster, Options
-from app.raycluster.spec import InvalidSpec, JSONObject, RayClusterSpec, parse_spec
+from app.raycluster.problems import InvalidSpec
+from app.raycluster.spec import JSONObject, RayClusterSpec, parse_spec
 from app.rayservice import names
 
 RAYCLUSTER_API = "ray.io/v1"

@@ -18,11 +18,10 @@ import yaml
 from pydantic import ValidationError
 
 from app.raycluster.names import is_dns1035_label
+from app.raycluster.problems import InvalidSpec, Problem
 from app.raycluster.spec import (
     Int32,
-    InvalidSpec,
     JSONObject,
-    Problem,
     RayClusterSpec,
     SpecModel,
     parse_spec,

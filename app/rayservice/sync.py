@@ -18,7 +18,8 @@ from app.core.events import NORMAL, WARNING, Event
 from app.core.observed import Child, Observed, ObservedObject
 from app.core.time import stamp
 from app.raycluster.cluster import Options as ClusterOptions
-from app.raycluster.spec import InvalidSpec, JSONObject
+from app.raycluster.problems import InvalidSpec
+from app.raycluster.spec import JSONObject
 from app.raycluster.status import condition
 from app.rayservice import children, names, observe
 from app.rayservice.plan import ACTIVE, PENDING, TO_DELETE, Plan, World, decide, listed

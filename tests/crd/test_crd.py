@@ -1,6 +1,6 @@
 """The generated RayCluster CRD: fresh, structural, complete, and as strict as the hook.
 
-After a change of the spec model or of app/faces/crd.py, regenerate with
+After a change of the spec model or of app/faces/crd/, regenerate with
 ``python -m app.faces.crd``.
 """
 
@@ -16,16 +16,11 @@ import pytest
 import yaml
 
 import app.faces.crd
-from app.faces.crd import (
-    KUBERNETES_VERSION,
-    OUTPUT,
-    PRINTER_COLUMNS,
-    KubernetesTypes,
-    build_crd,
-    main,
-    render,
-)
-from app.raycluster.spec import InvalidSpec, RayClusterSpec, parse_spec
+from app.faces.crd import KubernetesTypes, build_crd, main, render
+from app.faces.crd.raycluster import OUTPUT, PRINTER_COLUMNS
+from app.faces.crd.schema import KUBERNETES_VERSION
+from app.raycluster.problems import InvalidSpec
+from app.raycluster.spec import RayClusterSpec, parse_spec
 from tests.crd.schema_tools import (
     INT_OR_STRING,
     PRESERVE,

@@ -1,6 +1,6 @@
 """The generated RayJob CRD: fresh, structural, KubeRay's shape, and as strict as the hook.
 
-After a change of the spec model or of app/faces/crd.py, regenerate with
+After a change of the spec model or of app/faces/crd/, regenerate with
 ``python -m app.faces.crd``.
 """
 
@@ -17,19 +17,12 @@ import pytest
 import yaml
 
 import tests.crd.test_crd as raycluster_crd
-from app.faces.crd import (
-    RAYJOB,
-    RAYJOB_HEADER,
-    RAYJOB_OUTPUT,
-    RAYJOB_PRINTER_COLUMNS,
-    KubernetesTypes,
-    build_crd,
-    render,
-)
+from app.faces.crd import KubernetesTypes, build_crd, render
+from app.faces.crd.rayjob import RAYJOB, RAYJOB_HEADER, RAYJOB_OUTPUT, RAYJOB_PRINTER_COLUMNS
 from app.faces.render import render as render_answer
 from app.faces.render import to_yaml
 from app.raycluster.cluster import Options as ClusterOptions
-from app.raycluster.spec import InvalidSpec
+from app.raycluster.problems import InvalidSpec
 from app.rayjob.spec import RayJobSpec, parse_rayjob
 from app.rayjob.sync import Options as RayJobOptions
 from tests.crd.schema_tools import Admission, Schema, apply_defaults, at, nodes, pruned

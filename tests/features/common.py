@@ -8,7 +8,8 @@ from typing import Any
 from app.core.desired import Desired
 from app.core.observed import Observed
 from app.raycluster.names import pod_name
-from app.raycluster.spec import InvalidSpec, Problem, parse_spec
+from app.raycluster.problems import InvalidSpec, Problem
+from app.raycluster.spec import parse_spec
 from app.raycluster.sync import sync
 from tests.loop import POD, Loop, Step, raycluster
 

@@ -479,7 +479,8 @@ def test_sync_over_http_never_says_finalized(
 
 
 def test_the_annotation_alone_needs_the_users_redis_address() -> None:
-    from app.raycluster.spec import InvalidSpec, parse_spec
+    from app.raycluster.problems import InvalidSpec
+    from app.raycluster.spec import parse_spec
     from tests.loop import cluster_spec, group, raycluster
 
     parent = raycluster(cluster_spec(group()))

@@ -31,8 +31,9 @@ from hypothesis import strategies as st
 from app.hooks.request import LAST_APPLIED
 from app.raycluster.cluster import Cluster, Options
 from app.raycluster.names import pod_name
+from app.raycluster.problems import InvalidSpec
 from app.raycluster.rollout import HASH_ANNOTATION, template_hash
-from app.raycluster.spec import InvalidSpec, parse_spec
+from app.raycluster.spec import parse_spec
 from tests.fixtures import capture, captures
 from tests.loop import cluster_spec, container, group, raycluster
 

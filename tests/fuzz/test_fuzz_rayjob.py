@@ -23,7 +23,7 @@ from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
 from app.hooks.request import BadRequest, decode
-from app.raycluster.spec import InvalidSpec
+from app.raycluster.problems import InvalidSpec
 from app.rayjob.spec import parse_rayjob
 from app.shell.http.app import create_app
 from app.shell.settings import Settings

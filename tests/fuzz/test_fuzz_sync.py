@@ -16,7 +16,8 @@ from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
 from app.hooks.request import BadRequest, decode
-from app.raycluster.spec import InvalidSpec, parse_spec
+from app.raycluster.problems import InvalidSpec
+from app.raycluster.spec import parse_spec
 from tests.fixtures import captures
 from tests.fuzz import count
 from tests.fuzz.oracle import check_core

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from app.hooks.request import decode
-from app.raycluster.spec import InvalidSpec
+from app.raycluster.problems import InvalidSpec
 from app.rayjob import sync as rayjob
 from app.rayjob.kinds import JOB, RAYCLUSTER
 from app.rayjob.spec import parse_rayjob

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.raycluster.spec import InvalidSpec
+from app.raycluster.problems import InvalidSpec
 from app.rayjob.spec import parse_rayjob
 from tests.rayjob.loop import JobLoop, rayjob_object
 

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from app.raycluster.pods import head_pod_template, worker_pod_template
-from app.raycluster.spec import InvalidSpec, parse_spec
+from app.raycluster.problems import InvalidSpec
+from app.raycluster.spec import parse_spec
 from tests.loop import cluster_spec, group, raycluster
 from tests.unit.helpers import make_cluster
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.raycluster.problems import InvalidSpec
 from app.raycluster.shell import shell_word_problem
-from app.raycluster.spec import InvalidSpec, parse_spec
+from app.raycluster.spec import parse_spec
 from tests.loop import cluster_spec, group, raycluster
 
 SAFE = [

@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from app.raycluster.spec import INT32_MAX, InvalidSpec, Problem, RayClusterSpec, parse_spec
+from app.raycluster.problems import InvalidSpec, Problem
+from app.raycluster.spec import INT32_MAX, RayClusterSpec, parse_spec
 from tests.loop import cluster_spec, group, raycluster
 from tests.unit.helpers import head_container, worker_container
 

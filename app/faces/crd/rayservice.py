@@ -4,17 +4,25 @@ writes it, and KubeRay's columns."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from app.faces.crd.raycluster import ROOT_RULES, _condition
+from app.faces.crd.raycluster import spec_schema as cluster_spec_schema
+from app.faces.crd.raycluster import status_schema as cluster_status_schema
+from app.faces.crd.schema import (
+    CRDS,
+    GROUP,
+    K8S,
+    JSONSchema,
+    KubernetesTypes,
+    Resource,
+    header,
+    kind,
+)
+from app.faces.crd.walker import SpecWalker, Tables
 from app.rayjob.spec import MANAGERS
 from app.rayservice.spec import MAX_RAYSERVICE_NAME, RayServiceSpec, Strategy
 
-if TYPE_CHECKING:
-    from app.faces.crd import JSONSchema, KubernetesTypes, Resource
-
 KIND = "RayService"
 PLURAL = "rayservices"
-_K8S = "io.k8s.api.core.v1."
 
 
 def _one_of(values: list[str]) -> str:
@@ -95,13 +103,11 @@ PRINTER_COLUMNS: list[JSONSchema] = [
 
 
 def spec_schema(types: KubernetesTypes) -> JSONSchema:
-    from app.faces import crd
-
-    tables = crd.Tables(
+    tables = Tables(
         kind=KIND,
         embedded={
-            "RayServiceSpec.rayClusterConfig": crd.spec_schema,
-            "RayServiceSpec.serveService": crd._kind(_K8S + "Service"),
+            "RayServiceSpec.rayClusterConfig": cluster_spec_schema,
+            "RayServiceSpec.serveService": kind(K8S + "Service"),
         },
         constraints=CONSTRAINTS,
         object_rules=OBJECT_RULES,
@@ -110,12 +116,10 @@ def spec_schema(types: KubernetesTypes) -> JSONSchema:
             {"RayServiceSpec.excludeHeadPodFromServeSvc", "RayServiceSpec.suspend"}
         ),
     )
-    return crd._SpecWalker(RayServiceSpec.model_json_schema(), types, tables).spec()
+    return SpecWalker(RayServiceSpec.model_json_schema(), types, tables).spec()
 
 
 def status_schema(types: KubernetesTypes) -> JSONSchema:
-    from app.faces import crd
-
     def string(description: str) -> JSONSchema:
         return {"type": "string", "description": description}
 
@@ -128,7 +132,7 @@ def status_schema(types: KubernetesTypes) -> JSONSchema:
             item["properties"]["serveDeploymentStatuses"] = inner
         return {"type": "object", "description": description, "additionalProperties": item}
 
-    cluster = crd.status_schema(types)
+    cluster = cluster_status_schema(types)
     cluster["description"] = "A copy of the RayCluster's status."
     side: JSONSchema = {
         "type": "object",
@@ -158,7 +162,7 @@ def status_schema(types: KubernetesTypes) -> JSONSchema:
             "conditions": {
                 "type": "array",
                 "description": "Ready, UpgradeInProgress, Suspending and Suspended.",
-                "items": crd._condition(types),
+                "items": _condition(types),
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
             },
@@ -188,24 +192,20 @@ def status_schema(types: KubernetesTypes) -> JSONSchema:
     }
 
 
-def resource() -> Resource:
-    from app.faces import crd
-
-    return crd.Resource(
-        kind=KIND,
-        plural=PLURAL,
-        output=crd.CRDS / f"{crd.GROUP}_{PLURAL}.yaml",
-        header=crd._header(KIND, "app/rayservice/spec.py"),
-        description=DESCRIPTIONS[KIND],
-        spec=spec_schema,
-        status=status_schema,
-        root_rules=[
-            {
-                "rule": f"self.metadata.name.size() <= {MAX_RAYSERVICE_NAME}",
-                "message": "RayService name should be no more than "
-                f"{MAX_RAYSERVICE_NAME} characters",
-            },
-            crd.ROOT_RULES[1],
-        ],
-        printer_columns=PRINTER_COLUMNS,
-    )
+RAYSERVICE = Resource(
+    kind=KIND,
+    plural=PLURAL,
+    output=CRDS / f"{GROUP}_{PLURAL}.yaml",
+    header=header(KIND, "app/rayservice/spec.py"),
+    description=DESCRIPTIONS[KIND],
+    spec=spec_schema,
+    status=status_schema,
+    root_rules=[
+        {
+            "rule": f"self.metadata.name.size() <= {MAX_RAYSERVICE_NAME}",
+            "message": f"RayService name should be no more than {MAX_RAYSERVICE_NAME} characters",
+        },
+        ROOT_RULES[1],
+    ],
+    printer_columns=PRINTER_COLUMNS,
+)
