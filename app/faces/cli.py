@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         "render", help="print the children and status metaray would answer for a manifest"
     )
     render_cmd.add_argument(
-        "manifest", type=Path, help="a RayCluster or RayJob manifest (YAML or JSON)"
+        "manifest", type=Path, help="a RayCluster, RayJob or RayService manifest (YAML or JSON)"
     )
     render_cmd.add_argument(
         "--observed",

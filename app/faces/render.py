@@ -11,11 +11,13 @@ import yaml
 
 from app.core import kinds
 from app.core.desired import Desired
+from app.faces.render_rayservice import as_plain, render_rayservice
 from app.hooks.request import BadRequest, SyncRequest, decode
 from app.raycluster.cluster import Options
 from app.raycluster.sync import sync
 from app.rayjob import sync as rayjob
 from app.rayjob.kinds import RAYCLUSTER
+from app.rayservice import sync as rayservice
 
 
 class RenderError(ValueError):
@@ -50,7 +52,8 @@ def render(
     Certificates of tlsOptions) are shown as they will be once those exist: the answer is
     computed again with them observed (the Certificates issued and Ready). A RayJob without
     ``--observed`` is shown as it will be once its cluster is ready: its status written, its
-    RayCluster created and ready, its submitter and Service created.
+    RayCluster created and ready, its submitter and Service created. A RayService is shown as
+    it will be once its first cluster serves (app.faces.render_rayservice).
     """
     parent = _the_parent(_load(manifest))
     children = _as_children(_load(observed) if observed is not None else [])
@@ -60,6 +63,10 @@ def render(
         else:
             desired = _rayjob_walk(parent, now, job_options)
         return {"children": desired.children, "status": desired.status}
+    if parent["kind"] == "RayService":
+        service_options = rayservice.Options(cluster=options)
+        desired = render_rayservice(parent, now, service_options, RenderError)
+        return as_plain(desired)
     desired = _answer(parent, children, options, entropy)
     gating = [
         c
@@ -76,6 +83,7 @@ def render(
     return {"children": desired.children, "status": desired.status}
 
 
+PARENTS = ("RayCluster", "RayJob", "RayService")
 # Children that new pods wait for.
 GATING = ("Secret", "Certificate")
 
@@ -139,13 +147,13 @@ def _load(path: Path) -> list[Any]:
 
 
 def _the_parent(documents: list[Any]) -> dict[str, Any]:
-    """The one RayCluster or RayJob of a manifest (a ConfigMap may stand beside it)."""
-    parents = [
-        d for d in documents if isinstance(d, dict) and d.get("kind") in ("RayCluster", "RayJob")
-    ]
+    """The one RayCluster, RayJob or RayService of a manifest (a ConfigMap may stand beside
+    it)."""
+    parents = [d for d in documents if isinstance(d, dict) and d.get("kind") in PARENTS]
     if len(parents) != 1:
         raise RenderError(
-            f"expected exactly one RayCluster or RayJob in the manifest, found {len(parents)}"
+            "expected exactly one RayCluster, RayJob or RayService in the manifest,"
+            f" found {len(parents)}"
         )
     parent = dict(parents[0])
     metadata = dict(parent.get("metadata") or {})
