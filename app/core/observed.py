@@ -212,6 +212,12 @@ class ObservedObject(_Slim, frozen=True):
     status: dict[str, Any] = {}
     # An EndpointSlice keeps its endpoints beside its metadata (a RayService counts them).
     endpoints: list[dict[str, Any]] = []
+    # A Secret's values (base64): a RayService's cluster token, sent to its dashboard.
+    data: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        # Never a Secret's values, wherever an object is printed.
+        return f"ObservedObject({self.kind}.{self.apiVersion} {self.metadata.name!r})"
 
     @property
     def name(self) -> str:

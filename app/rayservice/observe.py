@@ -10,11 +10,17 @@ chose.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from app.core import kinds
 from app.core import labels as lbl
 from app.core.observed import Observed, ObservedObject, ObservedService
+from app.raycluster.auth import TOKEN_KEY
+from app.raycluster.labels import CREATED_BY as CLUSTER_CREATED_BY_KEY
+from app.raycluster.labels import CREATED_BY_VALUE as CREATED_BY
 from app.raycluster.names import head_service_name
 from app.rayservice.children import RAYCLUSTER_KIND
 from app.rayservice.serve import ServeTarget
@@ -38,9 +44,41 @@ def targets(
         port = next((p.port for p in service.spec.ports if p.name == "dashboard"), 0)
         if not 0 < port < 65536:
             continue
+        token = _token(cluster, related)
+        if token is None:
+            continue  # its dashboard refuses every call until the token Secret is observed
         url = f"{service.name}.{cluster.metadata.namespace}.svc.{domain}:{port}"
-        found[cluster.name] = ServeTarget(cluster.name, url)
+        found[cluster.name] = ServeTarget(cluster.name, url, token)
     return found
+
+
+def _token(cluster: ObservedObject, related: Observed) -> str | None:
+    """The cluster's Ray auth token: "" without token auth, None while its Secret is missing.
+
+    The Secret is the one the cluster's pods read: the user's ``secretName``, or the Secret
+    ``<cluster>`` that metaray's RayCluster controller made for that very cluster (labelled
+    with it and owned by its uid), key ``auth_token``."""
+    auth = cluster.spec.get("authOptions")
+    if not isinstance(auth, Mapping) or auth.get("mode") != "token":
+        return ""
+    own = auth.get("secretName")
+    name = own if isinstance(own, str) and own else cluster.name
+    for secret in related.of_kind(kinds.SECRET):
+        meta = secret.metadata
+        if meta.name != name or meta.namespace != cluster.metadata.namespace:
+            continue
+        if name == cluster.name and not (
+            meta.controlled_by(RAYCLUSTER_KIND, cluster.metadata.uid)
+            and meta.labels.get(lbl.CLUSTER) == cluster.name
+        ):
+            continue
+        value = secret.data.get(TOKEN_KEY)
+        try:
+            token = base64.b64decode(value or "", validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return token or None
+    return None
 
 
 def _owned(service: ObservedService, cluster: ObservedObject) -> bool:
@@ -83,9 +121,12 @@ def _ready(endpoint: Any) -> bool:
     return not isinstance(conditions, Mapping) or conditions.get("ready") is not False
 
 
-def customize_rules(name: str, namespace: str, serve_service: str) -> list[dict[str, Any]]:
-    """The related objects a RayService's sync needs: its clusters' head Services (labelled
-    with the RayService by the cluster it builds) and its serve Service's EndpointSlices."""
+def customize_rules(
+    name: str, namespace: str, serve_service: str, token_secret: str | None = None
+) -> list[dict[str, Any]]:
+    """The related objects a RayService's sync needs: its clusters' head Services and token
+    Secrets (labelled with the RayService through the cluster it builds), the user's own token
+    Secret if ``authOptions`` names one, and its serve Service's EndpointSlices."""
     originated = {lbl.ORIGINATED_NAME: name, lbl.ORIGINATED_CRD: "RayService"}
     rules: list[dict[str, Any]] = [
         {
@@ -98,5 +139,12 @@ def customize_rules(name: str, namespace: str, serve_service: str) -> list[dict[
             "resource": "endpointslices",
             "labelSelector": {"matchLabels": {SERVICE_NAME_LABEL: serve_service}},
         },
+        {
+            "apiVersion": "v1",
+            "resource": "secrets",
+            "labelSelector": {"matchLabels": {**originated, CLUSTER_CREATED_BY_KEY: CREATED_BY}},
+        },
     ]
+    if token_secret:
+        rules.append({"apiVersion": "v1", "resource": "secrets", "names": [token_secret]})
     return [{**rule, "namespace": namespace} for rule in rules] if namespace else rules

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -67,6 +67,9 @@ class ServeTarget:
 
     cluster: str
     url: str
+    # The cluster's Ray auth token (authOptions mode token), sent as ``Authorization: Bearer``;
+    # empty without token auth. Never printed.
+    token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -318,12 +318,6 @@ def _check_with_cluster(spec: RayServiceSpec, cluster: RayClusterSpec) -> Iterat
             f"{path}.authOptions",
             f"{_SPEC}K8s token auth mode is currently not supported for RayService",
         )
-    elif auth is not None and auth.mode == "token":
-        yield Problem(
-            f"{path}.authOptions",
-            "token auth is not supported for RayService by this metaray yet: its Serve poller "
-            "does not hold the cluster's token",
-        )
     head_service = cluster.headGroupSpec.headService or {}
     if (head_service.get("metadata") or {}).get("name"):
         yield Problem(

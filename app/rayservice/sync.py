@@ -121,7 +121,15 @@ def customize(parent: Mapping[str, Any]) -> JSONObject:
     custom = spec.get("serveService") if isinstance(spec, Mapping) else None
     serve = names.serve_service(name, custom if isinstance(custom, Mapping) else None)
     ns = namespace if isinstance(namespace, str) else ""
-    return {"relatedResources": observe.customize_rules(name, ns, serve)}
+    return {"relatedResources": observe.customize_rules(name, ns, serve, _token_secret(spec))}
+
+
+def _token_secret(spec: Any) -> str | None:
+    """The user's own token Secret (``authOptions.secretName``), if any."""
+    config = spec.get("rayClusterConfig") if isinstance(spec, Mapping) else None
+    auth = config.get("authOptions") if isinstance(config, Mapping) else None
+    name = auth.get("secretName") if isinstance(auth, Mapping) else None
+    return name if isinstance(name, str) and name else None
 
 
 def _cluster(rs: RayService, name: str) -> JSONObject:

@@ -12,6 +12,7 @@ proxies once its applications run. Deleted clusters linger one step with a delet
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import Callable
@@ -32,6 +33,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 RAYCLUSTER = "RayCluster.ray.io/v1"
 SERVICE = "Service.v1"
 SLICE = "EndpointSlice.discovery.k8s.io/v1"
+SECRET_KIND = "Secret.v1"
 IN_PLACE = (RAYCLUSTER, SERVICE)
 OPTIONS = rayservice.Options()
 
@@ -170,6 +172,8 @@ class ServiceLoop:
     call: Callable[[bytes], tuple[int, bytes]] | None = None
     # Clusters whose head never becomes ready (no capacity).
     stuck: set[str] = field(default_factory=set)
+    # Token-auth clusters have their token Secret (made by the RayCluster controller).
+    token_secrets: bool = False
     _serial: int = 0
 
     # -- what Metacontroller sends ---------------------------------------------------------
@@ -196,7 +200,12 @@ class ServiceLoop:
             target = serve["spec"]["selector"]["ray.io/cluster"]
             ready = self.world.running(target) and (RAYCLUSTER, target) in self.children
             slices["default/svc-serve-svc-abcde"] = _slice(target if ready else None)
-        return {SERVICE: services, SLICE: slices}
+        secrets = {}
+        for (kind, name), obj in sorted(self.children.items()):
+            auth = obj.get("spec", {}).get("authOptions") or {}
+            if kind == RAYCLUSTER and self.token_secrets and auth.get("mode") == "token":
+                secrets[f"default/{name}"] = _token_secret(obj)
+        return {SERVICE: services, SLICE: slices, SECRET_KIND: secrets}
 
     def views(self, request: dict[str, Any]) -> dict[str, ServeView]:
         decoded = decode(orjson.dumps(request), related=True, raycluster=False)
@@ -392,6 +401,38 @@ def _cluster_head_service(cluster: dict[str, Any]) -> dict[str, Any]:
             ],
         },
         "spec": {"ports": [{"name": "dashboard", "port": 8265}, {"name": "serve", "port": 8000}]},
+    }
+
+
+def token_of(cluster: str) -> str:
+    """The pretend token of a cluster (what metaray's RayCluster controller generated)."""
+    return f"tok-{cluster}-Zq8"
+
+
+def _token_secret(cluster: dict[str, Any]) -> dict[str, Any]:
+    name = cluster["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "labels": {
+                "ray.io/cluster": name,
+                "app.kubernetes.io/created-by": "kuberay-operator",
+                "ray.io/originated-from-cr-name": "svc",
+                "ray.io/originated-from-crd": "RayService",
+            },
+            "ownerReferences": [
+                {
+                    "kind": "RayCluster",
+                    "name": name,
+                    "uid": cluster["metadata"]["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+        "data": {"auth_token": base64.b64encode(token_of(name).encode()).decode()},
     }
 
 

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,6 +91,7 @@ def _text(value: Any) -> str:
 class _Watch:
     seen: float
     due: float
+    token: str = field(default="", repr=False)  # the cluster's Ray auth token, if any
     view: ServeView | None = None
     polling: bool = False
     reads: int = 0  # answers read; a PUT is not repeated until this moved past it
@@ -131,11 +132,12 @@ class ServeDashboards:
             found = self._watches.get(key)
             if found is not None:
                 found.seen = now
+                found.token = target.token  # a rotated Secret is used from the next call on
                 return
             if len(self._watches) >= self.max_watches:
                 self.metrics.refused()
                 return
-            self._watches[key] = _Watch(seen=now, due=now)
+            self._watches[key] = _Watch(seen=now, due=now, token=target.token)
             count = len(self._watches)
         self.metrics.watched(count)
 
@@ -194,17 +196,17 @@ class ServeDashboards:
 
     async def _poll(self, key: Key, watch: _Watch) -> None:
         try:
-            view = await self._read(key[1], watch.view)
+            view = await self._read(key[1], watch.view, watch.token)
         finally:
             watch.polling = False
             watch.due = self.timer() + self.interval
         watch.view = view
         watch.reads += 1
 
-    async def _read(self, url: str, previous: ServeView | None) -> ServeView:
+    async def _read(self, url: str, previous: ServeView | None, token: str) -> ServeView:
         target = base_url(url) + APPLICATIONS + "?api_type=declarative"
         try:
-            status, body = await self._request(SERVE_GET, "GET", target)
+            status, body = await self._request(SERVE_GET, "GET", target, token=token)
             view = parse_applications(url, body) if status == 200 else None
             if view is None:
                 raise _Failure(ERROR, f"HTTP {status}" if status != 200 else "not Serve's answer")
@@ -234,7 +236,8 @@ class ServeDashboards:
                 reads = watch.reads if watch is not None else 0
                 if key in self._puts or self._sent.get(key) == reads:
                     continue  # in flight, or sent and Ray not read again since
-                task = asyncio.create_task(self._put(intent, key, reads))
+                token = watch.token if watch is not None else ""
+                task = asyncio.create_task(self._put(intent, key, reads, token))
                 self._puts[key] = task
                 task.add_done_callback(lambda _, k=key: self._puts.pop(k, None))  # type: ignore[misc]
                 tasks.append(task)
@@ -245,10 +248,12 @@ class ServeDashboards:
         except Exception:
             log.exception("carrying out Serve intents failed")
 
-    async def _put(self, intent: ApplyServeConfig, key: tuple[str, str, str], reads: int) -> None:
+    async def _put(
+        self, intent: ApplyServeConfig, key: tuple[str, str, str], reads: int, token: str
+    ) -> None:
         try:
             status, _ = await self._request(
-                SERVE_PUT, "PUT", base_url(intent.url) + APPLICATIONS, intent.body()
+                SERVE_PUT, "PUT", base_url(intent.url) + APPLICATIONS, intent.body(), token=token
             )
             if not 200 <= status < 300:
                 raise _Failure(ERROR, f"HTTP {status}")
@@ -266,7 +271,7 @@ class ServeDashboards:
 
     # -- one request -----------------------------------------------------------------------
     async def _request(
-        self, call: str, method: str, url: str, body: Any = None
+        self, call: str, method: str, url: str, body: Any = None, *, token: str = ""
     ) -> tuple[int, bytes]:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
@@ -275,7 +280,9 @@ class ServeDashboards:
             async with asyncio.timeout(self.timeout):
                 async with self._slots:
                     client = self._session()
-                    request = client.build_request(method, url, json=body)
+                    # Ray's token auth reads the standard header first.
+                    headers = {"Authorization": f"Bearer {token}"} if token else None
+                    request = client.build_request(method, url, json=body, headers=headers)
                     response = await client.send(request, stream=True)
                     try:
                         chunks, size = [], 0
