@@ -21,7 +21,7 @@ from app.raycluster.cluster import Options as ClusterOptions
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.spec import JSONObject
 from app.raycluster.status import condition
-from app.rayservice import children, names, observe
+from app.rayservice import children, names, observe, timeout
 from app.rayservice.plan import ACTIVE, PENDING, TO_DELETE, Plan, World, decide, listed
 from app.rayservice.serve import ServeTarget, ServeView
 from app.rayservice.spec import RayService, managed_elsewhere, parse_rayservice
@@ -85,6 +85,18 @@ def sync(
         if suspended is not None:
             return suspended
         previous = _resumed(previous, now)
+    if timeout.timed_out(previous):
+        return _gave_up(rs, previous, observed, clusters, now)
+    limit = timeout.deadline(rs, previous)
+    if limit is not None and now >= limit:
+        live = sorted(n for n, c in clusters.items() if c.metadata.deletionTimestamp is None)
+        status, message = timeout.give_up(rs, previous, live, now)
+        return Desired(
+            _echo(observed),
+            finish(previous, status, rs.generation, now),
+            (Event(WARNING, timeout.REASON, message),),
+            resync_after=BUSY_RESYNC_SECONDS,
+        )
     world = World(
         clusters=clusters,
         applied={
@@ -98,6 +110,8 @@ def sync(
         now=now,
     )
     plan = decide(rs, previous, world, lambda name: _cluster(rs, name))
+    if limit is not None:
+        plan.deadlines.append(limit)
     kept = _kept(observed, plan)
     built = _services(rs, observed, world, plan, options)
     answer = [*kept, *plan.build.values(), *built]
@@ -328,6 +342,25 @@ def _suspend(
     )
 
 
+def _gave_up(
+    rs: RayService,
+    previous: Mapping[str, Any],
+    observed: Observed,
+    clusters: Mapping[str, ObservedObject],
+    now: datetime,
+) -> Desired:
+    """Terminal after ``ray.io/initializing-timeout``: the clusters go once their time has come."""
+    kept, status, deleted, ahead = timeout.after(rs, previous, observed, clusters, now)
+    events = [
+        Event(NORMAL, "DeletedRayCluster", f"Deleted RayCluster {rs.namespace}/{n}")
+        for n in deleted
+    ]
+    resync = max((min(ahead) - now).total_seconds(), 0.0) + 1 if ahead else None
+    return Desired(
+        kept, finish(previous, status, rs.generation, now), tuple(events), resync_after=resync
+    )
+
+
 def _resumed(previous: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """Suspended and no longer asked to be: start again from nothing, Ready re-armed."""
     clock = stamp(now)
@@ -374,6 +407,11 @@ def _events(rs: RayService, observed: Observed, answer: list[Child], plan: Plan)
     live = {c.name for c in observed.of_kind(RAYCLUSTER) if c.metadata.deletionTimestamp is None}
     for name in sorted(plan.delete & live):
         events.append(Event(NORMAL, "DeletedRayCluster", f"Deleted RayCluster {ns}/{name}"))
+    # Said with the intent (the PUT follows the answer), so once per read of Ray that still
+    # shows another config; the Event correlator folds the repeats.
+    for intent in plan.intents:
+        message = f"Updated serve applications to the RayCluster {ns}/{intent.cluster}"
+        events.append(Event(NORMAL, "UpdatedServeApplications", message))
     return events
 
 

@@ -86,6 +86,7 @@ def test_serve_works_on_a_token_auth_cluster_and_the_token_is_never_shown(
     assert seen and set(seen) == {f"Bearer {token}"}  # every call carried it, none went without
     answers = json.dumps([step.answer for step in loop.history])
     metrics = loop.runner.run(_metrics(loop.app))
+    assert 'kuberay_service_condition_ready{condition="true",name="svc"' in metrics
     for text in (answers, json.dumps(loop.status), caplog.text, metrics):
         assert token not in text
         assert base64.b64encode(token.encode()).decode() not in text

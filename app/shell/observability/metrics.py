@@ -28,9 +28,10 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from app.shell.observability import job_gauges
+from app.shell.observability import job_gauges, service_gauges
 from app.shell.observability.cluster_gauges import ClusterGauges, series_of
 from app.shell.observability.job_gauges import JobGauges
+from app.shell.observability.service_gauges import ServiceGauges
 from app.shell.observability.summary import RAYJOB, RAYSERVICE, Answer
 
 CLUSTER_HOOKS = ("sync", "finalize")
@@ -155,6 +156,8 @@ class Metrics:
         registry.register(self.clusters)
         self.jobs = JobGauges(2 * resync_seconds, clock, directory, process_id)
         registry.register(self.jobs)
+        self.services = ServiceGauges(2 * resync_seconds, clock, directory, process_id)
+        registry.register(self.services)
 
     def record(self, answer: Answer, timings: Timings | None) -> None:
         """What an answer did; ``timings`` is None when it came from the answer cache."""
@@ -174,11 +177,12 @@ class Metrics:
             self.children_deleted.labels(kind).inc(count)
 
     def gauges(self, answer: Answer, parent: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        """The per-parent gauges of the answer's kind: RayCluster's or RayJob's."""
+        """The per-parent gauges of the answer's kind: RayCluster's, RayJob's or RayService's."""
         if answer.kind == RAYJOB:
             self.job(answer, parent, status)
         elif answer.kind == RAYSERVICE:
-            return  # kuberay_service_* gauges: not yet
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            self.services.observe(service_gauges.series_of(parent, status, now))
         else:
             self.cluster(answer, parent, status)
 
@@ -213,6 +217,7 @@ class Metrics:
         MultiProcessCollector(merged, path=self.directory)  # type: ignore[no-untyped-call]
         merged.register(self.clusters)
         merged.register(self.jobs)
+        merged.register(self.services)
         return generate_latest(merged)
 
 
