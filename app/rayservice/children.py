@@ -11,6 +11,7 @@ from app.core import labels as lbl
 from app.core.observed import Child
 from app.raycluster import service as cluster_service
 from app.raycluster.cluster import Cluster, Options
+from app.raycluster.command import DASHBOARD_AGENT_PORT
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.spec import JSONObject, RayClusterSpec, parse_spec
 from app.rayservice import names
@@ -47,8 +48,10 @@ def ray_cluster(
     custom = head.setdefault("headService", {})
     meta = custom.setdefault("metadata", {})
     meta["labels"] = {**(meta.get("labels") or {}), **originated(rs_name)}
+    port = _serve_port(head)
     for group in spec.get("workerGroupSpecs") or []:
         _label_template(group, {SERVE_LABEL: "true"})
+        _proxy_readiness(group, port)
     kept = {k: v for k, v in annotations.items() if k not in _NOT_COPIED}
     kept |= {
         names.HASH: goal,
@@ -72,6 +75,44 @@ def _label_template(group: JSONObject, labels: Mapping[str, str]) -> None:
     template = group.setdefault("template", {})
     metadata = template.setdefault("metadata", {})
     metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
+
+
+def _serve_port(head: Mapping[str, Any]) -> int:
+    """The head container's ``serve`` port: where every node's Serve proxy listens."""
+    containers = ((head.get("template") or {}).get("spec") or {}).get("containers") or [{}]
+    for port in containers[0].get("ports") or []:
+        if isinstance(port, dict) and port.get("name") == "serve":
+            number = port.get("containerPort")
+            if isinstance(number, int):
+                return number
+    return int(cluster_service.DEFAULT_PORTS["serve"])
+
+
+def _proxy_readiness(group: JSONObject, serve_port: int) -> None:
+    """KubeRay's worker readiness for a RayService: the raylet and the node's Serve proxy, one
+    failure enough. A worker without a healthy proxy (none started, or draining because it
+    holds no replica) is then no endpoint of the serve Service, and gets no request it would
+    refuse. Only where the user set no readinessProbe (theirs wins, as in KubeRay)."""
+    containers = ((group.get("template") or {}).get("spec") or {}).get("containers") or []
+    if not containers or not isinstance(containers[0], dict):
+        return
+    ray = containers[0]
+    if "readinessProbe" in ray:
+        return
+    params = group.get("rayStartParams") or {}
+    agent = params.get("dashboard-agent-listen-port", DASHBOARD_AGENT_PORT)
+    checks = [
+        f"wget --tries 1 -T 2 -q -O- http://localhost:{agent}/api/local_raylet_healthz",
+        f"wget --tries 1 -T 2 -q -O- http://localhost:{serve_port}/-/healthz",
+    ]
+    ray["readinessProbe"] = {
+        "exec": {"command": ["bash", "-c", " && ".join(f"{c} | grep success" for c in checks)]},
+        "initialDelaySeconds": 10,
+        "timeoutSeconds": 2,
+        "periodSeconds": 5,
+        "successThreshold": 1,
+        "failureThreshold": 1,
+    }
 
 
 def with_appended_groups(applied: Mapping[str, Any], built: JSONObject) -> JSONObject:

@@ -34,6 +34,8 @@ actions = st.lists(
         st.tuples(st.just("liar"), st.booleans()),
         st.tuples(st.just("sick"), st.booleans()),
         st.tuples(st.just("stale"), st.integers(1, 4), st.booleans()),
+        st.tuples(st.just("upgrade"), st.sampled_from(IMAGES)),
+        st.tuples(st.just("old_sick_replay"), st.integers(0, 30), st.booleans()),
     ),
     max_size=25,
 )
@@ -70,6 +72,12 @@ def checked_step(
     for moved in after_selected - before_selected:
         assert loop.world.running(moved), f"traffic moved to {moved}, whose apps do not run"
         assert moved not in loop.world.liars
+
+
+def _active_of(parent: dict[str, Any]) -> str | None:
+    side = (parent.get("status") or {}).get("activeServiceStatus") or {}
+    name = side.get("rayClusterName")
+    return name if isinstance(name, str) else None
 
 
 @settings(
@@ -110,6 +118,29 @@ def test_a_rayservice_lifecycle_keeps_its_promises(plan: list[Any], delay: int) 
                 chosen.add(pending)
             else:
                 chosen.clear()
+        elif kind == "upgrade":  # a cluster change, synced until its cut-over (or 15 syncs)
+            spec = copy.deepcopy(loop.parent["spec"]["rayClusterConfig"])
+            spec["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] = action[1]
+            loop.edit(rayClusterConfig=spec)
+            before = loop.active
+            for _ in range(15):
+                history.append(copy.deepcopy(loop.parent))
+                checked_step(loop)
+                if loop.active != before:
+                    break
+        elif kind == "old_sick_replay":
+            # A cluster that served before a cut-over falls sick, then a parent from when it
+            # was the status's active cluster is replayed: traffic must not go back to it.
+            current = loop.active
+            older = [
+                p
+                for p in history
+                if _active_of(p) not in (None, current) and _active_of(p) in _live(loop)
+            ]
+            if older:
+                chosen = older[min(action[1], len(older) - 1)]
+                loop.world.sick.add(_active_of(chosen) or "")
+                checked_step(loop, parent=chosen, write=action[2])
         elif kind == "stale" and history:
             stale = history[-min(action[1], len(history))]
             checked_step(loop, parent=stale, write=action[2])

@@ -284,3 +284,28 @@ def test_a_stale_parent_after_the_cut_over_never_sends_traffic_back_to_a_sick_ol
     step = loop.step(parent=before)
     assert loop.selector() == new and loop.selector("svc-head-svc") == new
     assert step.deleted == []
+
+
+def test_workers_take_serve_traffic_only_while_their_proxy_is_healthy() -> None:
+    """KubeRay's worker readiness for RayService clusters: raylet and Serve proxy, on the
+    head's serve port; a user's own probe wins; the head is not gated on its proxy (its
+    readiness gates the Serve config itself)."""
+    spec = serve_cluster_spec()
+    spec["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"][-1]["containerPort"] = 9000
+    own = copy.deepcopy(spec["workerGroupSpecs"][0])
+    own["groupName"] = "own"
+    own["template"]["spec"]["containers"][0]["readinessProbe"] = {"tcpSocket": {"port": 1}}
+    spec["workerGroupSpecs"].append(own)
+    loop = ServiceLoop(rayservice_object(rayClusterConfig=spec))
+    loop.run(2)
+    cluster = loop.children[(RAYCLUSTER, loop.pending or "")]
+    groups = cluster["spec"]["workerGroupSpecs"]
+    probe = groups[0]["template"]["spec"]["containers"][0]["readinessProbe"]
+    script = probe["exec"]["command"][-1]
+    assert "localhost:9000/-/healthz" in script and "local_raylet_healthz" in script
+    assert probe["failureThreshold"] == 1
+    assert groups[1]["template"]["spec"]["containers"][0]["readinessProbe"] == {
+        "tcpSocket": {"port": 1}
+    }
+    head = cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert "readinessProbe" not in head
