@@ -288,12 +288,17 @@ def _nested(path: str) -> str:
     return f"spec.rayClusterConfig ({path})"
 
 
+# libyaml's safe loader where PyYAML has it: a sync parses serveConfigV2 every time, and the
+# pure-Python loader was half of a RayService sync's cost (bench/rayservice.py).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _serve_config(spec: RayServiceSpec, problems: list[Problem]) -> JSONObject | None:
     """serveConfigV2 as data: KubeRay parses it as YAML into a map (and no more)."""
     if spec.serveConfigV2 is None:
         return None
     try:
-        value = yaml.safe_load(spec.serveConfigV2)
+        value = yaml.load(spec.serveConfigV2, Loader=_SAFE_LOADER)
         json.dumps(value, allow_nan=False)
     except Exception as error:  # any parse failure is the user's input, reported as such
         problems.append(Problem("spec.serveConfigV2", f"cannot be parsed: {type(error).__name__}"))
