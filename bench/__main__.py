@@ -12,9 +12,7 @@ def main() -> None:
     rayjob.main([10, 100, 1000])
     print("\n== RayJob sync latency, the dashboard poller on against off, dashboards hanging 5 s")
     dashboard.main(15.0, 100)
-    print(
-        "\n== RayService: its sync against its cluster's, and the Serve poller with hanging dashboards"
-    )
+    print("\n== RayService sync against its cluster's; the Serve poller, dashboards hanging")
     rayservice.main(100, 15.0, 100)
     print("\n== HTTP, 5-pod cluster, against a minimal FastAPI endpoint")
     http.main(10.0)
