@@ -27,21 +27,29 @@ def uvicorn(
     """Run ``app`` (``module:attr``) on 127.0.0.1, with ``env`` added to the environment;
     yields (port, pid)."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    command = [sys.executable, "-m", "uvicorn", app, *_address(port), "--no-access-log"]
     if factory:
         command.append("--factory")
+    with _running(command, port, env) as pid:
+        yield port, pid
+
+
+@contextmanager
+def metaray(env: dict[str, str] | None = None) -> Iterator[tuple[int, int]]:
+    """Run the hook as the image does (``metaray serve``) on 127.0.0.1; yields (port, pid)."""
+    port = free_port()
+    with _running(
+        [sys.executable, "-m", "app.faces.cli", "serve", *_address(port)], port, env
+    ) as pid:
+        yield port, pid
+
+
+def _address(port: int) -> list[str]:
+    return ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+
+
+@contextmanager
+def _running(command: list[str], port: int, env: dict[str, str] | None) -> Iterator[int]:
     environment = {
         **os.environ,
         "METARAY_EVENTS": "off",
@@ -52,7 +60,7 @@ def uvicorn(
     process = subprocess.Popen(command, cwd=ROOT, env=environment)
     try:
         _wait_until_listening(port)
-        yield port, process.pid
+        yield process.pid
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -34,32 +34,32 @@ def parse(kind: type[_T], data: Any) -> _T:
     return msgspec.convert(data, kind)
 
 
+class OwnerReference(_Slim, frozen=True):
+    uid: str = ""
+    kind: str = ""
+    name: str = ""
+    controller: bool = False
+
+
 class ObjectMeta(_Slim, frozen=True):
     name: str
     namespace: str = ""
+    uid: str = ""
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
     creationTimestamp: str | None = None
     deletionTimestamp: str | None = None
-
-
-class OwnerReference(_Slim, frozen=True):
-    kind: str = ""
-    name: str = ""
-    uid: str = ""
-    controller: bool = False
-
-
-class OwnedMeta(ObjectMeta, frozen=True):
-    """Metadata with the object's uid and owners: an address metaray calls is derived only from
-    an object it owns (pods do not need them, and do not pay to decode them)."""
-
-    uid: str = ""
+    # Who controls the object: an address is only ever derived from what metaray owns (and a
+    # submitter pod is matched to its Job by uid: Job names repeat across attempts).
     ownerReferences: list[OwnerReference] = []
 
-    def controlled_by(self, kind: str, uid: str) -> bool:
-        return bool(uid) and any(
-            o.controller and o.kind == kind and o.uid == uid for o in self.ownerReferences
+    def controlled_by(self, uid: str) -> bool:
+        return bool(uid) and any(r.controller and r.uid == uid for r in self.ownerReferences)
+
+    def controlled_by_a(self, kind: str, uid: str) -> bool:
+        """Controlled by the object of that kind and uid."""
+        return self.controlled_by(uid) and any(
+            r.controller and r.kind == kind and r.uid == uid for r in self.ownerReferences
         )
 
 
@@ -187,12 +187,15 @@ class ServicePort(_Slim, frozen=True):
 
 
 class ServiceSpec(_Slim, frozen=True):
+    type: str = "ClusterIP"
     clusterIP: str = ""
+    selector: dict[str, str] = {}
+    externalName: str = ""
     ports: list[ServicePort] = []
 
 
 class ObservedService(_Slim, frozen=True):
-    metadata: OwnedMeta
+    metadata: ObjectMeta
     kind: str = ""
     apiVersion: str = ""
     spec: ServiceSpec = msgspec.field(default_factory=ServiceSpec)
@@ -205,7 +208,7 @@ class ObservedService(_Slim, frozen=True):
 class ObservedObject(_Slim, frozen=True):
     """A child other than a pod or Service: its name, spec and status (Jobs, RayClusters)."""
 
-    metadata: OwnedMeta
+    metadata: ObjectMeta
     kind: str = ""
     apiVersion: str = ""
     spec: dict[str, Any] = {}

@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from app.faces.serve import serve
 
     logs.configure(args.log_level)
     directory = Settings.from_env().metrics_dir
@@ -69,9 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
     if (args.tls_cert_file is None) != (args.tls_key_file is None):
         print("metaray serve: --tls-cert-file and --tls-key-file go together", file=sys.stderr)
         return 2
-    uvicorn.run(
-        "app.shell.http.app:create_app",
-        factory=True,
+    return serve(
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -79,7 +77,6 @@ def _serve(args: argparse.Namespace) -> int:
         ssl_certfile=args.tls_cert_file,
         ssl_keyfile=args.tls_key_file,
     )
-    return 0
 
 
 def _clear_metrics(directory: Path) -> None:

@@ -16,7 +16,6 @@ from app.hooks.request import BadRequest, SyncRequest, decode
 from app.raycluster.cluster import Options
 from app.raycluster.sync import sync
 from app.rayjob import sync as rayjob
-from app.rayjob.kinds import RAYCLUSTER
 from app.rayservice import sync as rayservice
 
 
@@ -113,19 +112,36 @@ def _rayjob(request: SyncRequest, now: datetime, options: rayjob.Options) -> Des
 
 
 def _rayjob_walk(parent: dict[str, Any], now: datetime, options: rayjob.Options) -> Desired:
-    """Sync, write the status, sync again, then let the created cluster be ready."""
+    """Sync, write the status, sync again, then let the created children exist (owned by the
+    RayJob, as Metacontroller makes them) and the created cluster be ready."""
     desired = _rayjob(_request(parent, {}), now, options)
-    for _ in range(2):
+    for _ in range(3):
         parent = {**parent, "status": desired.status}
-        clusters = {
-            c["metadata"]["name"]: {**c, "status": {"state": "ready"}}
-            for c in orjson.loads(orjson.dumps(desired.children, default=_raw))
-            if c.get("kind") == "RayCluster"
-        }
-        desired = _rayjob(
-            _request(parent, {RAYCLUSTER: clusters} if clusters else {}), now, options
-        )
+        created = orjson.loads(orjson.dumps(desired.children, default=_raw))
+        desired = _rayjob(_request(parent, _as_created(parent, created)), now, options)
     return desired
+
+
+def _as_created(
+    parent: dict[str, Any], children: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The children as the API server would hold them: the parent their controller (which is
+    how metaray tells its own objects from a user's), a RayCluster ready."""
+    owner = {
+        "apiVersion": parent.get("apiVersion", ""),
+        "kind": parent.get("kind", ""),
+        "name": parent["metadata"].get("name", ""),
+        "uid": parent["metadata"].get("uid", ""),
+        "controller": True,
+    }
+    observed: dict[str, dict[str, Any]] = {}
+    for child in children:
+        metadata = {**child["metadata"], "ownerReferences": [owner]}
+        made = {**child, "metadata": metadata}
+        if child.get("kind") == "RayCluster":
+            made["status"] = {"state": "ready"}
+        observed.setdefault(kinds.key_of(made), {})[metadata["name"]] = made
+    return observed
 
 
 def _raw(value: Any) -> Any:

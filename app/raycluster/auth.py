@@ -92,7 +92,7 @@ def _new_secret(cluster: Cluster, name: str, token: bytes) -> JSONObject:
         "metadata": {
             "name": name,
             "namespace": cluster.namespace,
-            "labels": {**_originated(cluster), **lbl.cluster_labels(cluster.name, cluster.uid)},
+            "labels": {**_originated(cluster), **lbl.data_labels(cluster.name, cluster.uid)},
         },
         "type": "Opaque",
         "stringData": {TOKEN_KEY: base64.b64encode(token).decode("ascii")},

@@ -1,7 +1,8 @@
 """The Ray autoscaler: a sidecar in the head pod, and the namespaced RBAC it runs with.
 
 The autoscaler reads the RayCluster and its pods, and scales by patching ``replicas`` and
-``scaleStrategy.workersToDelete``: it needs exactly get/list/watch/patch on pods and get/patch
+``scaleStrategy.workersToDelete``: it needs exactly get/list/watch/patch on pods, patch on
+``pods/resize`` (the v2 autoscaler resizes pods in place, as KubeRay v1.5+ grants) and get/patch
 on rayclusters, in the cluster's own namespace.
 """
 
@@ -24,6 +25,7 @@ START = (
 )
 RULES = [
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": [""], "resources": ["pods/resize"], "verbs": ["patch"]},
     {"apiGroups": ["ray.io"], "resources": ["rayclusters"], "verbs": ["get", "patch"]},
 ]
 
@@ -74,7 +76,9 @@ def _sidecar(options: AutoscalerOptions, ray: JSONObject, logs: str) -> JSONObje
         _field("RAY_CLUSTER_NAMESPACE", "metadata.namespace"),
         _field("RAY_HEAD_POD_NAME", "metadata.name"),
         {"name": "KUBERAY_CRD_VER", "value": "v1"},
-        {"name": "KUBERAY_GEN_AUTOSCALER_START_CMD", "value": " ".join(args)},
+        # Always the default command, whatever command/args the user set: an overwritten
+        # command typically wraps it (``...; $KUBERAY_GEN_AUTOSCALER_START_CMD``), as in KubeRay.
+        {"name": "KUBERAY_GEN_AUTOSCALER_START_CMD", "value": START},
     ]
     # The user's variables are appended, and replace ours of the same name (no duplicates).
     overridden = {item.get("name") for item in options.env}

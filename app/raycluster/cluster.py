@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app import __version__
 from app.raycluster.command import head_port
 from app.raycluster.names import head_service_name
 from app.raycluster.spec import RayClusterSpec, WorkerGroupSpec
@@ -15,6 +16,14 @@ OVERWRITE_CMD_ANNOTATION = "ray.io/overwrite-container-cmd"
 # Set by the RayJob controller on a SidecarMode cluster: the submitter lives in the head, so a
 # new head would run the job a second time.
 NO_HEAD_RESTART_ANNOTATION = "ray.io/disable-provisioned-head-restart"
+# metaray's version on every head pod. Not KubeRay's ``ray.io/kuberay-version``: KubeRay compares
+# that one with its own version (RayService upgrades), and metaray's version is not KubeRay's.
+VERSION_ANNOTATION = "ray.io/metaray-version"
+CREATOR_KINDS = ("RayJob", "RayService")
+
+
+def metaray_version() -> str:
+    return f"v{__version__}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,12 @@ class Cluster:
         """A lost head is not replaced once the cluster was provisioned (KubeRay's rule)."""
         annotated = self.annotations.get(NO_HEAD_RESTART_ANNOTATION, "").lower() == "true"
         return annotated and self.provisioned
+
+    @property
+    def creator_kind(self) -> str:
+        """Which custom resource made this cluster (KubeRay's ``originated-from-crd`` label)."""
+        kind = self.labels.get("ray.io/originated-from-crd", "")
+        return kind if kind in CREATOR_KINDS else "RayCluster"
 
     @property
     def autoscaling(self) -> bool:

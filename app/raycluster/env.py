@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.raycluster.cluster import Cluster
+from app.raycluster.cluster import Cluster, metaray_version
 
 EnvVar = dict[str, Any]
 
@@ -34,8 +34,13 @@ def ray_env(cluster: Cluster, *, head: bool, start_command: str) -> list[EnvVar]
         {"name": "RAY_PORT", "value": port},
         {"name": "RAY_ADDRESS", "value": f"127.0.0.1:{port}" if head else cluster.head_address},
         {"name": "RAY_USAGE_STATS_KUBERAY_IN_USE", "value": "1"},
-        {"name": "RAY_DASHBOARD_ENABLE_K8S_DISK_USAGE", "value": "1"},
     ]
+    if head:
+        # Ray's usage statistics say which operator and version made the cluster (KubeRay's key
+        # names; the value names metaray, so its clusters are not counted as KubeRay's).
+        tags = f"kuberay_version=metaray-{metaray_version()};kuberay_crd={cluster.creator_kind}"
+        env.append({"name": "RAY_USAGE_STATS_EXTRA_TAGS", "value": tags})
+    env.append({"name": "RAY_DASHBOARD_ENABLE_K8S_DISK_USAGE", "value": "1"})
     return env
 
 

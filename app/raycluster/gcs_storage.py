@@ -86,7 +86,7 @@ def _pvc(cluster: Cluster) -> JSONObject:
         "metadata": {
             "name": pvc_name(cluster),
             "namespace": cluster.namespace,
-            "labels": lbl.cluster_labels(cluster.name, cluster.uid),
+            "labels": lbl.data_labels(cluster.name, cluster.uid),
         },
         "spec": spec,
     }

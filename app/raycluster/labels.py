@@ -20,6 +20,14 @@ from app.core.labels import (
     WORKER,
 )
 
+HEADLESS_SERVICE = "ray.io/headless-worker-svc"
+# Multi-host indexing (KubeRay's RayMultiHostIndexing, on by default in v1.7): every worker's
+# replica index in its group; in groups of numOfHosts > 1 also its replica's name and its host
+# index within that replica.
+REPLICA_INDEX = "ray.io/worker-group-replica-index"
+REPLICA_NAME = "ray.io/worker-group-replica-name"
+HOST_INDEX = "ray.io/replica-host-index"
+
 __all__ = [
     "APP_NAME",
     "APP_NAME_VALUE",
@@ -80,6 +88,17 @@ def cluster_labels(cluster: str, uid: str) -> dict[str, str]:
         CONTROLLER_UID: uid,
         CLUSTER: cluster,
     }
+
+
+def data_labels(cluster: str, uid: str) -> dict[str, str]:
+    """The labels of a Secret or PVC holding the cluster's data: which cluster, as in KubeRay
+    (no ``app.kubernetes.io/*``), and the ``controller-uid`` Metacontroller selects children by."""
+    return {CLUSTER: cluster, CONTROLLER_UID: uid}
+
+
+def headless_service_labels(cluster: str, uid: str) -> dict[str, str]:
+    """KubeRay's one label on the multi-host workers' headless Service, and ``controller-uid``."""
+    return {HEADLESS_SERVICE: cluster, CONTROLLER_UID: uid}
 
 
 def head_service_labels(cluster: str, uid: str, app_name: str) -> dict[str, str]:

@@ -2,6 +2,10 @@
 
 Pod names are deterministic (Metacontroller cannot use ``generateName``): a 5-character suffix
 derived from the cluster's uid, the pod's role and an ordinal, in Kubernetes' own name alphabet.
+Workers are named as by KubeRay v1.2 and later, ``<cluster>-<group>-worker-<suffix>``; pods named
+by earlier metaray versions (``<cluster>-worker-<group>-<suffix>``) are still recognised, never
+renamed. As in KubeRay, the part before the suffix is cut to 50 characters, so that a pod's name
+is at most 55 characters and its hostname (at most 63) is its name.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ MAX_LABEL = 63
 MAX_SUBDOMAIN = 253
 SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 SUFFIX_LENGTH = 5
+MAX_PREFIX = 50
 HEAD_ROLE = "head"
 
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -61,8 +66,15 @@ def head_service_name(cluster: str) -> str:
 
 
 def pod_prefix(cluster: str, group: str | None) -> str:
-    """``<cluster>-head-`` for the head, ``<cluster>-worker-<group>-`` for a worker group."""
-    return f"{cluster}-head-" if group is None else f"{cluster}-worker-{group}-"
+    """``<cluster>-head-`` for the head, ``<cluster>-<group>-worker-`` for a worker group, cut
+    to ``MAX_PREFIX`` characters (KubeRay's rule: the front is kept)."""
+    prefix = f"{cluster}-head-" if group is None else f"{cluster}-{group}-worker-"
+    return prefix[:MAX_PREFIX]
+
+
+def legacy_prefix(cluster: str, group: str) -> str:
+    """How metaray named workers before following KubeRay v1.2's order."""
+    return f"{cluster}-worker-{group}-"
 
 
 def suffix(uid: str, role: str, ordinal: int) -> str:
@@ -103,15 +115,35 @@ def new_pod_names(
 
 
 def ordinals(cluster: str, uid: str, group: str | None, names: Collection[str]) -> dict[str, int]:
-    """The ordinal of each of ``names`` that metaray generated; others are absent."""
+    """The ordinal of each of ``names`` that metaray generated (under either naming); others
+    are absent."""
     found: dict[str, int] = {}
     wanted = set(names)
+    prefixes = [pod_prefix(cluster, group)]
+    if group is not None:
+        prefixes.append(legacy_prefix(cluster, group))
+    role = HEAD_ROLE if group is None else f"worker/{group}"
     # New names take the lowest free ordinal, so ours lie low; names still unfound by this
     # bound are not metaray's (a KubeRay pod, say).
     bound = max(4 * len(wanted) + 64, 1024)
-    for ordinal, name in candidate_names(cluster, uid, group):
-        if ordinal >= bound or len(found) == len(wanted):
+    for ordinal in range(bound):
+        if len(found) == len(wanted):
             break
-        if name in wanted:
-            found[name] = ordinal
+        end = suffix(uid, role, ordinal)
+        for prefix in prefixes:
+            if prefix + end in wanted:
+                found[prefix + end] = ordinal
     return found
+
+
+def replica_name(uid: str, group: str, ordinal: int) -> str:
+    """A multi-host replica's name, ``<group>-<suffix>`` as in KubeRay (a label value: the
+    group part is cut so that it fits in 63 characters)."""
+    head = group[: MAX_LABEL - SUFFIX_LENGTH - 1]
+    return f"{head}-{suffix(uid, f'replica/{group}', ordinal)}"
+
+
+def member_name(cluster: str, uid: str, group: str, replica: str, host: int) -> str:
+    """The pod of host ``host`` in multi-host replica ``replica``: a function of the two, so a
+    member missing from one answer is asked for again under the same name."""
+    return pod_prefix(cluster, group) + suffix(uid, f"worker/{group}/{replica}", host)

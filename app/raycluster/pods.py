@@ -9,7 +9,13 @@ from app.raycluster import gcs_storage
 from app.raycluster import labels as lbl
 from app.raycluster.auth import add_auth
 from app.raycluster.autoscaler import add_autoscaler
-from app.raycluster.cluster import FT_ANNOTATION, OVERWRITE_CMD_ANNOTATION, Cluster
+from app.raycluster.cluster import (
+    FT_ANNOTATION,
+    OVERWRITE_CMD_ANNOTATION,
+    VERSION_ANNOTATION,
+    Cluster,
+    metaray_version,
+)
 from app.raycluster.command import (
     METRICS_PORT,
     ULIMIT,
@@ -44,9 +50,13 @@ def worker_pod_template(cluster: Cluster, group: WorkerGroupSpec) -> JSONObject:
     )
 
 
-def named(pod: JSONObject, name: str) -> JSONObject:
-    """``pod`` with ``name``; the rest is shared, not copied (the result is only serialised)."""
-    return {**pod, "metadata": {"name": name, **pod["metadata"]}}
+def named(pod: JSONObject, name: str, labels: tuple[tuple[str, str], ...] = ()) -> JSONObject:
+    """``pod`` with ``name`` and this pod's own ``labels`` (its replica index, say) over the
+    template's; the rest is shared, not copied (the result is only serialised)."""
+    metadata = {"name": name, **pod["metadata"]}
+    if labels:
+        metadata["labels"] = dict(sorted({**metadata["labels"], **dict(labels)}.items()))
+    return {**pod, "metadata": metadata}
 
 
 def _build(
@@ -60,6 +70,8 @@ def _build(
     head = group is None
     pod_spec: JSONObject = copy.deepcopy(template.get("spec") or {})
     ray: JSONObject = pod_spec["containers"][0]
+    # wait-gcs-ready gets the user's env and mounts only, not what metaray adds (KubeRay v1.7).
+    user_ray: JSONObject = copy.deepcopy(ray)
     if head and cluster.ft_enabled:
         user_params = {**ft.head_params(cluster), **user_params}
     params = start_params(
@@ -81,7 +93,7 @@ def _build(
     if not head and cluster.options.wait_gcs_init_container:
         pod_spec["initContainers"] = [
             *pod_spec.get("initContainers", []),
-            _wait_gcs_container(cluster, ray),
+            _wait_gcs_container(cluster, user_ray),
         ]
     for init in pod_spec.get("initContainers", []):
         init["env"] = merge_env(init.get("env"), head_service_env(cluster))
@@ -128,6 +140,7 @@ def _metadata(
     annotations = dict(meta.get("annotations") or {})
     annotations[HASH_ANNOTATION] = template_hash(cluster, group)
     if group is None:
+        annotations[VERSION_ANNOTATION] = metaray_version()
         annotations[FT_ANNOTATION] = "true" if cluster.ft_enabled else "false"
         if cluster.ft_enabled:
             annotations |= ft.head_annotations(cluster)
@@ -184,15 +197,22 @@ def _add_shared_memory(pod_spec: JSONObject, ray: JSONObject) -> None:
 
 
 def _wait_gcs_container(cluster: Cluster, ray: JSONObject) -> JSONObject:
-    """Holds the worker back until the head's GCS answers, so Ray does not start too early."""
+    """Holds the worker back until the head's GCS answers, so Ray does not start too early.
+
+    ``ray`` is the user's Ray container as written in the template: its env and mounts are
+    copied (a user's TLS or proxy settings), metaray's additions (Ray's env, /dev/shm) are not.
+    Quiet for the first two minutes; after that each failed check's own output is shown, which
+    is what one needs to see why the GCS cannot be reached.
+    """
     address = cluster.head_address
     script = (
         "SECONDS=0; "
-        f"until ray health-check --address {address} > /dev/null 2>&1; do "
-        'if [ "$SECONDS" -ge 120 ]; then '
-        f'echo "Still waiting for the GCS at {address} after $SECONDS s"; fi; '
-        "sleep 5; done; "
-        'echo "GCS is ready."'
+        "while true; do "
+        f'if [ "$SECONDS" -le 120 ]; then out=/dev/null; else out=/dev/stderr; fi; '
+        f'if ray health-check --address {address} >"$out" 2>&1; then '
+        'echo "GCS is ready."; break; fi; '
+        f'echo "$SECONDS s: waiting for the GCS at {address} to answer."; '
+        "sleep 5; done"
     )
     container: JSONObject = {
         "name": WAIT_GCS,

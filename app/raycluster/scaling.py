@@ -7,50 +7,43 @@ target says; surplus pods go only when autoscaling is off; terminating pods are 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 from app.core.desired import Removal
 from app.core.observed import ObservedPod
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
-from app.raycluster.names import new_pod_names, ordinals
+from app.raycluster.multihost import free_indices, plan_multihost
+from app.raycluster.names import new_pod_names
+from app.raycluster.plan import (
+    GROUP_REMOVED,
+    SUSPENDED,
+    TEMPLATE_CHANGED,
+    WORKERS_TO_DELETE,
+    Creation,
+    Draft,
+    Plan,
+    drop,
+    settle,
+    surplus_order,
+)
 from app.raycluster.rollout import max_unavailable, outdated, recreating, template_hash
 from app.raycluster.spec import WorkerGroupSpec
 
-WORKERS_TO_DELETE = "listed in workersToDelete"
-GROUP_REMOVED = "its worker group is no longer in the spec"
-SUSPENDED = "the cluster or its group is suspended"
-TEMPLATE_CHANGED = "its pod template changed (upgradeStrategy Recreate)"
-
-
-@dataclass(frozen=True, slots=True)
-class Creation:
-    name: str
-    group: str | None  # None for the head
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    keep: tuple[str, ...] = ()
-    create: tuple[Creation, ...] = ()
-    remove: tuple[Removal, ...] = ()
-    # workersToDelete entries that name no pod of their group: reported, never acted on.
-    unknown_deletes: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(slots=True)
-class _Draft:
-    keep: list[str] = field(default_factory=list)
-    create: list[Creation] = field(default_factory=list)
-    remove: list[Removal] = field(default_factory=list)
-    unknown: list[tuple[str, str]] = field(default_factory=list)
-    taken: set[str] = field(default_factory=set)
+__all__ = [
+    "GROUP_REMOVED",
+    "SUSPENDED",
+    "TEMPLATE_CHANGED",
+    "WORKERS_TO_DELETE",
+    "Creation",
+    "Plan",
+    "Removal",
+    "plan_pods",
+]
 
 
 def plan_pods(cluster: Cluster, pods: Sequence[ObservedPod]) -> Plan:
-    draft = _Draft(taken={pod.name for pod in pods} | _listed_for_deletion(cluster))
+    draft = Draft(taken={pod.name for pod in pods} | _listed_for_deletion(cluster))
     ours = [pod for pod in pods if pod.cluster == cluster.name]
     # Not recognisably a Ray pod of this cluster: kept as it is, never counted nor dropped.
     draft.keep += [pod.name for pod in pods if pod.cluster != cluster.name]
@@ -64,7 +57,10 @@ def plan_pods(cluster: Cluster, pods: Sequence[ObservedPod]) -> Plan:
             draft.keep.append(pod.name)
     for group in cluster.spec.workerGroupSpecs:
         pods_of_group = by_group.pop(group.groupName, [])
-        _plan_group(cluster, group, pods_of_group, draft, roll=head_current)
+        if group.numOfHosts > 1:
+            plan_multihost(cluster, group, pods_of_group, draft, roll=head_current)
+        else:
+            _plan_group(cluster, group, pods_of_group, draft, roll=head_current)
     for name, orphans in sorted(by_group.items()):
         draft.remove += [Removal(pod.name, name, GROUP_REMOVED) for pod in orphans]
     return Plan(
@@ -84,14 +80,14 @@ def _listed_for_deletion(cluster: Cluster) -> set[str]:
     }
 
 
-def _plan_head(cluster: Cluster, heads: list[ObservedPod], draft: _Draft) -> bool:
+def _plan_head(cluster: Cluster, heads: list[ObservedPod], draft: Draft) -> bool:
     """Plan the head; True when it runs the current template and is ready (workers may roll)."""
     target = 0 if cluster.spec.suspend else 1
-    live = _settle(heads, None, draft, suspended=target == 0)
+    live = settle(heads, None, draft, suspended=target == 0)
     if recreating(cluster):
         current = template_hash(cluster, None)
         for pod in [p for p in live if outdated(p.metadata.annotations, current)]:
-            _drop(draft, pod.name, None, TEMPLATE_CHANGED)
+            drop(draft, pod.name, None, TEMPLATE_CHANGED)
             live.remove(pod)
     if not live and target and not cluster.head_restart_disabled:
         _create(cluster, None, 1, draft)
@@ -100,7 +96,7 @@ def _plan_head(cluster: Cluster, heads: list[ObservedPod], draft: _Draft) -> boo
 
 
 def _plan_group(
-    cluster: Cluster, group: WorkerGroupSpec, pods: list[ObservedPod], draft: _Draft, *, roll: bool
+    cluster: Cluster, group: WorkerGroupSpec, pods: list[ObservedPod], draft: Draft, *, roll: bool
 ) -> None:
     name = group.groupName
     listed = set(group.scaleStrategy.workersToDelete)
@@ -114,20 +110,20 @@ def _plan_group(
             remaining.append(pod)
     suspended = cluster.spec.suspend or group.suspend
     target = 0 if cluster.spec.suspend else group.target
-    live = _settle(remaining, name, draft, suspended=suspended)
+    live = settle(remaining, name, draft, suspended=suspended)
     current = template_hash(cluster, group) if recreating(cluster) else None
     if len(live) > target and not cluster.autoscaling:
-        surplus = _surplus_order(cluster, name, live, current)[: len(live) - target]
+        surplus = surplus_order(cluster, name, live, current)[: len(live) - target]
         why = f"surplus over the group's target of {target}"
         for pod in surplus:
-            _drop(draft, pod.name, name, why)
+            drop(draft, pod.name, name, why)
             live.remove(pod)
     if current is not None and roll:
         for pod in _roll(cluster, live, target, current):
-            _drop(draft, pod.name, name, TEMPLATE_CHANGED)
+            drop(draft, pod.name, name, TEMPLATE_CHANGED)
             live.remove(pod)
     if len(live) < target:
-        _create(cluster, name, target - len(live), draft)
+        _create(cluster, name, target - len(live), draft, live)
 
 
 def _roll(
@@ -149,45 +145,17 @@ def _roll(
     return chosen
 
 
-def _drop(draft: _Draft, name: str, group: str | None, why: str) -> None:
-    draft.keep.remove(name)
-    draft.remove.append(Removal(name, group, why))
-
-
-def _settle(
-    pods: Iterable[ObservedPod], group: str | None, draft: _Draft, *, suspended: bool
-) -> list[ObservedPod]:
-    """Drop finished pods (and every live one when suspended); keep the rest; return the live."""
-    live = []
-    for pod in pods:
-        if pod.finished:
-            draft.remove.append(Removal(pod.name, group, pod.finish_reason))
-        elif pod.terminating:
-            draft.keep.append(pod.name)
-        elif suspended:
-            draft.remove.append(Removal(pod.name, group, SUSPENDED))
-        else:
-            draft.keep.append(pod.name)
-            live.append(pod)
-    return live
-
-
-def _create(cluster: Cluster, group: str | None, count: int, draft: _Draft) -> None:
+def _create(
+    cluster: Cluster, group: str | None, count: int, draft: Draft, live: Sequence[ObservedPod] = ()
+) -> None:
+    """New pods; a worker gets the lowest replica indices its live group mates do not hold."""
     names = new_pod_names(cluster.name, cluster.uid, group, count, draft.taken)
     draft.taken.update(names)
-    draft.create += [Creation(name, group) for name in names]
-
-
-def _surplus_order(
-    cluster: Cluster, group: str, live: list[ObservedPod], current: str | None
-) -> list[ObservedPod]:
-    """Pods to give up first: not yet running, then outdated ones (when rolling out a new
-    template), then the newest (highest ordinal)."""
-    known = ordinals(cluster.name, cluster.uid, group, [pod.name for pod in live])
-
-    def key(pod: ObservedPod) -> tuple[bool, bool, float, str]:
-        ordinal = known.get(pod.name, math.inf)
-        stale = current is not None and outdated(pod.metadata.annotations, current)
-        return (pod.running, not stale, -ordinal, pod.name)
-
-    return sorted(live, key=key)
+    if group is None:
+        draft.create += [Creation(name, group) for name in names]
+        return
+    indices = free_indices(live, count)
+    draft.create += [
+        Creation(name, group, ((lbl.REPLICA_INDEX, str(index)),))
+        for name, index in zip(names, indices, strict=True)
+    ]

@@ -1,4 +1,5 @@
-"""The head Service: how clients, workers and dashboards reach the Ray head."""
+"""The head Service (how clients, workers and dashboards reach the Ray head), and the headless
+worker Service of clusters with multi-host groups."""
 
 from __future__ import annotations
 
@@ -80,3 +81,29 @@ def _container_ports(ports: list[Any]) -> list[JSONObject]:
         number = port["containerPort"]
         found.append({"name": port.get("name") or f"{number}-port", "port": number})
     return found
+
+
+def headless_service_name(cluster: str) -> str:
+    return f"{cluster}-headless"
+
+
+def headless_service(cluster: Cluster) -> JSONObject | None:
+    """KubeRay's ``<cluster>-headless``, only while some group has ``numOfHosts > 1``: DNS for
+    every worker, ready or not, so the hosts of a multi-host replica can find each other."""
+    if not any(group.numOfHosts > 1 for group in cluster.spec.workerGroupSpecs):
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": headless_service_name(cluster.name),
+            "namespace": cluster.namespace,
+            "labels": lbl.headless_service_labels(cluster.name, cluster.uid),
+        },
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {lbl.CLUSTER: cluster.name, lbl.NODE_TYPE: lbl.WORKER},
+            "type": "ClusterIP",
+        },
+    }

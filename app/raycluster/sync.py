@@ -16,6 +16,7 @@ from app.core.events import NORMAL, WARNING, Event
 from app.core.observed import Child, Observed, RawChild
 from app.core.time import newest, parent_timestamps
 from app.raycluster import auth, gcs_storage, tls
+from app.raycluster import labels as lbl
 from app.raycluster.autoscaler import rbac
 from app.raycluster.cluster import Cluster, Options
 from app.raycluster.fault_tolerance import cleanup_job, cleanup_job_name, storage_namespace
@@ -25,7 +26,7 @@ from app.raycluster.network_policy import network_policies
 from app.raycluster.pods import head_pod_template, named, worker_pod_template
 from app.raycluster.problems import InvalidSpec, Problem
 from app.raycluster.scaling import Plan, plan_pods
-from app.raycluster.service import head_service
+from app.raycluster.service import head_service, headless_service
 from app.raycluster.spec import JSONObject, parse_spec
 from app.raycluster.status import FAILED, compute_status, observed_fields, stamp
 
@@ -151,6 +152,9 @@ def _clean_up(cluster: Cluster, observed: Observed, status: JSONObject) -> Desir
 def _built(cluster: Cluster, observed: Observed, entropy: bytes | None) -> list[Child]:
     """Every non-pod child the spec asks for."""
     children: list[Child] = [head_service(cluster)]
+    headless = headless_service(cluster)
+    if headless is not None:
+        children.append(headless)
     secret = auth.secret_child(cluster, observed, entropy)
     if secret is not None:
         children.append(secret)
@@ -175,7 +179,7 @@ def _pods(cluster: Cluster, observed: Observed, plan: Plan) -> list[Child]:
             templates[creation.group] = (
                 head_pod_template(cluster) if group is None else worker_pod_template(cluster, group)
             )
-        pods.append(named(templates[creation.group], creation.name))
+        pods.append(named(templates[creation.group], creation.name, creation.labels))
     return sorted(pods, key=_name)
 
 
@@ -238,7 +242,8 @@ def _unchanged(request: _Request, invalid: InvalidSpec) -> Desired:
     metadata = request.parent.get("metadata") or {}
     name = metadata.get("name") if isinstance(metadata, Mapping) else None
     service_name = next(
-        (s.name for s in observed.services), f"{name}-head-svc" if isinstance(name, str) else ""
+        (s.name for s in observed.services if s.metadata.labels.get(lbl.NODE_TYPE) == lbl.HEAD),
+        f"{name}-head-svc" if isinstance(name, str) else "",
     )
     carried = (
         "desiredWorkerReplicas",

@@ -6,10 +6,14 @@ metaray asks cert-manager for a small PKI per cluster and never signs anything i
 2. Certificate ``ray-ca-certificate-<c>``: the cluster's CA, in ``<c>-ca-secret-<uid[:8]>`` (the
    uid keeps a recreated cluster from reusing an old CA),
 3. Issuer ``ray-ca-issuer-<c>`` (that CA), which signs
-4. Certificate ``ray-head-cert-<c>`` (``localhost``, the head Service's name, the head pods' IPs)
-   into ``ray-head-secret-<c>``, and
-5. Certificate ``ray-worker-cert-<c>`` (``localhost``, every worker pod's IP) into
+4. Certificate ``ray-head-cert-<c>`` (``localhost``, the head Service's name, ``127.0.0.1`` and
+   the head pods' IPs) into ``ray-head-secret-<c>``, and
+5. Certificate ``ray-worker-cert-<c>`` (``localhost``, ``127.0.0.1``, every worker pod's IP) into
    ``ray-worker-secret-<c>``.
+
+``127.0.0.1`` is there because Ray's own processes in a pod reach each other over loopback by
+IP (the head's ``RAY_ADDRESS`` is ``127.0.0.1:<port>``; the dashboard and the job submission
+client call the GCS there), and gRPC checks the IP against the certificate.
 
 Pods are created only once all three Certificates are observed Ready. A pod's IP is known only
 after it exists, so each pod starts with ``wait-for-tls-ip-san``, which waits until the mounted
@@ -27,7 +31,7 @@ from app.core.events import NORMAL, Event
 from app.core.observed import Child, Observed
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
-from app.raycluster.env import merge_env
+from app.raycluster.env import head_service_env, merge_env
 from app.raycluster.feature_checks import TLS_MOUNT_PATH as MOUNT_PATH
 from app.raycluster.feature_checks import TLS_VOLUME as VOLUME
 from app.raycluster.spec import JSONObject
@@ -44,6 +48,8 @@ ENV = {
 WIRED = ("wait-gcs-ready", "autoscaler")
 API_VERSION = "cert-manager.io/v1"
 LEAF_USAGES = ["digital signature", "key encipherment", "server auth", "client auth"]
+CA_USAGES = ["cert sign", "crl sign"]
+LOOPBACK = "127.0.0.1"
 # Polls every 5 s until the certificate names this pod's IP (followed by ',' or the line end,
 # so that 10.0.0.1 does not match 10.0.0.12); fails at once where openssl is missing.
 WAIT_SCRIPT = (
@@ -108,6 +114,7 @@ def children(cluster: Cluster, observed: Observed) -> list[JSONObject]:
                 "duration": "87600h",  # 3650 days
                 "renewBefore": "720h",  # 30 days
                 "privateKey": {"algorithm": "RSA", "size": 4096},
+                "usages": list(CA_USAGES),
                 "issuerRef": _issuer_ref(selfsigned_issuer(name)),
             },
         ),
@@ -133,9 +140,10 @@ def _leaf(cluster: Cluster, observed: Observed, *, head: bool) -> JSONObject:
         "usages": list(LEAF_USAGES),
         "issuerRef": _issuer_ref(ca_issuer(cluster.name)),
     }
-    ips = pod_ips(cluster, observed, head=head)
-    if ips:
-        spec["ipAddresses"] = ips
+    spec["ipAddresses"] = [
+        LOOPBACK,
+        *(ip for ip in pod_ips(cluster, observed, head=head) if ip != LOOPBACK),
+    ]
     component = "head-certificate" if head else "worker-certificate"
     return _object(cluster, "Certificate", certificate(cluster.name, head), component, spec)
 
@@ -206,8 +214,10 @@ def events(cluster: Cluster, observed: Observed, built: Iterable[Child]) -> list
         applied = observed.applied.get((kinds.CERTIFICATE, child["metadata"]["name"]))
         if applied is None:
             continue
-        before = (applied.get("spec") or {}).get("ipAddresses") or []
-        after = child["spec"].get("ipAddresses") or []
+        before = [
+            ip for ip in (applied.get("spec") or {}).get("ipAddresses") or [] if ip != LOOPBACK
+        ]
+        after = [ip for ip in child["spec"].get("ipAddresses") or [] if ip != LOOPBACK]
         if before != after:
             message = (
                 f"Updated the IP addresses of Certificate {cluster.namespace}/"
@@ -232,7 +242,10 @@ def add_tls(cluster: Cluster, pod_spec: JSONObject, *, head: bool) -> None:
         container["env"] = merge_env(container.get("env"), variables)
         _mount(container)
     ray = pod_spec["containers"][0]
-    pod_spec["initContainers"] = [_wait_container(ray), *pod_spec.get("initContainers", [])]
+    wait = _wait_container(ray)
+    # Like every other init container, it learns where the head is.
+    wait["env"] = merge_env(wait["env"], head_service_env(cluster))
+    pod_spec["initContainers"] = [wait, *pod_spec.get("initContainers", [])]
 
 
 def _wired(pod_spec: JSONObject) -> list[JSONObject]:
@@ -254,7 +267,8 @@ def _wait_container(ray: JSONObject) -> JSONObject:
     container: JSONObject = {
         "name": WAIT_CONTAINER,
         "image": ray.get("image"),
-        "command": ["sh", "-c", WAIT_SCRIPT],
+        "command": ["sh", "-c"],
+        "args": [WAIT_SCRIPT],
         "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
         "resources": {"limits": dict(WAIT_RESOURCES), "requests": dict(WAIT_RESOURCES)},
         "volumeMounts": [{"mountPath": MOUNT_PATH, "name": VOLUME, "readOnly": True}],

@@ -40,7 +40,8 @@ class DashboardView:
 
     ``info`` is set when the dashboard knows the job, ``found`` is False when it answered 404;
     ``failing_since`` is the time (RFC 3339) since which every query failed (timeouts, 5xx,
-    garbage), None while the last one succeeded.
+    garbage), None while the last one succeeded. ``refused`` is what Ray answered when it
+    refused to take the job (a bad runtime env, an entrypoint resource no node has).
     """
 
     url: str
@@ -49,6 +50,9 @@ class DashboardView:
     info: JobInfo | None = None
     failing_since: str | None = None
     error: str = ""
+    # Ray refused the last submission of this job (HTTPMode): its words, and since when.
+    refused: str = ""
+    refused_since: str | None = None
 
     def about(self, url: Any, job_id: Any) -> bool:
         """Whether this view answers for that dashboard and job (not a previous attempt's)."""

@@ -10,112 +10,96 @@ answered as it is, so a stale or replayed request can never lose one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from app.core.events import WARNING, Event
-from app.core.observed import ObservedObject, ObservedPod
+from app.core.observed import ObservedObject
 from app.core.time import later, parse_time, stamp
-from app.rayjob import labels as jl
 from app.rayjob import outcome as oc
-from app.rayjob.cluster import dashboard_url, in_namespace
-from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
-from app.rayjob.dashboard import DashboardView, Intent, JobInfo, SubmitJob
-from app.rayjob.names import cluster_name, job_id, submitter_job_name
+from app.rayjob import reading as rd
+from app.rayjob.cluster import dashboard_url
+from app.rayjob.names import cluster_name, job_id
 from app.rayjob.spec import (
     HTTP_MODE,
     INTERACTIVE_MODE,
     K8S_JOB_MODE,
     SIDECAR_MODE,
     RayJob,
-    submitter_command,
 )
-from app.rayjob.submitter import CONTAINER
+from app.rayjob.states import (
+    ATTEMPT_FIELDS,
+    COMPLETE,
+    FAILED,
+    INITIALIZING,
+    LIVE,
+    NEW,
+    RETRYING,
+    RUNNING,
+    SUSPENDED,
+    SUSPENDING,
+    TERMINAL,
+    VALIDATION_FAILED,
+    WAITING,
+    count,
+)
 from app.rayjob.teardown import teardown
+from app.rayjob.validation import resumed
+from app.rayjob.world import Step, World
 
-NEW, INITIALIZING, RUNNING = "", "Initializing", "Running"
-COMPLETE, FAILED, VALIDATION_FAILED = "Complete", "Failed", "ValidationFailed"
-SUSPENDING, SUSPENDED, RETRYING, WAITING = "Suspending", "Suspended", "Retrying", "Waiting"
-TERMINAL = (COMPLETE, FAILED)
-# States in which the status names the attempt's cluster.
-_NAMED_STATES = (INITIALIZING, RUNNING, WAITING)
-READY = "ready"
+__all__ = [
+    "COMPLETE",
+    "FAILED",
+    "INITIALIZING",
+    "NEW",
+    "RETRYING",
+    "RUNNING",
+    "SUSPENDED",
+    "SUSPENDING",
+    "TERMINAL",
+    "VALIDATION_FAILED",
+    "WAITING",
+    "Step",
+    "World",
+    "advance",
+]
+
+READY = rd.READY
 _DEADLINE_FIELDS = {
     "DeadlineExceeded": "activeDeadlineSeconds",
     "PreRunningDeadlineExceeded": "preRunningDeadlineSeconds",
 }
 # KubeRay's RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS default.
 STATUS_CHECK_TIMEOUT_SECONDS = 300
+# How soon a RayJob whose DeleteSelf is due is synced again, so that a failed DELETE is retried.
+DELETE_SELF_RETRY_SECONDS = 30
 # Reasons whose failure is final even with retries left (KubeRay's rule).
 NOT_RETRIED = ("DeadlineExceeded", "JobStatusCheckTimeoutExceeded")
-# Cleared when an attempt is over (suspend, retry): the next one starts from nothing.
-_ATTEMPT_FIELDS = (
-    "rayClusterName",
-    "rayClusterStatus",
-    "dashboardURL",
-    "jobId",
-    "message",
-    "reason",
-    "rayJobInfo",
-    "jobStatusCheckFailureStartTime",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class World:
-    """What was observed: the RayJob's children and the related objects, by name."""
-
-    clusters: Mapping[str, ObservedObject]
-    jobs: Mapping[str, ObservedObject]
-    related_clusters: Mapping[str, ObservedObject]
-    related_pods: tuple[ObservedPod, ...]
-    domain: str
-    # The shell's latest word from the Ray job's dashboard (None: not read, or not yet).
-    dashboard: DashboardView | None = None
-    # How soon to look again while the dashboard decides (its answers arrive without an event).
-    poll_seconds: float = 5.0
-
-    def view(self, status: Mapping[str, Any]) -> DashboardView | None:
-        """The dashboard's word on this attempt's Ray job, if the shell has one."""
-        view = self.dashboard
-        about = view is not None and view.about(status.get("dashboardURL"), status.get("jobId"))
-        return view if about else None
-
-    def live_clusters(self) -> list[str]:
-        return sorted(n for n, c in self.clusters.items() if c.metadata.deletionTimestamp is None)
-
-
-@dataclass(slots=True)
-class Step:
-    """One step's decisions; the children follow from them in ``app.rayjob.sync``."""
-
-    status: dict[str, Any]
-    cluster: str = "keep"  # build (create if missing), keep (as observed), delete, suspend-workers
-    submitter: str = "keep"  # build (create if missing), keep, delete
-    service: bool = False  # the RayJob's head Service for the current cluster
-    events: list[Event] = field(default_factory=list)
-    deadlines: list[datetime] = field(default_factory=list)
-    delete_self: bool = False
-    intents: list[Intent] = field(default_factory=list)
 
 
 def advance(job: RayJob, previous: Mapping[str, Any], world: World, now: datetime) -> Step:
     status: dict[str, Any] = {
         **previous,
-        "succeeded": _count(previous.get("succeeded")),
-        "failed": _count(previous.get("failed")),
+        "succeeded": count(previous.get("succeeded")),
+        "failed": count(previous.get("failed")),
     }
     state = status.get("jobDeploymentStatus") or NEW
-    if state == VALIDATION_FAILED:  # the spec was fixed: carry on from what is known
-        state = INITIALIZING if status.get("rayClusterName") else NEW
-        status.update(jobDeploymentStatus=state, reason="", message="")
+    if state == VALIDATION_FAILED:  # the spec was fixed: resume what the failure interrupted
+        state = resumed(status)
+        status["jobDeploymentStatus"] = state
+        status.pop("message", None)
+        if state not in (FAILED, RETRYING):
+            status.pop("reason", None)
     named = isinstance(status.get("rayClusterName"), str) and status["rayClusterName"]
-    if not isinstance(state, str) or (state in _NAMED_STATES and not named):
+    if not isinstance(state, str) or (state in LIVE and not named):
         state = NEW  # a status no sync wrote (edited by hand): start from what the spec says
     step = Step(status)
     handler = _HANDLERS.get(state, _new)
     handler(job, step, world, now)
+    if status.get("jobDeploymentStatus") != previous.get("jobDeploymentStatus"):
+        # Two-phase, like creation: a deletion is carried out only by a sync whose observed
+        # parent already holds the decision, so a sync of a stale parent has nothing to undo.
+        step.hold()
     _clean(status)
     return step
 
@@ -150,7 +134,9 @@ def _initializing(job: RayJob, step: Step, world: World, now: datetime) -> None:
     name = status["rayClusterName"]
     cluster = _cluster(job, world, name)
     if job.selected_cluster is None:
-        step.cluster = "build"
+        # The head Service from the start: the dashboard's address is derived from it once it
+        # is observed (app/rayjob/address.py), so it must be there when the cluster is ready.
+        step.cluster, step.service = "build", True
     if cluster is None:
         if job.selected_cluster is not None:
             message = f"RayCluster {job.namespace}/{name} not found"
@@ -197,51 +183,31 @@ def _running(job: RayJob, step: Step, world: World, now: datetime) -> None:
     if job.mode in (HTTP_MODE, INTERACTIVE_MODE):
         if _dashboard_silent(job, step, view, now):
             return
-        ended = _dashboard_outcome(job, step, world, view)
+        ended = rd.dashboard_outcome(job, step, world, view)
     elif job.mode == SIDECAR_MODE:
-        ended = _sidecar_outcome(job, step, world)
+        ended = rd.sidecar_outcome(job, step, world)
     else:
-        ended = _submitter_outcome(job, step, world)
+        ended = rd.submitter_outcome(job, step, world, now)
     if ended is None and view is not None and view.info is not None:
-        _show(step.status, view.info)  # live state, message and times while it runs
+        rd.show(step.status, view.info)  # live state, message and times while it runs
     if ended is not None:
         _end(job, step, ended, now)
     elif world.dashboard is not None or job.mode in (HTTP_MODE, INTERACTIVE_MODE):
         step.deadlines.append(now + timedelta(seconds=world.poll_seconds))
 
 
-def _dashboard_outcome(
-    job: RayJob, step: Step, world: World, view: DashboardView | None
-) -> oc.Outcome | None:
-    """HTTPMode and InteractiveMode: the dashboard alone knows the job; HTTPMode submits it
-    (again, after a head restart wiped it) whenever the dashboard does not know it."""
-    status = step.status
-    if view is None or view.failing_since is not None:
-        return None
-    if view.info is None:
-        if job.mode == HTTP_MODE and in_namespace(
-            status.get("dashboardURL"), job.namespace, world.domain
-        ):
-            step.intents.append(_submission(job, status))
-        else:
-            status["message"] = f"Ray job {status.get('jobId')} not found on the dashboard"
-        return None
-    info = view.info
-    if info.status not in TERMINAL_JOB_STATES:
-        return None
-    return oc.Outcome(info.status, info.message, info.start_time, info.end_time)
-
-
-def _dashboard_silent(job: RayJob, step: Step, view: DashboardView | None, now: datetime) -> bool:
-    """KubeRay's rule: a dashboard that fails every query for 300 s fails the RayJob. Applied
-    where the dashboard is the only source of the result (HTTPMode, InteractiveMode)."""
+def _dashboard_silent(job: RayJob, step: Step, view: Any, now: datetime) -> bool:
+    """KubeRay's rule: a dashboard that fails every query (or refuses the submission) for 300 s
+    fails the RayJob. Applied where the dashboard is the only source of the result (HTTPMode,
+    InteractiveMode)."""
     status = step.status
     if view is None:
         return False
-    if view.failing_since is None:
+    silent = rd.silent_since(view)
+    if silent is None:
         status.pop("jobStatusCheckFailureStartTime", None)
         return False
-    since = status.setdefault("jobStatusCheckFailureStartTime", view.failing_since)
+    since = status.setdefault("jobStatusCheckFailureStartTime", silent[0])
     started = parse_time(since) or now
     give_up = later(started, STATUS_CHECK_TIMEOUT_SECONDS)
     if give_up is None:
@@ -249,69 +215,9 @@ def _dashboard_silent(job: RayJob, step: Step, view: DashboardView | None, now: 
     if give_up > now:
         step.deadlines.append(give_up)
         return False
-    message = f"The Ray dashboard has failed every query since {since}: {view.error}"
+    message = f"The Ray dashboard has given no word on the job since {since}: {silent[1]}"
     _fail(job, step, "JobStatusCheckTimeoutExceeded", message, now)
     return True
-
-
-def _submission(job: RayJob, status: Mapping[str, Any]) -> SubmitJob:
-    spec = job.spec
-    return SubmitJob(
-        url=str(status.get("dashboardURL")),
-        job_id=str(status.get("jobId")),
-        entrypoint=(spec.entrypoint or "").strip(),
-        runtime_env=job.runtime_env,
-        metadata=dict(spec.metadata),
-        entrypoint_num_cpus=spec.entrypointNumCpus or None,
-        entrypoint_num_gpus=spec.entrypointNumGpus or None,
-        entrypoint_resources=job.entrypoint_resources,
-    )
-
-
-def _show(status: dict[str, Any], info: JobInfo) -> None:
-    status.update(jobStatus=info.status, message=info.message)
-    times = {"startTime": info.start_time, "endTime": info.end_time}
-    if any(times.values()):
-        status["rayJobInfo"] = {k: v for k, v in times.items() if v}
-
-
-def _submitter_outcome(job: RayJob, step: Step, world: World) -> oc.Outcome | None:
-    step.submitter = "build"
-    name = submitter_job_name(job.name)
-    pods = [p for p in world.related_pods if p.metadata.labels.get(jl.JOB_NAME) == name]
-    observed = world.jobs.get(name)
-    if observed is None:
-        return None
-    ended = oc.of_job(observed, pods, ours=_ours(job))
-    if ended is None:
-        running = any(p.running and not p.terminating for p in pods)
-        step.status["jobStatus"] = oc.RUNNING if running else oc.PENDING
-    return ended
-
-
-def _ours(job: RayJob) -> bool:
-    """Whether the submitter runs metaray's script (a user's template may bring a command)."""
-    return not submitter_command(job.spec.submitterPodTemplate)
-
-
-def _sidecar_outcome(job: RayJob, step: Step, world: World) -> oc.Outcome | None:
-    name = step.status["rayClusterName"]
-    heads = [
-        pod
-        for pod in world.related_pods
-        if pod.cluster == name and pod.node_type == "head" and not pod.terminating
-    ]
-    cluster = world.clusters.get(name)
-    if not heads:
-        if cluster is not None and cluster.status.get("state") != READY:
-            return oc.Outcome("", "Ray head pod not found.", failure="AppFailed")
-        return None
-    statuses = [s for pod in heads for s in pod.status.containerStatuses if s.name == CONTAINER]
-    ended = next((e for s in statuses if (e := oc.of_container(s)) is not None), None)
-    if ended is None:
-        running = any(s.state is not None and s.state.terminated is None for s in statuses)
-        step.status["jobStatus"] = oc.RUNNING if running and heads[0].running else oc.PENDING
-    return ended
 
 
 def _end(job: RayJob, step: Step, ended: oc.Outcome, now: datetime) -> None:
@@ -352,6 +258,10 @@ def _terminal(job: RayJob, step: Step, world: World | None, now: datetime) -> No
         "DeleteWorkers": "suspend-workers",
     }.get(plan.due, "keep")
     step.delete_self = plan.due == "DeleteSelf"
+    if step.delete_self:
+        # The shell deletes the RayJob after the answer, best effort: look again soon in case
+        # that failed, rather than wait for Metacontroller's rare periodic resync.
+        step.deadlines.append(now + timedelta(seconds=DELETE_SELF_RETRY_SECONDS))
     step.service = job.selected_cluster is None and step.status.get("rayClusterName") is not None
     if plan.next_at is not None:
         step.deadlines.append(plan.next_at)
@@ -400,7 +310,7 @@ def _finish_teardown(step: Step, world: World | None, then: str) -> None:
     if world is None or world.clusters or world.jobs:
         return
     status = step.status
-    for key in _ATTEMPT_FIELDS:
+    for key in ATTEMPT_FIELDS:
         status.pop(key, None)
     status.update(jobDeploymentStatus=then, jobStatus="")
 
@@ -421,12 +331,6 @@ def _cluster(job: RayJob, world: World, name: str) -> ObservedObject | None:
 def _dashboard_url(name: str, job: RayJob, cluster: ObservedObject, domain: str) -> str:
     spec = cluster.spec or (job.spec.rayClusterSpec or {})
     return dashboard_url(name, job.namespace, spec, domain)
-
-
-def _count(value: Any) -> int:
-    """An attempt counter as KubeRay keeps it (int32); anything else counts as none."""
-    fits = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31 - 1
-    return int(value) if fits else 0
 
 
 def _clean(status: dict[str, Any]) -> None:

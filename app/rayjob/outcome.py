@@ -138,6 +138,15 @@ def _exit_code(job: ObservedObject) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def condition_time(job: ObservedObject, kind: str) -> str | None:
+    """When the Job's condition of that kind became true."""
+    for condition in job.status.get("conditions") or []:
+        if isinstance(condition, dict) and condition.get("type") == kind:
+            moment = condition.get("lastTransitionTime")
+            return moment if isinstance(moment, str) else None
+    return None
+
+
 def _condition_message(job: ObservedObject, kind: str) -> str:
     for condition in job.status.get("conditions") or []:
         if isinstance(condition, dict) and condition.get("type") == kind:

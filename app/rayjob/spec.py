@@ -13,7 +13,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError
 
 from app.raycluster.problems import InvalidSpec, Problem
@@ -362,6 +361,8 @@ def _runtime_env(spec: RayJobSpec, problems: list[Problem]) -> JSONObject | None
 
 
 def _yaml(text: str) -> Any:
+    import yaml  # only for a runtimeEnvYAML: the serving process need not hold PyYAML otherwise
+
     return yaml.safe_load(text)
 
 

@@ -28,11 +28,13 @@ RESOURCES: JSONObject = {
 
 
 def submitter_job(
-    job: RayJob, script: str, dashboard: str, job_id: str, token: list[JSONObject]
+    job: RayJob, script: str, image: str, dashboard: str, job_id: str, token: list[JSONObject]
 ) -> JSONObject:
-    """The K8sJobMode submitter Job, named like the RayJob (KubeRay's name). ``token``: the
-    variables that give it the cluster's auth token (authOptions), if any."""
-    template = _template(job)
+    """The K8sJobMode submitter Job, named like the RayJob (KubeRay's name). ``image``: the
+    cluster's head image, for a container that names none; ``dashboard``: the derived address
+    (``app.rayjob.address``); ``token``: the variables that give it the cluster's auth token
+    (authOptions), if any."""
+    template = _template(job, image)
     pod_spec = template["spec"]
     ours = _wire(pod_spec["containers"][0], job, script, [*_addressing(dashboard, job_id), *token])
     spec: JSONObject = {"backoffLimit": job.submitter_backoff_limit, "template": template}
@@ -108,12 +110,27 @@ def _job(job: RayJob, name: str, spec: JSONObject) -> JSONObject:
     }
 
 
-def _template(job: RayJob) -> JSONObject:
-    """The user's submitter template (restartPolicy Never unless it says otherwise), or
-    KubeRay's default: one container of the head's image."""
+def template_image(job: RayJob) -> str:
+    """The image of the first container of the user's submitter template, if it names one."""
+    template = job.spec.submitterPodTemplate
+    spec = template.get("spec") if isinstance(template, Mapping) else None
+    containers = spec.get("containers") if isinstance(spec, Mapping) else None
+    first = containers[0] if isinstance(containers, list) and containers else None
+    image = first.get("image") if isinstance(first, Mapping) else None
+    return image if isinstance(image, str) else ""
+
+
+def _template(job: RayJob, image: str) -> JSONObject:
+    """The user's submitter template (restartPolicy Never unless it says otherwise; its first
+    container given ``image`` if it names none), or KubeRay's default: one container of
+    ``image``."""
     if job.spec.submitterPodTemplate is not None:
         template: JSONObject = copy.deepcopy(job.spec.submitterPodTemplate)
         template.setdefault("spec", {}).setdefault("restartPolicy", "Never")
+        containers = template["spec"].get("containers") or [{"name": CONTAINER}]
+        template["spec"]["containers"] = containers
+        if not containers[0].get("image"):
+            containers[0]["image"] = image
     else:
         template = {
             "spec": {
@@ -121,7 +138,7 @@ def _template(job: RayJob) -> JSONObject:
                 "containers": [
                     {
                         "name": CONTAINER,
-                        "image": head_image(job.spec.rayClusterSpec),
+                        "image": image,
                         "resources": RESOURCES,
                     }
                 ],
@@ -136,14 +153,18 @@ def _template(job: RayJob) -> JSONObject:
 def _wire(container: JSONObject, job: RayJob, script: str, target: list[JSONObject]) -> bool:
     """Give the submitter container its ``target`` (address, job id, token) and (unless it
     brings its own command) metaray's script and the job's settings. True when the script is
-    metaray's."""
+    metaray's. The target overrides a variable of the same name in the user's template: the
+    token must never go to an address other than the derived one."""
     ours = not container.get("command")
     wanted = [*target, *_job_env(job)] if ours else target
-    present = {e.get("name") for e in container.get("env") or [] if isinstance(e, Mapping)}
-    container["env"] = [
-        *(container.get("env") or []),
-        *(e for e in wanted if e["name"] not in present),
+    targeted = {e["name"] for e in target}
+    users = [
+        e
+        for e in container.get("env") or []
+        if not (isinstance(e, Mapping) and e.get("name") in targeted)
     ]
+    present = {e.get("name") for e in users if isinstance(e, Mapping)}
+    container["env"] = [*users, *(e for e in wanted if e["name"] not in present)]
     if ours:
         container["command"] = ["python", "-c", script]
         container.pop("args", None)

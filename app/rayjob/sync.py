@@ -15,15 +15,17 @@ from app.core.desired import Desired
 from app.core.events import NORMAL, WARNING, Event
 from app.core.observed import Child, Observed, ObservedObject
 from app.core.time import later, parse_time
+from app.raycluster import labels as lbl
 from app.raycluster.cluster import Options as ClusterOptions
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.spec import JSONObject
+from app.rayjob import attempts
 from app.rayjob import labels as jl
+from app.rayjob.address import dashboard_address, selected_cluster, selected_name
 from app.rayjob.cluster import (
     RAYCLUSTER_API,
     RAYCLUSTER_KIND,
     dashboard_url,
-    in_namespace,
     ray_cluster,
     token_env,
     with_workers_suspended,
@@ -31,7 +33,7 @@ from app.rayjob.cluster import (
 from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
 from app.rayjob.dashboard import DashboardView, StopJob
 from app.rayjob.kinds import JOB, RAYCLUSTER, SERVICE
-from app.rayjob.lifecycle import RUNNING, VALIDATION_FAILED, Step, World, advance
+from app.rayjob.lifecycle import RUNNING, advance
 from app.rayjob.names import stop_job_name, submitter_job_name
 from app.rayjob.service import head_service
 from app.rayjob.spec import (
@@ -41,7 +43,9 @@ from app.rayjob.spec import (
     managed_elsewhere,
     parse_rayjob,
 )
-from app.rayjob.submitter import head_image, sidecar, stop_job, submitter_job
+from app.rayjob.submitter import head_image, sidecar, stop_job, submitter_job, template_image
+from app.rayjob.validation import invalid_status, refused_edit
+from app.rayjob.world import Step, World
 
 # How long a deleted RayJob waits for its stop Job before letting go anyway.
 STOP_TIMEOUT_SECONDS = 60
@@ -84,10 +88,19 @@ def sync(
     try:
         job = parse_rayjob(parent, dashboard=options.dashboard)
     except InvalidSpec as invalid:
-        return _invalid(observed, previous, invalid)
-    world = _world(observed, related, options, dashboard)
-    step = advance(job, previous, world, now)
-    children = _children(job, step, observed, world, options)
+        return _invalid(observed, previous, str(invalid), _invalid_reason(invalid), now)
+    address = dashboard_address(parent, observed, related, options.cluster.cluster_domain)
+    world = _world(observed, related, options, dashboard, address)
+    refused = refused_edit(job, previous, world)
+    if refused is not None:
+        return _invalid(observed, previous, refused, "InvalidRayJobSpec", now)
+    proof = attempts.newest(world.clusters.values(), world.jobs.values())
+    ahead = attempts.caught_up(previous, proof)
+    step = advance(job, ahead if ahead is not None else previous, world, now)
+    if ahead is not None:
+        step.freeze()  # the children are newer than this parent: change none of them
+    attempts.settle(step.status, previous, proof)
+    children = _children(job, step, observed, world, options, previous)
     events = (*step.events, *_changes(job, observed, children))
     return Desired(
         children,
@@ -99,27 +112,40 @@ def sync(
     )
 
 
-def watched(parent: Mapping[str, Any], domain: str) -> tuple[str, str] | None:
+def watched(
+    parent: Mapping[str, Any], observed: Observed, related: Observed, domain: str
+) -> tuple[str, str] | None:
     """The (dashboard, job id) whose answers the next syncs of this RayJob need: while it runs
-    (or waits to be let go while its Ray job may still run), None otherwise, and None for a
-    dashboard outside the RayJob's namespace (``domain``: the cluster's DNS domain)."""
+    (or waits to be let go while its Ray job may still run), None otherwise. The dashboard is
+    the one derived from owned and observed objects (``app.rayjob.address``), never
+    ``status.dashboardURL``; None where none can be derived."""
     status = _previous(parent)
-    url, job = status.get("dashboardURL"), status.get("jobId")
+    job = status.get("jobId")
+    if not (isinstance(job, str) and job):
+        return None
     metadata = parent.get("metadata")
-    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
-    if not (isinstance(namespace, str) and in_namespace(url, namespace, domain)):
-        return None
-    if not (isinstance(url, str) and isinstance(job, str) and job):
-        return None
     deleting = isinstance(metadata, Mapping) and metadata.get("deletionTimestamp") is not None
     running = status.get("jobDeploymentStatus") == RUNNING
-    if _token_auth(parent.get("spec")):
+    if not (running or (deleting and not _finished(status))):
+        return None
+    if token_auth(parent, related):
         return None  # the poller holds no cluster's token: its questions would be refused
-    return (url, job) if running or (deleting and not _finished(status)) else None
+    url = dashboard_address(parent, observed, related, domain)
+    return (url, job) if url is not None else None
 
 
-def _token_auth(spec: Any) -> bool:
-    cluster = spec.get("rayClusterSpec") if isinstance(spec, Mapping) else None
+def token_auth(parent: Mapping[str, Any], related: Observed) -> bool:
+    """Whether the RayJob's cluster asks for a token: the selected cluster's own authOptions
+    for a clusterSelector RayJob (unknown while it is not observed: then True, so nothing
+    calls it unauthenticated), else those of rayClusterSpec."""
+    if selected_name(parent) is not None:
+        cluster = selected_cluster(parent, related)
+        return cluster is None or _token_auth(cluster.spec)
+    spec = parent.get("spec")
+    return _token_auth(spec.get("rayClusterSpec") if isinstance(spec, Mapping) else None)
+
+
+def _token_auth(cluster: Any) -> bool:
     options = cluster.get("authOptions") if isinstance(cluster, Mapping) else None
     return isinstance(options, Mapping) and options.get("mode") == "token"
 
@@ -143,17 +169,20 @@ def finalize(
     try:
         job = parse_rayjob(parent, dashboard=options.dashboard)
     except InvalidSpec:
+        found = _from_status(parent, previous, observed, options)
+        if found is None:
+            return Desired(everything, dict(previous), finalized=True)
+        job = found
+    cluster = _stop_needed(job, previous, related)
+    if cluster is None:
         return Desired(everything, dict(previous), finalized=True)
-    stopping = _stop_needed(job, previous, related)
-    if stopping is None:
+    url = dashboard_address(parent, observed, related, options.cluster.cluster_domain)
+    if url is None:  # no Running head pod of that cluster: no Ray job runs there to stop
         return Desired(everything, dict(previous), finalized=True)
     deleted = parse_time((parent.get("metadata") or {}).get("deletionTimestamp")) or now
     give_up = later(deleted, STOP_TIMEOUT_SECONDS) or now + timedelta(seconds=STOP_TIMEOUT_SECONDS)
-    if options.dashboard:
-        domain = options.cluster.cluster_domain
-        return _stop_through_dashboard(
-            job.namespace, domain, previous, everything, dashboard, now, give_up
-        )
+    if options.dashboard and not _token_auth(cluster.spec):
+        return _stop_through_dashboard(url, previous, everything, dashboard, now, give_up)
     name = stop_job_name(job.name)
     stopper = next((j for j in observed.of_kind(JOB) if j.name == name), None)
     done = stopper is not None and (
@@ -165,7 +194,6 @@ def finalize(
         return Desired(
             everything, dict(previous), finalized=False, resync_after=_resync([give_up], now)
         )
-    cluster, url = stopping
     image = head_image(cluster.spec)
     if not image:
         warning = Event(
@@ -192,18 +220,33 @@ def finalize(
     )
 
 
+def _from_status(
+    parent: Mapping[str, Any], previous: Mapping[str, Any], observed: Observed, options: Options
+) -> RayJob | None:
+    """A RayJob deleted with a spec that is now invalid: whether its Ray job may still run on a
+    cluster it does not own is decided from its status (the cluster it ran on, its job id),
+    as the RayJob that stands for it; None when its own cluster takes the job with it."""
+    name = previous.get("rayClusterName")
+    owned = {c.name for c in observed.of_kind(RAYCLUSTER)}
+    if not isinstance(name, str) or not name or name in owned or not previous.get("jobId"):
+        return None
+    spec = {"clusterSelector": {CLUSTER_SELECTOR_KEY: name}, "entrypoint": "stop"}
+    try:
+        return parse_rayjob({**parent, "spec": spec}, dashboard=options.dashboard)
+    except InvalidSpec:  # the metadata itself is wrong: nothing can be named after it
+        return None
+
+
 def _stop_through_dashboard(
-    namespace: str,
-    domain: str,
+    url: str,
     previous: Mapping[str, Any],
     everything: list[Child],
     dashboard: DashboardView | None,
     now: datetime,
     give_up: datetime,
 ) -> Desired:
-    url, job_id = str(previous.get("dashboardURL")), str(previous.get("jobId"))
-    if not in_namespace(url, namespace, domain):
-        return Desired(everything, dict(previous), finalized=True)  # nothing metaray may call
+    """``url``: the derived address (``app.rayjob.address``), never the status's."""
+    job_id = str(previous.get("jobId"))
     view = dashboard if dashboard is not None and dashboard.about(url, job_id) else None
     stopped = (
         view is not None
@@ -246,6 +289,14 @@ def customize(parent: Mapping[str, Any]) -> JSONObject:
     selected = selector.get(CLUSTER_SELECTOR_KEY) if isinstance(selector, Mapping) else None
     if isinstance(selected, str) and selected:
         rules.append({"apiVersion": RAYCLUSTER_API, "resource": "rayclusters", "names": [selected]})
+        # Its head pod: the only address of a user's cluster metaray calls (app.rayjob.address).
+        rules.append(
+            {
+                "apiVersion": "v1",
+                "resource": "pods",
+                "labelSelector": {"matchLabels": lbl.head_selector(selected)},
+            }
+        )
     if isinstance(namespace, str) and namespace:
         rules = [{**rule, "namespace": namespace} for rule in rules]
     return {"relatedResources": rules}
@@ -271,7 +322,11 @@ def _fits(value: Any) -> bool:
 
 
 def _world(
-    observed: Observed, related: Observed, options: Options, dashboard: DashboardView | None
+    observed: Observed,
+    related: Observed,
+    options: Options,
+    dashboard: DashboardView | None,
+    address: str | None,
 ) -> World:
     return World(
         clusters={c.name: c for c in observed.of_kind(RAYCLUSTER)},
@@ -281,11 +336,18 @@ def _world(
         domain=options.cluster.cluster_domain,
         dashboard=dashboard if options.dashboard else None,
         poll_seconds=options.dashboard_poll_seconds,
+        address=address,
+        reads_dashboard=options.dashboard,
     )
 
 
 def _children(
-    job: RayJob, step: Step, observed: Observed, world: World, options: Options
+    job: RayJob,
+    step: Step,
+    observed: Observed,
+    world: World,
+    options: Options,
+    previous: Mapping[str, Any],
 ) -> list[Child]:
     """Every observed child as it is, but for what this step builds or deletes."""
     status = step.status
@@ -300,7 +362,8 @@ def _children(
         # request) or the last attempt's cluster has not gone yet; either way, wait.
         alone = all(other == name for other in world.live_clusters())
         if step.cluster == "build" and key not in observed.applied and alone:
-            built[key] = ray_cluster(job, name, _sidecar(job, status, options))
+            cluster = ray_cluster(job, name, _sidecar(job, status, options))
+            built[key] = _attempt_of(job, cluster, status)
         elif step.cluster == "suspend-workers" and key in observed.applied:
             suspended = with_workers_suspended(observed.applied[key])
             if suspended != dict(observed.applied[key]):  # else kept as recorded, byte for byte
@@ -309,17 +372,52 @@ def _children(
     if step.submitter == "delete":
         dropped |= {(JOB, j) for j in world.jobs}
     elif step.submitter == "build" and submitter_key not in observed.applied:
-        script, url = options.submitter_script, str(status.get("dashboardURL") or "")
-        token = token_env(str(name), job.namespace, _cluster_spec(world, str(name), job))
-        if job.selected_cluster is not None and name in world.related_clusters:
-            token = token_env(str(name), job.namespace, world.related_clusters[str(name)].spec)
-        job_id = str(status.get("jobId") or "")
-        built[submitter_key] = submitter_job(job, script, url, job_id, token)
+        submitter = _submitter(job, step, world, options, previous)
+        if submitter is not None:
+            built[submitter_key] = _attempt_of(job, submitter, status)
     if step.service and isinstance(name, str) and job.cluster_spec is not None:
         service = head_service(job, name, _cluster_spec(world, name, job), options.cluster)
         built[(SERVICE, service["metadata"]["name"])] = service
     kept = [k for k in _keys(observed) if k not in dropped and k not in built]
     return [*_echo(observed, kept), *(built[k] for k in sorted(built))]
+
+
+def _attempt_of(job: RayJob, child: JSONObject, status: Mapping[str, Any]) -> JSONObject:
+    """A new cluster or submitter Job carries the attempt it is made for (and the submitter its
+    mode, which the cluster carries already): a later sync of a stale parent can tell."""
+    marked = attempts.mark(child, status)
+    marked["metadata"]["labels"] = dict(
+        sorted({**marked["metadata"]["labels"], jl.SUBMISSION_MODE: job.mode}.items())
+    )
+    return marked
+
+
+def _submitter(
+    job: RayJob, step: Step, world: World, options: Options, previous: Mapping[str, Any]
+) -> JSONObject | None:
+    """The submitter Job, once there is an address to give it (derived, never the status's)
+    and an image to run it with (the user's template's, else the cluster's head image); until
+    then none, so that no Job is asked for that could not run, and no Event claims one."""
+    name = str(step.status.get("rayClusterName"))
+    spec = _cluster_spec(world, name, job)
+    if job.selected_cluster is not None:
+        selected = world.related_clusters.get(name)
+        spec = selected.spec if selected is not None else {}
+    image = template_image(job) or head_image(spec)
+    if not image:
+        message = (
+            f"RayCluster {job.namespace}/{name} names no head image and "
+            "spec.submitterPodTemplate no image: the submitter Job cannot be created"
+        )
+        if previous.get("message") != message:
+            step.events.append(Event(WARNING, "FailedToCreateRayJobSubmitter", message))
+        step.status["message"] = message
+        return None
+    if world.address is None:
+        return None  # the head Service (or head pod) is not observed yet: the next sync
+    token = token_env(name, job.namespace, spec)
+    job_id = str(step.status.get("jobId") or "")
+    return submitter_job(job, options.submitter_script, image, world.address, job_id, token)
 
 
 def _sidecar(job: RayJob, status: Mapping[str, Any], options: Options) -> JSONObject | None:
@@ -346,32 +444,30 @@ def _cluster_spec(world: World, name: str, job: RayJob) -> Mapping[str, Any]:
 
 def _stop_needed(
     job: RayJob, previous: Mapping[str, Any], related: Observed
-) -> tuple[ObservedObject, str] | None:
-    """The user's cluster and its dashboard, when a Ray job may still run there."""
+) -> ObservedObject | None:
+    """The user's cluster, when a Ray job may still run there."""
     name = job.selected_cluster
     if name is None or not previous.get("jobId"):
         return None
     if _finished(previous):
         return None
-    cluster = next((c for c in related.of_kind(RAYCLUSTER) if c.name == name), None)
-    if cluster is None:
-        return None
-    url = str(previous.get("dashboardURL") or "")
-    return (cluster, url) if url else None
+    return next((c for c in related.of_kind(RAYCLUSTER) if c.name == name), None)
 
 
-def _invalid(observed: Observed, previous: Mapping[str, Any], invalid: InvalidSpec) -> Desired:
-    """Every child exactly as metaray last asked for it, and a status that says what is wrong."""
-    status = {
-        **previous,
-        "jobDeploymentStatus": VALIDATION_FAILED,
-        "reason": "ValidationFailed",
-        "message": f"Invalid RayJob spec: {invalid}",
-    }
-    on_metadata = all(p.path.startswith(("metadata", "apiVersion")) for p in invalid.problems)
-    reason = "InvalidRayJobMetadata" if on_metadata else "InvalidRayJobSpec"
-    event = Event(WARNING, reason, f"Invalid RayJob, nothing changed: {invalid}")
+def _invalid(
+    observed: Observed, previous: Mapping[str, Any], problem: str, reason: str, now: datetime
+) -> Desired:
+    """Every child exactly as metaray last asked for it, and a status that says what is wrong
+    (and keeps what the state it interrupts is: ``app.rayjob.validation``)."""
+    status = invalid_status(previous, problem, now)
+    attempts.settle(status, previous, None)
+    event = Event(WARNING, reason, attempts.capped(f"Invalid RayJob, nothing changed: {problem}"))
     return Desired(_echo(observed, _keys(observed)), status, (event,))
+
+
+def _invalid_reason(invalid: InvalidSpec) -> str:
+    on_metadata = all(p.path.startswith(("metadata", "apiVersion")) for p in invalid.problems)
+    return "InvalidRayJobMetadata" if on_metadata else "InvalidRayJobSpec"
 
 
 def _changes(job: RayJob, observed: Observed, children: list[Child]) -> list[Event]:

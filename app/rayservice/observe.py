@@ -19,8 +19,6 @@ from app.core import kinds
 from app.core import labels as lbl
 from app.core.observed import Observed, ObservedObject, ObservedService
 from app.raycluster.auth import TOKEN_KEY
-from app.raycluster.labels import CREATED_BY as CLUSTER_CREATED_BY_KEY
-from app.raycluster.labels import CREATED_BY_VALUE as CREATED_BY
 from app.raycluster.names import head_service_name
 from app.rayservice.children import RAYCLUSTER_KIND
 from app.rayservice.serve import ServeTarget
@@ -68,7 +66,7 @@ def _token(cluster: ObservedObject, related: Observed) -> str | None:
         if meta.name != name or meta.namespace != cluster.metadata.namespace:
             continue
         if name == cluster.name and not (
-            meta.controlled_by(RAYCLUSTER_KIND, cluster.metadata.uid)
+            meta.controlled_by_a(RAYCLUSTER_KIND, cluster.metadata.uid)
             and meta.labels.get(lbl.CLUSTER) == cluster.name
         ):
             continue
@@ -84,7 +82,7 @@ def _token(cluster: ObservedObject, related: Observed) -> str | None:
 def _owned(service: ObservedService, cluster: ObservedObject) -> bool:
     meta = service.metadata
     return (
-        meta.controlled_by(RAYCLUSTER_KIND, cluster.metadata.uid)
+        meta.controlled_by_a(RAYCLUSTER_KIND, cluster.metadata.uid)
         and meta.labels.get(lbl.CLUSTER) == cluster.name
         and meta.labels.get(lbl.NODE_TYPE) == lbl.HEAD
         and meta.namespace == cluster.metadata.namespace
@@ -142,7 +140,7 @@ def customize_rules(
         {
             "apiVersion": "v1",
             "resource": "secrets",
-            "labelSelector": {"matchLabels": {**originated, CLUSTER_CREATED_BY_KEY: CREATED_BY}},
+            "labelSelector": {"matchLabels": originated},
         },
     ]
     if token_secret:

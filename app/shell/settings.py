@@ -26,8 +26,12 @@ class Settings:
     # Kubernetes Events: auto posts them only when running in a cluster (see app/shell/kube/api.py).
     events: str = "auto"
     events_queue_size: int = 1000
-    # Metacontroller's resyncPeriodSeconds: per-cluster gauges expire after twice this.
-    resync_seconds: float = 60.0
+    # A per-RayCluster or per-RayJob gauge series that no answer has refreshed for this long goes
+    # (a finalize removes it at once). It must outlast the registrations' resyncPeriodSeconds
+    # (600 s) several times over, and Metacontroller's 30 min cache flush, so that an idle
+    # parent never blinks out between resyncs; it is finite so that a replica no longer asked
+    # about a parent (deleted without finalize, answered by another replica) stops reporting it.
+    gauge_horizon_seconds: float = 3600.0
     # PROMETHEUS_MULTIPROC_DIR: several uvicorn workers share their metrics through it.
     metrics_dir: str | None = None
     # In-cluster API access; kube_host is None outside a cluster.
@@ -68,7 +72,9 @@ class Settings:
             != "false",
             events=events,
             events_queue_size=int(env.get("METARAY_EVENTS_QUEUE_SIZE", defaults.events_queue_size)),
-            resync_seconds=float(env.get("METARAY_RESYNC_PERIOD_SECONDS", defaults.resync_seconds)),
+            gauge_horizon_seconds=float(
+                env.get("METARAY_GAUGE_HORIZON_SECONDS", defaults.gauge_horizon_seconds)
+            ),
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             kube_host=env.get("KUBERNETES_SERVICE_HOST") or None,
             kube_port=env.get("KUBERNETES_SERVICE_PORT", defaults.kube_port),

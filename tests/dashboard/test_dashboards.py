@@ -335,6 +335,34 @@ def test_the_loop_polls_new_watches_at_once_and_then_every_interval() -> None:
     run(main())
 
 
+def test_a_poller_with_nothing_to_watch_sleeps_until_a_watch() -> None:
+    """No timer at rest: with no RayJob running the loop waits for a watch, whatever the
+    interval, so an idle hook spends no CPU on it (it used to look every interval)."""
+    looks = 0
+
+    def timer() -> float:
+        nonlocal looks
+        looks += 1
+        return time.monotonic()
+
+    async def main() -> None:
+        fake = FakeDashboard(jobs={"job-1": info("RUNNING")})
+        client = Dashboards(
+            clock=Clocks().now, transport=fake.transport(), interval=0.01, timer=timer
+        )
+        client.start()
+        await asyncio.sleep(0.3)  # 30 intervals
+        idle_looks = looks
+        client.watch(URL, "job-1")
+        await asyncio.sleep(0.05)
+        view = client.view(URL, "job-1")
+        await client.stop()
+        assert idle_looks <= 1
+        assert view is not None and view.found
+
+    run(main())
+
+
 def test_watch_and_view_work_from_another_thread() -> None:
     async def main() -> None:
         fake = FakeDashboard(jobs={"job-1": info("RUNNING")})

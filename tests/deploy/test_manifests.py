@@ -244,7 +244,7 @@ def test_compositecontroller_registers_rayclusters(built: list[Obj]) -> None:
     spec = controller(built)["spec"]
     assert controller(built)["apiVersion"] == "metacontroller.k8s.io/v1alpha1"
     assert spec["generateSelector"] is True
-    assert spec["resyncPeriodSeconds"] == 60
+    assert spec["resyncPeriodSeconds"] == 600  # a safety net: docs/operations.md
     assert spec["parentResource"] == {
         "apiVersion": "ray.io/v1",
         "resource": "rayclusters",
@@ -355,7 +355,7 @@ def test_rayjob_compositecontroller_registers_rayjobs(built: list[Obj]) -> None:
     assert found["apiVersion"] == "metacontroller.k8s.io/v1alpha1"
     spec = found["spec"]
     assert spec["generateSelector"] is True
-    assert spec["resyncPeriodSeconds"] == 30
+    assert spec["resyncPeriodSeconds"] == 600  # timers use resyncAfterSeconds
     # Two-phase hook: its own status write must cause the next sync.
     assert spec["parentResource"] == {
         "apiVersion": "ray.io/v1",

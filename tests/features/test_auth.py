@@ -68,9 +68,8 @@ def test_first_answer_is_the_secret_and_no_pod() -> None:
         "metadata": {
             "name": "demo",
             "namespace": "default",
+            # KubeRay's one label (no app.kubernetes.io/*), and Metacontroller's controller-uid.
             "labels": {
-                "app.kubernetes.io/created-by": "kuberay-operator",
-                "app.kubernetes.io/name": "kuberay",
                 "controller-uid": "0f0f0f0f-1111-2222-3333-444444444444",
                 "ray.io/cluster": "demo",
             },
@@ -112,7 +111,9 @@ def test_a_secret_that_vanished_holds_back_new_pods_but_keeps_running_ones() -> 
     assert step.deleted == []
     assert step.created == ["demo"]  # only the new Secret: no pod until it is observed
     step = loop.step()
-    assert len(step.created) == 2 and all(name.startswith("demo-worker-") for name in step.created)
+    assert len(step.created) == 2 and all(
+        name.startswith("demo-g0-worker-") for name in step.created
+    )
 
 
 def test_no_entropy_is_a_loud_error_not_a_predictable_token() -> None:

@@ -206,6 +206,8 @@ def test_rbac_children_are_exactly_what_the_autoscaler_needs() -> None:
     assert role["apiVersion"] == binding["apiVersion"] == "rbac.authorization.k8s.io/v1"
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
+        # In-place pod resize by the v2 autoscaler (KubeRay v1.5+).
+        {"apiGroups": [""], "resources": ["pods/resize"], "verbs": ["patch"]},
         {"apiGroups": ["ray.io"], "resources": ["rayclusters"], "verbs": ["get", "patch"]},
     ]
     assert binding["subjects"] == [

@@ -36,7 +36,7 @@ def with_collector(**extra: Any) -> Spec:
 
 def test_every_pod_gets_the_collector_sharing_the_ray_logs() -> None:
     desired = first_sync(with_collector())
-    for role, pod in (("head", head_of(desired)), ("worker", pods_of(desired, "worker")[0])):
+    for role, pod in (("Head", head_of(desired)), ("Worker", pods_of(desired, "worker")[0])):
         sidecar = container_named(pod, "ray-history-collector")
         assert sidecar["image"] == COLLECTOR["image"]
         assert sidecar["imagePullPolicy"] == "IfNotPresent"

@@ -84,7 +84,9 @@ def test_no_pod_until_every_certificate_is_ready() -> None:
         assert "ray-head-cert-demo" in waiting.message
     loop.issue_certificates()
     step = loop.step()
-    assert len([n for n in step.created if n.startswith(("demo-head-", "demo-worker-"))]) == 3
+    assert (
+        len([n for n in step.created if n.startswith(("demo-head-", "demo-workers-worker-"))]) == 3
+    )
 
 
 def test_pod_ips_become_san_entries_and_pods_are_wired() -> None:
@@ -93,8 +95,9 @@ def test_pod_ips_become_san_entries_and_pods_are_wired() -> None:
     worker_cert = loop.children[(CERTIFICATE, "ray-worker-cert-demo")]["spec"]
     head_ip = [loop.children[(POD, n)]["status"]["podIP"] for n in loop.heads()]
     worker_ips = sorted(loop.children[(POD, n)]["status"]["podIP"] for n in loop.workers("workers"))
-    assert head_cert["ipAddresses"] == head_ip
-    assert worker_cert["ipAddresses"] == worker_ips
+    # 127.0.0.1 first: Ray's processes in a pod reach each other over loopback.
+    assert head_cert["ipAddresses"] == ["127.0.0.1", *head_ip]
+    assert worker_cert["ipAddresses"] == ["127.0.0.1", *worker_ips]
     events = [e for step in loop.history for e in step.desired.events]
     assert "MTLSCertificatesUpdated" in {e.reason for e in events}
     [worker_name] = loop.workers("workers")[:1]
@@ -107,11 +110,15 @@ def test_pod_ips_become_san_entries_and_pods_are_wired() -> None:
         "limits": {"cpu": "50m", "memory": "64Mi"},
         "requests": {"cpu": "50m", "memory": "64Mi"},
     }
+    # Like every init container, it is told where the head is (KubeRay v1.7).
     assert wait["env"] == [
-        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "FQ_RAY_IP", "value": "demo-head-svc.default.svc.cluster.local"},
+        {"name": "RAY_IP", "value": "demo-head-svc"},
     ]
     assert MOUNT in wait["volumeMounts"]
-    assert 'grep -Eq "IP Address:${POD_IP}(,|$)"' in wait["command"][2]
+    assert wait["command"] == ["sh", "-c"]
+    assert 'grep -Eq "IP Address:${POD_IP}(,|$)"' in wait["args"][0]
     for container in (pod["containers"][0], pod["initContainers"][1]):
         env = {k: v.get("value") for k, v in env_of(container).items()}
         assert {k: env.get(k) for k in TLS_ENV} == TLS_ENV

@@ -21,7 +21,13 @@ about what an answer may leave out, add or change (child types ``RayCluster.ray.
 (d) decoding either succeeds or raises ``BadRequest`` (a 400); sync, finalize and customize
     never raise (a 5xx);
 (e) the same body at the same clock gives the same bytes;
-(f) feeding the answer's status back with the same children reaches a fixpoint.
+(f) feeding the answer's status back with the same children reaches a fixpoint;
+(g) attempts (rules 3-4 of issue 15): no counter (``failed``, ``succeeded``) below the parent's
+    status or below the attempt its observed children carry (label ``metaray.io/attempt``);
+    a new RayCluster or submitter carries the answer's attempt, never one older than an
+    observed child's; deletions only in a sync whose parent already holds the state that
+    decides them (two-phase); Complete and Failed are left only for ValidationFailed, and a
+    ValidationFailed that interrupted them resumes them.
 """
 
 from __future__ import annotations
@@ -51,6 +57,41 @@ VALIDATION_FAILED = "ValidationFailed"
 TEARDOWN = ("Retrying", "Suspending", "Suspended")
 TERMINAL = ("Complete", "Failed")
 STATES = {"", "Initializing", "Running", "Waiting", *TERMINAL, *TEARDOWN, VALIDATION_FAILED, "New"}
+ATTEMPT = "metaray.io/attempt"
+
+
+def count(value: Any) -> int:
+    """A counter as the hook reads it (int32, else none)."""
+    fits32 = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31 - 1
+    return int(value) if fits32 else 0
+
+
+def attempt_of(obj: Mapping[str, Any]) -> int | None:
+    labels = _mapping(_mapping(obj.get("metadata")).get("labels"))
+    value = labels.get(ATTEMPT)
+    ok = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10
+    return int(value) if ok else None
+
+
+def interrupted_terminal(status: Mapping[str, Any]) -> str | None:
+    """The terminal state a status is in, or that its ValidationFailed interrupted."""
+    state = status.get("jobDeploymentStatus")
+    if state in TERMINAL:
+        return str(state)
+    if state != VALIDATION_FAILED or not _is_time(status.get("endTime")):
+        return None
+    reason = status.get("reason")
+    return (
+        "Failed"
+        if isinstance(reason, str) and reason not in ("", VALIDATION_FAILED)
+        else "Complete"
+    )
+
+
+def _is_time(value: Any) -> bool:
+    from app.core.time import parse_time
+
+    return parse_time(value) is not None
 
 
 def storable(value: Any) -> Any:
@@ -297,7 +338,13 @@ def check_rayjob_answer(
     if state == VALIDATION_FAILED and hook == "sync":
         everything_as_recorded("invalid spec")
         assert not added, f"an invalid spec created children: {added}"
-        assert status.get("reason") == VALIDATION_FAILED, status
+        reason = previous.get("reason")
+        kept = isinstance(reason, str) and reason not in ("", VALIDATION_FAILED)
+        if previous.get("jobDeploymentStatus") not in TERMINAL:
+            assert status.get("reason") == (reason if kept else VALIDATION_FAILED), status
+        assert interrupted_terminal(status) == interrupted_terminal(previous), (
+            f"a validation failure lost the finished state: {previous!r:.300} -> {status!r:.300}"
+        )
         message = status.get("message")
         assert isinstance(message, str) and message, f"no message: {status!r:.300}"
         if invalid_field is not None:
@@ -317,7 +364,43 @@ def check_rayjob_answer(
         assert status == previous, f"finalize changed the status: {status!r:.300}"
         return f"finalized {body['finalized']}"
     _check_sync(request, answer, status, by_key, seen, missing, added, previous, now)
+    _check_attempts(status, by_key, seen, added, previous)
     return f"state {state or 'new'}"
+
+
+def _check_attempts(
+    status: Mapping[str, Any],
+    by_key: Mapping[tuple[str, str], Any],
+    seen: list[Seen],
+    added: list[tuple[str, str]],
+    previous: Mapping[str, Any],
+) -> None:
+    """Rule (g): nothing goes back."""
+    proven = max(
+        (n for c in seen if c.key in (RAYCLUSTER, JOB) and (n := attempt_of(c.obj)) is not None),
+        default=0,
+    )
+    for counter, floor in (
+        ("failed", max(count(previous.get("failed")), proven)),
+        ("succeeded", count(previous.get("succeeded"))),
+    ):
+        assert count(status.get(counter)) >= floor, (
+            f"status.{counter} went back: {status.get(counter)!r} < {floor} (parent "
+            f"{previous.get(counter)!r}, children prove attempt {proven})"
+        )
+    for key in added:
+        if key[0] in (RAYCLUSTER, JOB):
+            made = attempt_of(by_key[key])
+            assert made is not None, f"created {key} without its attempt"
+            assert made == count(status.get("failed")) and made >= proven, (
+                f"created {key} for attempt {made}; status says {status.get('failed')}, the "
+                f"children prove {proven}"
+            )
+    was = interrupted_terminal(previous)
+    if was is not None and previous.get("jobDeploymentStatus") in TERMINAL:
+        assert status.get("jobDeploymentStatus") == was, (
+            f"left {was} for {status.get('jobDeploymentStatus')!r}"
+        )
 
 
 def _check_sync(
@@ -337,8 +420,9 @@ def _check_sync(
     state = status.get("jobDeploymentStatus", "")
     before = previous.get("jobDeploymentStatus")
     assert state in STATES, f"unknown jobDeploymentStatus {state!r}"
-    tearing_down = state in TEARDOWN or (isinstance(before, str) and before in TEARDOWN)
-    due = state in TERMINAL and cluster_deletion_due(spec, status, now)
+    # Two-phase: a deletion is carried out only once the parent already holds the decision.
+    tearing_down = state in TEARDOWN and before == state
+    due = state in TERMINAL and before == state and cluster_deletion_due(spec, status, now)
     for child in missing:
         if child.key == RAYCLUSTER:
             assert tearing_down or due, (

@@ -225,13 +225,42 @@ def test_per_cluster_gauges_disappear_when_finalize_releases_the_cluster() -> No
         assert series(text, f"kuberay_cluster_{name}") == [], name
 
 
-def test_per_cluster_gauges_expire_after_twice_the_resync_period() -> None:
-    hook = Hook(resync_seconds=30)
+def resync_period(registration: str) -> int:
+    document = yaml.safe_load((ROOT / "metacontroller" / registration).read_text())
+    return int(document["spec"]["resyncPeriodSeconds"])
+
+
+@pytest.mark.parametrize(
+    "registration", ["compositecontroller.yaml", "rayjob-compositecontroller.yaml"]
+)
+def test_an_idle_parent_keeps_its_series_across_resyncs_and_loses_them_past_the_horizon(
+    registration: str,
+) -> None:
+    """Between two resyncs of an idle cluster no answer refreshes its series: they must not
+    blink out then (a dashboard would show the cluster gone), yet a replica no longer asked
+    about it must stop reporting it. The default horizon holds two resync periods and more."""
+    period = resync_period(registration)
+    hook = Hook()
+    horizon = Settings().gauge_horizon_seconds
+    assert horizon >= 2 * period
     hook.loop(cluster_spec(group())).step()
-    hook.clock.advance(60)
-    assert series(hook.scrape(), "kuberay_cluster_info"), "still within 2 x 30 s"
+    hook.clock.advance(2 * period)
+    assert series(hook.scrape(), "kuberay_cluster_info"), "two resyncs missed: still there"
+    hook.clock.advance(horizon - 2 * period)
+    assert series(hook.scrape(), "kuberay_cluster_info"), "still within the horizon"
     hook.clock.advance(1)
     assert series(hook.scrape(), "kuberay_cluster_info") == []
+
+
+def test_the_gauge_horizon_is_a_setting() -> None:
+    hook = Hook(gauge_horizon_seconds=90)
+    hook.loop(cluster_spec(group())).step()
+    hook.clock.advance(90)
+    assert series(hook.scrape(), "kuberay_cluster_info")
+    hook.clock.advance(1)
+    assert series(hook.scrape(), "kuberay_cluster_info") == []
+    env = Settings.from_env({"METARAY_GAUGE_HORIZON_SECONDS": "7200"})
+    assert env.gauge_horizon_seconds == 7200
 
 
 def test_metrics_exposes_every_metaray_metric() -> None:

@@ -199,6 +199,8 @@ def test_rayjob_events_are_posted_regarding_the_rayjob_by_the_rayjob_controller(
     posted = server.bodies()
     assert [(e["reason"], e["type"], e["action"]) for e in posted] == [
         ("CreatedRayCluster", NORMAL, "Create"),
+        # The head Service comes with the cluster: the dashboard's address is derived from it.
+        ("CreatedService", NORMAL, "Create"),
         ("InvalidRayJobSpec", WARNING, "Validate"),
     ]
     for event in posted:
@@ -297,7 +299,7 @@ def test_a_duration_is_set_on_the_move_only_not_on_every_resync() -> None:
 
 def test_job_gauges_go_when_finalize_releases_the_rayjob_and_expire_otherwise() -> None:
     clock = Clock()
-    app = app_with(Settings(resync_seconds=30), clock=clock)
+    app = app_with(Settings(gauge_horizon_seconds=3600), clock=clock)
     run_app(app, calls(COMPLETES))
     assert series(scrape(app), "kuberay_job_info") == [ID]
 
@@ -317,8 +319,8 @@ def test_job_gauges_go_when_finalize_releases_the_rayjob_and_expire_otherwise() 
 
     other = request(rayjob(uid="another-uid"))
     run_app(app, calls(other))
-    clock.advance(60)
-    assert series(scrape(app), "kuberay_job_info"), "still within 2 x 30 s"
+    clock.advance(3600)
+    assert series(scrape(app), "kuberay_job_info"), "still within the horizon"
     clock.advance(1)
     assert series(scrape(app), "kuberay_job_info") == []
 
@@ -339,7 +341,7 @@ def test_rayjob_answers_are_timed_and_counted_under_their_own_hook_label() -> No
         assert value(text, f"metaray_sync_{stage}_seconds_count", hook="rayjob_sync") == 2
         assert value(text, f"metaray_sync_{stage}_seconds_count", hook="rayjob_finalize") == 0
     assert value(text, "metaray_children_created_total", kind="RayCluster") == 1
-    assert value(text, "metaray_children_created_total", kind="Service") == 1
+    assert value(text, "metaray_children_created_total", kind="Service") == 2
     assert value(text, "metaray_children_deleted_total", kind="RayCluster") == 1
     assert value(text, "metaray_children_deleted_total", kind="Job") == 0
     assert value(text, "metaray_sync_pods_count", hook="rayjob_sync") is None, "no pods"
@@ -416,7 +418,7 @@ def test_one_json_line_per_rayjob_answer_with_its_deployment_status() -> None:
     first, second = logs.json()
 
     created = first.pop("created")
-    assert [c["kind"] for c in created] == ["RayCluster"]
+    assert [c["kind"] for c in created] == ["RayCluster", "Service"]
     assert created[0]["name"].startswith("job1-")
     assert {k: first[k] for k in ("hook", "rayjob", "namespace", "uid", "generation")} == {
         "hook": "rayjob_sync",
@@ -427,7 +429,7 @@ def test_one_json_line_per_rayjob_answer_with_its_deployment_status() -> None:
     }
     assert first["message"] == "rayjob_sync default/job1 ok"
     assert (first["state"], first["outcome"]) == ("Initializing", "ok")
-    assert (first["observed_children"], first["desired_children"]) == (0, 1)
+    assert (first["observed_children"], first["desired_children"]) == (0, 2)
     assert "cluster" not in first and "observed_pods" not in first
 
     assert second["state"] == "Complete"

@@ -8,6 +8,13 @@ with one of its exit codes, toggles ``suspend`` and moves the clock. Every answe
 the RayJob oracle (``tests/fuzz/rayjob_oracle.py``); across steps: never two live clusters of
 the RayJob, the user's cluster never a child, and once the world stops changing (the clock
 too), a fixpoint within a few syncs whose answer is the same bytes every time.
+
+Stale replays: as behind a real Metacontroller, a sync may see the parent as it was before the
+last status write (its cache lags its own writes) with the children as they are now, and its
+answer's status is written over the newer one. Across the whole history (issue 15, rules 3-4):
+no child is created for an attempt older than the newest one observed, ``failed`` and
+``succeeded`` never go back, and Complete or Failed once written is never left (only for
+ValidationFailed, which this history does not provoke).
 """
 
 from __future__ import annotations
@@ -48,8 +55,22 @@ UID = "0f0f0f0f-1111-2222-3333-444444444444"
 # Exit codes of metaray's submitter: 0 SUCCEEDED, 64 FAILED, 65 STOPPED, 66 job gone; 1 broke.
 EXITS = (0, 64, 65, 66, 1)
 EVENTS = st.sampled_from(
-    ["nothing", "ready", "ready", "exit", "exit", "tick", "tick", "wait", "suspend", "resume"]
+    [
+        "nothing",
+        "ready",
+        "ready",
+        "exit",
+        "exit",
+        "tick",
+        "tick",
+        "wait",
+        "suspend",
+        "resume",
+        "stale",
+        "stale",
+    ]
 )
+ATTEMPT = "metaray.io/attempt"
 
 
 @dataclass
@@ -63,8 +84,11 @@ class Metacontroller:
     clusters: dict[str, dict[str, Any]] = field(default_factory=dict)
     serial: int = 0
     history: list[tuple[str, str]] = field(default_factory=list)
+    stale: dict[str, Any] | None = None  # the parent before the last status write
+    written: list[dict[str, Any]] = field(default_factory=list)  # every status written
+    newest_attempt: int = 0
 
-    def body(self) -> bytes:
+    def body(self, parent: dict[str, Any] | None = None) -> bytes:
         grouped: dict[str, dict[str, Any]] = {}
         for (kind, name), obj in sorted(self.children.items()):
             grouped.setdefault(kind, {})[f"default/{name}"] = obj
@@ -72,11 +96,12 @@ class Metacontroller:
             "Pod.v1": {f"default/{n}": p for n, p in sorted(self.pods.items())},
             RAYCLUSTER: {f"default/{n}": c for n, c in sorted(self.clusters.items())},
         }
-        return json.dumps(request(self.parent, grouped, related)).encode()
+        parent = parent if parent is not None else self.parent
+        return json.dumps(request(parent, grouped, related)).encode()
 
-    def sync(self) -> tuple[bytes, dict[str, Any]]:
-        """One sync, checked by the oracle; its answer."""
-        body = self.body()
+    def sync(self, parent: dict[str, Any] | None = None) -> tuple[bytes, dict[str, Any]]:
+        """One sync (of ``parent``, a stale one, if given), checked by the oracle; its answer."""
+        body = self.body(parent)
         count("rayjob lifecycle syncs")
         answer = run_rayjob_core(body, "sync", self.now)
         assert answer is not None, "the stand-in sent a request the hook refused"
@@ -98,12 +123,34 @@ class Metacontroller:
         created = []
         for key, child in wanted.items():
             if key not in self.children:
+                made = int(child["metadata"].get("labels", {}).get(ATTEMPT, "-1"))
+                if key[0] in (RAYCLUSTER, JOB):
+                    assert made >= self.newest_attempt, (
+                        f"created {key} for attempt {made} after attempt {self.newest_attempt}"
+                    )
+                    self.newest_attempt = made
                 self.create(key, child)
                 created.append(f"{key[0]}/{key[1]}")
             elif key[0] != JOB:  # Jobs are immutable; RayClusters and Services are updated
                 self.update(key, child)
+        if answer["status"] != self.parent.get("status"):
+            self.stale = copy.deepcopy(self.parent)
         self.parent = {**self.parent, "status": answer["status"]}
+        self.check_history(answer["status"])
         return created, deleted
+
+    def check_history(self, status: dict[str, Any]) -> None:
+        """Nothing goes back across the history, stale replays included."""
+        for earlier in self.written:
+            for counter in ("failed", "succeeded"):
+                assert status.get(counter, 0) >= earlier.get(counter, 0), (
+                    f"status.{counter} went back: {earlier.get(counter)} -> {status.get(counter)}"
+                )
+            if earlier.get("jobDeploymentStatus") in ("Complete", "Failed"):
+                assert status.get("jobDeploymentStatus") == earlier["jobDeploymentStatus"], (
+                    f"left {earlier['jobDeploymentStatus']} for {status.get('jobDeploymentStatus')}"
+                )
+        self.written.append(copy.deepcopy(status))
 
     def create(self, key: tuple[str, str], desired: dict[str, Any]) -> None:
         obj = copy.deepcopy(desired)
@@ -147,6 +194,8 @@ class Metacontroller:
         job = self.children.get((JOB, name))
         if job is None or "deletionTimestamp" in job["metadata"]:
             return
+        if job["status"].get("conditions"):
+            return  # a Job that has finished stays finished
         self.serial += 1
         report = {0: "SUCCEEDED", 64: "FAILED", 65: "STOPPED"}.get(code)
         terminated: dict[str, Any] = {"exitCode": code, "finishedAt": stamp(self.now)}
@@ -158,7 +207,10 @@ class Metacontroller:
             "metadata": {
                 "name": f"{name}-pod-{self.serial}",
                 "namespace": "default",
-                "labels": {"batch.kubernetes.io/job-name": name},
+                "labels": {  # the Job controller's: by the Job's name and its uid
+                    "batch.kubernetes.io/job-name": name,
+                    "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
+                },
             },
             "spec": {"restartPolicy": "Never", "containers": [{"name": SUBMITTER}]},
             "status": {
@@ -247,7 +299,11 @@ def test_a_rayjob_lifecycle_keeps_the_rules_and_settles(
         }
         loop.clusters[USER_CLUSTER] = user
     for what, code in events:
-        _, answer = loop.sync()
+        stale = what == "stale" and loop.stale is not None
+        if stale:
+            event("stale replay")
+            parent = {**loop.parent, "status": copy.deepcopy(loop.stale.get("status") or {})}
+        _, answer = loop.sync(parent if stale else None)
         loop.apply(answer)
         check_step(loop)
         act(loop, what, code)

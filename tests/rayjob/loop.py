@@ -21,6 +21,7 @@ from app.core.desired import Desired
 from app.hooks.request import LAST_APPLIED, decode
 from app.hooks.response import encode
 from app.rayjob import sync as rayjob
+from app.rayjob.address import dashboard_address
 from app.rayjob.kinds import JOB, RAYCLUSTER, SERVICE
 from tests.loop import cluster_spec, group
 
@@ -102,6 +103,20 @@ class JobLoop:
             "finalizing": False,
         }
 
+    def watched(self, parent: dict[str, Any] | None = None) -> tuple[str, str] | None:
+        """What the shell's poller would watch for this RayJob now."""
+        decoded = decode(orjson.dumps(self.request(parent)), related=True, raycluster=False)
+        return rayjob.watched(decoded.parent, decoded.observed, decoded.related, "cluster.local")
+
+    def address(self) -> str:
+        """The dashboard address derived from what is observed (app/rayjob/address.py)."""
+        decoded = decode(orjson.dumps(self.request()), related=True, raycluster=False)
+        found = dashboard_address(
+            decoded.parent, decoded.observed, decoded.related, "cluster.local"
+        )
+        assert found is not None, "no address can be derived yet"
+        return found
+
     def decide(self, request: dict[str, Any]) -> tuple[Desired, dict[str, Any]]:
         decoded = decode(orjson.dumps(request), related=True, raycluster=False)
         desired = rayjob.sync(decoded.parent, decoded.observed, decoded.related, self.now, OPTIONS)
@@ -166,6 +181,22 @@ class JobLoop:
     def child(self, kind: str, name: str) -> dict[str, Any]:
         return self.children[(kind, name)]
 
+    def user_head(self, cluster: str = "mine", ip: str = "10.1.2.3") -> None:
+        """The Running head pod of a user's cluster (a related object), controlled by it."""
+        owner = self.related_clusters[cluster]
+        self.related_pods[f"{cluster}-head"] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{cluster}-head",
+                "namespace": "default",
+                "labels": {"ray.io/cluster": cluster, "ray.io/node-type": "head"},
+                "ownerReferences": [_controller_ref(owner)],
+            },
+            "spec": {"containers": [{"name": "ray-head"}]},
+            "status": {"phase": "Running", "podIP": ip},
+        }
+
     def cluster_ready(self, state: str = "ready") -> None:
         for name in self.clusters():
             self.children[(RAYCLUSTER, name)]["status"] = {
@@ -176,9 +207,11 @@ class JobLoop:
     def submitter_runs(self, attempt: int = 0) -> str:
         job = self.children[(JOB, self.parent["metadata"]["name"])]
         name = f"{job['metadata']['name']}-pod-{attempt}"
-        labels = {
+        labels = {  # as the Job controller labels its pods: by the Job's name and uid
             **job["spec"]["template"]["metadata"]["labels"],
             "batch.kubernetes.io/job-name": job["metadata"]["name"],
+            "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
+            "controller-uid": job["metadata"]["uid"],
         }
         self.related_pods[name] = {
             "apiVersion": "v1",
@@ -274,6 +307,8 @@ class JobLoop:
             "uid": f"child-{self._serial}",
             "resourceVersion": str(self._serial),
             "creationTimestamp": self.stamp(),
+            # Metacontroller makes the parent each child's controller.
+            "ownerReferences": [_controller_ref(self.parent)],
         }
         obj["status"] = {}
         self.children[key] = obj
@@ -301,6 +336,17 @@ class JobLoop:
             k for k, o in self.children.items() if _terminating(o) and k[1] not in self.held
         ]:
             del self.children[key]
+
+
+def _controller_ref(owner: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def _terminating(obj: dict[str, Any]) -> bool:

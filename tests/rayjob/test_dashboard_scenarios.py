@@ -33,7 +33,7 @@ class DashboardLoop(JobLoop):
         return desired, orjson.loads(encode(desired))
 
     def dashboard_says(self, status: str | None, failing_since: str | None = None) -> None:
-        url, job = self.status["dashboardURL"], self.status["jobId"]
+        url, job = self.address(), self.status["jobId"]
         info = JobInfo(status, f"job is {status}", "2026-01-01T00:00:03Z") if status else None
         error = "timed out" if failing_since else ""
         self.answer = DashboardView(url, job, info is not None, info, failing_since, error)
@@ -189,14 +189,12 @@ def test_k8s_job_mode_is_not_failed_by_a_dashboard_metaray_cannot_reach() -> Non
 def test_deleting_a_selector_rayjob_stops_the_job_through_the_dashboard() -> None:
     loop = DashboardLoop(rayjob_object(clusterSelector={"ray.io/cluster": "mine"}))
     loop.related_clusters["mine"] = user_cluster("mine")
+    loop.user_head("mine", "10.1.2.3")
     for _ in range(3):
         loop.step()
     parent = copy.deepcopy(loop.parent)
     parent["metadata"]["deletionTimestamp"] = loop.stamp()
-    assert rayjob.watched(parent, "cluster.local") == (
-        loop.status["dashboardURL"],
-        loop.status["jobId"],
-    )
+    assert loop.watched(parent) == ("10.1.2.3:8265", loop.status["jobId"])
     request = decode(orjson.dumps(loop.request(parent)), related=True, raycluster=False)
 
     def finalize(view: DashboardView | None, seconds: int = 0) -> Any:
@@ -205,7 +203,7 @@ def test_deleting_a_selector_rayjob_stops_the_job_through_the_dashboard() -> Non
 
     first = finalize(None)
     assert first.finalized is False
-    assert first.intents == (StopJob(loop.status["dashboardURL"], loop.status["jobId"]),)
+    assert first.intents == (StopJob("10.1.2.3:8265", loop.status["jobId"]),)
     assert all(c["metadata"]["name"] != "job-stop" for c in first.children)  # no stop Job
     loop.dashboard_says("RUNNING")
     assert finalize(loop.answer).finalized is False
@@ -217,12 +215,12 @@ def test_deleting_a_selector_rayjob_stops_the_job_through_the_dashboard() -> Non
 
 def test_nothing_is_watched_once_the_job_is_over() -> None:
     loop = DashboardLoop(rayjob_object(submissionMode="HTTPMode"))
-    assert rayjob.watched(loop.parent, "cluster.local") is None
+    assert loop.watched() is None
     ready(loop)
-    assert rayjob.watched(loop.parent, "cluster.local") is not None
+    assert loop.watched() is not None
     loop.dashboard_says("SUCCEEDED")
     loop.step()
-    assert rayjob.watched(loop.parent, "cluster.local") is None
+    assert loop.watched() is None
 
 
 @pytest.mark.parametrize(
@@ -238,10 +236,16 @@ def test_nothing_is_watched_once_the_job_is_over() -> None:
 )
 def test_a_status_edited_to_point_elsewhere_makes_metaray_call_nothing(url: str) -> None:
     """Anyone who may write a RayJob's status could aim the hook at any address: the shell
-    only ever calls a Service of the RayJob's own namespace."""
+    calls only the address derived from the RayJob's own head Service, whatever the status says."""
     loop = DashboardLoop(rayjob_object(submissionMode="HTTPMode"))
     ready(loop)
+    loop.step()  # the head Service is observed
+    derived = loop.address()
+    assert derived == "job-head-svc.default.svc.cluster.local:8265"
     loop.parent["status"]["dashboardURL"] = url
-    assert rayjob.watched(loop.parent, "cluster.local") is None
+    assert loop.watched() == (derived, loop.status["jobId"])
     loop.answer = DashboardView(url, loop.status["jobId"], found=False)
-    assert loop.step().desired.intents == ()
+    assert loop.step().desired.intents == ()  # a view about another address is not read
+    loop.answer = DashboardView(derived, loop.status["jobId"], found=False)
+    [submit] = loop.step().desired.intents
+    assert submit.url == derived

@@ -62,11 +62,19 @@ def test_a_complete_job_of_our_script_succeeded_with_its_report() -> None:
     assert ended == outcome.Outcome("SUCCEEDED", "ok", "2026-01-01T00:00:01Z", None)
 
 
-def test_the_newest_report_wins() -> None:
-    old = pod(1, {"status": "", "message": "old"}, "2026-01-01T00:00:01Z")
+@pytest.mark.parametrize("order", ["newest-first", "newest-last", "newest-between"])
+def test_the_newest_report_wins_whatever_order_the_pods_come_in(order: str) -> None:
+    """A first or last report taken blindly is wrong for one of these orders."""
+    old = pod(1, {"status": "FAILED", "message": "old"}, "2026-01-01T00:00:01Z")
+    older = pod(1, {"status": "FAILED", "message": "older"}, "2026-01-01T00:00:00Z")
     new = pod(0, {"status": "SUCCEEDED", "message": "new"}, "2026-01-01T00:00:09Z")
-    ended = outcome.of_job(job("Complete"), [new, old], ours=True)
-    assert ended is not None and ended.message == "new"
+    pods = {
+        "newest-first": [new, old, older],
+        "newest-last": [older, old, new],
+        "newest-between": [old, new, older],
+    }[order]
+    ended = outcome.of_job(job("Complete"), pods, ours=True)
+    assert ended == outcome.Outcome("SUCCEEDED", "new")
 
 
 def test_a_report_with_a_bad_date_keeps_the_result_and_drops_the_date() -> None:

@@ -31,13 +31,13 @@ def test_success_reports_succeeded_and_keeps_cluster_and_submitter() -> None:
     assert first.created == []  # two-phase: the name is written before the cluster exists
     name = loop.status["rayClusterName"]
     assert loop.status["jobDeploymentStatus"] == "Initializing"
-    assert loop.step().created == [f"RayCluster/{name}"]
+    assert loop.step().created == [f"RayCluster/{name}", "Service/job-head-svc"]
     cluster = loop.child(RAYCLUSTER, name)
     assert cluster["metadata"]["labels"]["ray.io/originated-from-cr-name"] == "job"
     assert cluster["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "user-queue"
     loop.cluster_ready()
     step = loop.until("Running")
-    assert step.created == ["Job/job", "Service/job-head-svc"]
+    assert step.created == ["Job/job"]  # the head Service came with the cluster
     assert loop.status["dashboardURL"] == f"{name}-head-svc.default.svc.cluster.local:8265"
     loop.submitter_runs()
     loop.step()
@@ -68,7 +68,8 @@ def test_submitter_job_is_built_to_make_exit_codes_authoritative() -> None:
     # The entrypoint goes to Ray as it is; no shell of the submitter ever sees it.
     assert env["METARAY_ENTRYPOINT"] == "echo a; python x.py 'b c'"
     assert env["RAY_JOB_SUBMISSION_ID"] == loop.status["jobId"]
-    assert env["RAY_DASHBOARD_ADDRESS"] == loop.status["dashboardURL"]
+    # The RayJob's own head Service, as observed: not a name the user chose, not the status.
+    assert env["RAY_DASHBOARD_ADDRESS"] == "job-head-svc.default.svc.cluster.local:8265"
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
 
 
@@ -132,6 +133,8 @@ def test_retry_gets_a_fresh_cluster_only_after_the_old_one_is_gone() -> None:
     step = loop.step()
     assert loop.status["jobDeploymentStatus"] == "Retrying"
     assert loop.status["failed"] == 1
+    assert step.deleted == []  # two-phase: the decision is written first
+    step = loop.step()
     assert sorted(step.deleted) == sorted([first, "job"])
     for _ in range(3):
         step = loop.step()
@@ -185,8 +188,9 @@ def test_suspend_deletes_everything_before_reporting_suspended_then_resume() -> 
     first = running(loop)
     loop.held.add(first)
     loop.edit(suspend=True)
-    step = loop.step()
+    assert loop.step().deleted == []  # two-phase: Suspending is written first
     assert loop.status["jobDeploymentStatus"] == "Suspending"
+    step = loop.step()
     assert sorted(step.deleted) == sorted([first, "job"])
     loop.step()
     assert loop.status["jobDeploymentStatus"] == "Suspending"  # the cluster is still there
@@ -242,17 +246,27 @@ def test_deletion_rules_suspend_workers_then_delete_cluster_then_ask_to_delete_t
     loop.now += timedelta(seconds=10)
     assert loop.step().deleted == [name]
     loop.now += timedelta(seconds=10)
+    step = loop.step()
+    assert step.desired.delete_parent is True
+    # The shell's DELETE may fail: the RayJob asks for its own next look, so the retry does not
+    # wait for Metacontroller's periodic resync (10 minutes).
+    assert step.answer["resyncAfterSeconds"] == 32
+    loop.now += timedelta(seconds=32)
     assert loop.step().desired.delete_parent is True
 
 
 def test_cluster_selector_never_touches_the_users_cluster() -> None:
     loop = JobLoop(rayjob_object(clusterSelector={"ray.io/cluster": "mine"}))
     loop.related_clusters["mine"] = user_cluster("mine")
+    loop.user_head("mine", "10.1.2.3")
     for _ in range(3):
         loop.step()
     assert loop.status["jobDeploymentStatus"] == "Running"
     assert loop.status["rayClusterName"] == "mine"
     assert loop.status["dashboardURL"] == "mine-head-svc.default.svc.cluster.local:8265"
+    # The submitter calls the user's head pod, never a Service named in the user's spec.
+    env = loop.child(JOB, "job")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {e["name"]: e.get("value") for e in env}["RAY_DASHBOARD_ADDRESS"] == "10.1.2.3:8265"
     assert loop.clusters(live=False) == []  # never a child
     assert SERVICE not in {k for k, _ in loop.children}  # no Service of its own either
     loop.submitter_exits(64, "FAILED")
@@ -322,17 +336,28 @@ def test_stale_parent_status_replayed_never_creates_a_second_cluster() -> None:
         assert len([c for c in answer["children"] if c["kind"] == "Job"]) <= 1
 
 
-def test_a_stale_status_of_an_earlier_attempt_neither_creates_nor_deletes_a_cluster() -> None:
+def test_a_stale_status_of_an_earlier_attempt_changes_no_child_and_rolls_nothing_back() -> None:
     loop = JobLoop(rayjob_object(backoffLimit=2))
     running(loop)
     old = copy.deepcopy(loop.parent)
     loop.submitter_exits(64, "FAILED")
-    loop.step()
-    loop.step()
+    for _ in range(3):
+        loop.step()
     second = running(loop)
-    _, answer = loop.decide(loop.request(old))
-    clusters = [c["metadata"]["name"] for c in answer["children"] if c["kind"] == "RayCluster"]
-    assert clusters == [second]
+    newer = loop.status
+    request = loop.request(old)
+    _, answer = loop.decide(request)
+    observed = sorted(
+        (c["kind"], name) for group in request["children"].values() for name, c in group.items()
+    )
+    answered = sorted((c["kind"], f"default/{c['metadata']['name']}") for c in answer["children"])
+    assert answered == observed  # nothing created, nothing deleted
+    status = answer["status"]
+    assert (status["failed"], status["rayClusterName"], status["jobId"]) == (
+        1,
+        second,
+        newer["jobId"],
+    )
 
 
 def test_invalid_spec_keeps_every_child_and_says_why() -> None:
@@ -382,12 +407,21 @@ def test_customize_asks_for_submitter_pods_and_the_selected_cluster() -> None:
             "names": ["mine"],
             "namespace": "default",
         },
+        {
+            "apiVersion": "v1",
+            "resource": "pods",
+            "labelSelector": {
+                "matchLabels": {"ray.io/cluster": "mine", "ray.io/node-type": "head"}
+            },
+            "namespace": "default",
+        },
     ]
 
 
 def test_deleting_a_selector_rayjob_stops_its_ray_job_within_a_bound() -> None:
     loop = JobLoop(rayjob_object(clusterSelector={"ray.io/cluster": "mine"}))
     loop.related_clusters["mine"] = user_cluster("mine")
+    loop.user_head("mine", "10.1.2.3")
     for _ in range(3):
         loop.step()
     parent = copy.deepcopy(loop.parent)

@@ -60,6 +60,7 @@ def test_a_selected_cluster_with_token_auth_gives_its_token_to_the_submitter() -
     mine = user_cluster("mine")
     mine["spec"]["authOptions"] = AUTH
     loop.related_clusters["mine"] = mine
+    loop.user_head("mine")
     for _ in range(3):
         loop.step()
     container = loop.child(JOB, "job")["spec"]["template"]["spec"]["containers"][0]
@@ -116,7 +117,7 @@ def test_the_dashboard_of_a_token_auth_cluster_is_not_polled() -> None:
     loop = JobLoop(rayjob_object(rayClusterSpec=secure_spec()))
     running(loop)
     assert loop.status["jobDeploymentStatus"] == "Running"
-    assert rayjob.watched(loop.parent, "cluster.local") is None
+    assert loop.watched() is None
     plain = JobLoop(rayjob_object())
     running(plain)
-    assert rayjob.watched(plain.parent, "cluster.local") is not None
+    assert plain.watched() is not None

@@ -419,7 +419,6 @@ def _token_secret(cluster: dict[str, Any]) -> dict[str, Any]:
             "namespace": "default",
             "labels": {
                 "ray.io/cluster": name,
-                "app.kubernetes.io/created-by": "kuberay-operator",
                 "ray.io/originated-from-cr-name": "svc",
                 "ray.io/originated-from-crd": "RayService",
             },

@@ -88,6 +88,7 @@ class HttpLoop(ServiceLoop):
             assert response.status_code == 200, response.text
             serve = self.app.state.serve
             serve.interval = 0.0
+            await serve.intents_done()  # the PUTs the answer started
             await serve.poll_once()  # Ray read between syncs
             return dict(response.json())
 

@@ -178,7 +178,6 @@ def test_customize_asks_for_the_clusters_token_secrets_and_the_users_own() -> No
                 "matchLabels": {
                     "ray.io/originated-from-cr-name": "svc",
                     "ray.io/originated-from-crd": "RayService",
-                    "app.kubernetes.io/created-by": "kuberay-operator",
                 }
             },
         }

@@ -51,9 +51,11 @@ def observed_pod(
     waiting: str | None = None,
     created: str | None = None,
     transition: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> ObservedPod:
-    """An observed pod with KubeRay's node-type and group labels (None leaves a label out)."""
-    labels = {"ray.io/cluster": "demo"}
+    """An observed pod with KubeRay's node-type and group labels (None leaves a label out),
+    and ``labels`` besides."""
+    labels = {"ray.io/cluster": "demo", **(labels or {})}
     if node_type is not None:
         labels["ray.io/node-type"] = node_type
     if group is not None:

@@ -39,7 +39,11 @@ def values(env: list[dict[str, Any]]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("head", "order"),
-    [(True, KUBERAY_ORDER), (False, ["FQ_RAY_IP", "RAY_IP", *KUBERAY_ORDER])],
+    [
+        # KubeRay v1.7: only the head says which operator (and version) made it.
+        (True, [*KUBERAY_ORDER[:-1], "RAY_USAGE_STATS_EXTRA_TAGS", KUBERAY_ORDER[-1]]),
+        (False, ["FQ_RAY_IP", "RAY_IP", *KUBERAY_ORDER]),
+    ],
 )
 def test_kuberay_variables_in_kuberay_order(head: bool, order: list[str]) -> None:
     env = ray_env(make_cluster(cluster_spec(group())), head=head)

@@ -52,7 +52,7 @@ def test_head_service_name() -> None:
 
 @pytest.mark.parametrize(
     ("group", "pattern"),
-    [(None, rf"demo-head-{SUFFIX}"), ("gpu-group", rf"demo-worker-gpu-group-{SUFFIX}")],
+    [(None, rf"demo-head-{SUFFIX}"), ("gpu-group", rf"demo-gpu-group-worker-{SUFFIX}")],
 )
 @pytest.mark.parametrize("ordinal", [0, 1, 7, 1000])
 def test_pod_name_pattern(group: str | None, pattern: str, ordinal: int) -> None:
@@ -75,8 +75,8 @@ def test_pod_names_of_different_ordinals_differ() -> None:
 
 
 def test_suffix_depends_on_group() -> None:
-    a = pod_name("demo", UID, "a", 0).removeprefix("demo-worker-a-")
-    b = pod_name("demo", UID, "b", 0).removeprefix("demo-worker-b-")
+    a = pod_name("demo", UID, "a", 0).removeprefix("demo-a-worker-")
+    b = pod_name("demo", UID, "b", 0).removeprefix("demo-b-worker-")
     assert a != b
 
 
@@ -104,7 +104,7 @@ def test_ordinals_invert_names() -> None:
 @pytest.mark.parametrize(
     "foreign",
     [
-        "demo-worker-workers-zzzzz",
+        "demo-workers-worker-zzzzz",
         pod_name("demo", OTHER_UID, "workers", 0),
         pod_name("demo", UID, "other", 0),
         pod_name("demo", UID, None, 0),
@@ -113,3 +113,16 @@ def test_ordinals_invert_names() -> None:
 def test_ordinals_leave_out_names_metaray_did_not_generate(foreign: str) -> None:
     ours = pod_name("demo", UID, "workers", 1)
     assert ordinals("demo", UID, "workers", [ours, foreign]) == {ours: 1}
+
+
+def test_long_names_are_cut_as_kuberay_does_and_stay_a_hostname() -> None:
+    cluster, group_name = "c" * 53, "g" * 63
+    name = pod_name(cluster, UID, group_name, 0)
+    assert len(name) == 55 and name.startswith(f"{cluster}-{group_name}"[:50])
+    head = pod_name(cluster, UID, None, 0)
+    assert len(head) == 55 and head.startswith(f"{cluster}-head-"[:50])
+
+
+def test_pods_named_by_earlier_metaray_are_still_recognised() -> None:
+    old = "demo-worker-workers-" + pod_name("demo", UID, "workers", 4)[-5:]
+    assert ordinals("demo", UID, "workers", [old]) == {old: 4}

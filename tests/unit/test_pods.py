@@ -57,7 +57,7 @@ def test_sync_creates_named_pods_in_the_cluster_namespace() -> None:
     suffix = f"[{SUFFIX_ALPHABET}]{{5}}"
     assert len(names) == 3
     assert sum(bool(re.fullmatch(rf"demo-head-{suffix}", n)) for n in names) == 1
-    assert sum(bool(re.fullmatch(rf"demo-worker-workers-{suffix}", n)) for n in names) == 2
+    assert sum(bool(re.fullmatch(rf"demo-workers-worker-{suffix}", n)) for n in names) == 2
     assert {pod["metadata"]["namespace"] for pod in pods} == {"ml"}
 
 

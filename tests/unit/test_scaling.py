@@ -69,9 +69,12 @@ def test_target_is_clamped(replicas: int | None, minimum: int, maximum: int, cou
     assert len(created(result)) == count
 
 
-def test_multi_host_groups_create_hosts_per_replica() -> None:
-    result = plan([head_pod()], group(replicas=2, numOfHosts=2))
-    assert created(result) == [w(0), w(1), w(2), w(3)]
+def test_new_workers_take_the_lowest_free_replica_indices() -> None:
+    """KubeRay v1.7 labels every worker with its replica index; a gap is filled first."""
+    held = {"ray.io/worker-group-replica-index": "1"}
+    result = plan([head_pod(), observed_pod(w(5), labels=held)], group(replicas=3))
+    indices = [dict(c.labels)["ray.io/worker-group-replica-index"] for c in result.create]
+    assert indices == ["0", "2"]
 
 
 def test_scale_up_takes_the_lowest_free_ordinals() -> None:

@@ -90,7 +90,7 @@ def create_app(
         logs.configure(settings.log_level)
     now = clock or (lambda: datetime.now(UTC))
     metrics = Metrics(
-        resync_seconds=settings.resync_seconds,
+        horizon_seconds=settings.gauge_horizon_seconds,
         directory=settings.metrics_dir,
         clock=lambda: now().timestamp(),
     )
@@ -112,9 +112,11 @@ def create_app(
         targets = rayservice.watched(request.observed, request.related, service_options)
         return serve.views(targets.values())
 
-    def view(parent: dict[str, Any]) -> DashboardView | None:
+    def view(request: SyncRequest) -> DashboardView | None:
         """The poller's latest word on this RayJob's Ray job; asks it to keep polling."""
-        target = rayjob.watched(parent, settings.cluster_domain)
+        target = rayjob.watched(
+            request.parent, request.observed, request.related, settings.cluster_domain
+        )
         if dashboards is None or target is None:
             return None
         dashboards.watch(*target)
@@ -153,9 +155,7 @@ def create_app(
             return await hooks.answer(
                 request,
                 hook,
-                lambda r, i: core(
-                    r.parent, r.observed, r.related, i.now, job_options, view(r.parent)
-                ),
+                lambda r, i: core(r.parent, r.observed, r.related, i.now, job_options, view(r)),
                 # The answer depends on the clock and the dashboards, not only on the body.
                 cache=False,
                 related=True,
@@ -331,12 +331,15 @@ class Hooks:
             background.add_task(self.events.enqueue, replay.parent, replay.events, replay.redactor)
         if replay is not None and replay.delete_parent:
             self._delete_parent(background, replay)
-        jobs = [i for i in replay.intents if not isinstance(i, ApplyServeConfig)] if replay else []
-        if jobs and self.dashboards is not None:
-            background.add_task(self.dashboards.carry_out, jobs)
-        configs = [i for i in replay.intents if isinstance(i, ApplyServeConfig)] if replay else []
-        if configs and self.serve is not None:
-            background.add_task(self.serve.carry_out, configs)
+        if replay is not None and replay.intents:
+            # On the pollers' tasks, not the response's: a background task of the response
+            # would hold this request's guard slot until a slow dashboard answered.
+            jobs = [i for i in replay.intents if not isinstance(i, ApplyServeConfig)]
+            configs = [i for i in replay.intents if isinstance(i, ApplyServeConfig)]
+            if jobs and self.dashboards is not None:
+                self.dashboards.offer(jobs)
+            if configs and self.serve is not None:
+                self.serve.offer(configs)
         after = background if background.tasks else None
         headers = {"ETag": etag}
         if request.headers.get("if-none-match") == etag:

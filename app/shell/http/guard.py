@@ -1,6 +1,10 @@
 """What a hook request must pass before metaray reads it: the bearer token Metacontroller
 (>= 4.16) sends when configured, a bound on concurrent syncs, and a bound on the body size.
 
+Every path is guarded except the few read-only ones that the kubelet and Prometheus call
+(``OPEN_PATHS``): a hook added later is guarded without anyone remembering to list it, and a
+request for a path that does not exist is refused before it is routed.
+
 Pure ASGI, so a rejected request costs no body read: a too large body is refused from its
 Content-Length, or as soon as the bytes received pass the limit.
 """
@@ -19,7 +23,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-HOOK_PATHS = ("/sync", "/finalize", "/rayservice/sync", "/rayservice/customize")
+# The only paths reachable without the token and outside the bounds: probes and metrics, which
+# read nothing from the request and decide nothing.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class Guard:
@@ -40,7 +46,7 @@ class Guard:
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in HOOK_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         if not self._authorized(scope):

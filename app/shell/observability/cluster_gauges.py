@@ -3,8 +3,11 @@
 ``GaugeTable`` is the mechanism, shared with the per-RayJob gauges (``job_gauges.py``).
 
 A series goes when a finalize answer releases its cluster, or when no answer has refreshed it
-for ``ttl`` seconds (twice Metacontroller's resync period: a cluster deleted without a finalize
-call, or now answered by another replica). Expiry is checked when Prometheus scrapes.
+for ``ttl`` seconds (the horizon, an hour by default: several resync periods, so an idle
+cluster never blinks out, and finite, for a cluster deleted without a finalize call or now
+answered by another replica). It does not lean on the resync for anything else: a pod change
+reaches the gauges in the sync its watch event triggers. Expiry is checked when Prometheus
+scrapes.
 
 prometheus_client cannot remove a labelled series in multiprocess mode, so these gauges are not
 prometheus_client metrics but a collector over a table. With several uvicorn workers, each

@@ -10,7 +10,7 @@
 
 The series expire and are shared between uvicorn workers exactly like the per-cluster gauges
 (``cluster_gauges.py``): a finalize that releases the RayJob removes them, no answer for
-twice the resync period expires them. A duration was seen by one worker only (the one that
+the horizon (an hour by default) expires them. A duration was seen by one worker only (the one that
 answered the move), so when workers' rows are merged, the durations of all of them are kept.
 """
 

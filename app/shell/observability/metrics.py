@@ -82,7 +82,7 @@ class Metrics:
     def __init__(
         self,
         *,
-        resync_seconds: float = 60.0,
+        horizon_seconds: float = 3600.0,
         directory: str | None = None,
         clock: Callable[[], float] = time.time,
         process_id: Callable[[], int] = os.getpid,
@@ -152,11 +152,13 @@ class Metrics:
         self.events_dropped = Counter(
             "metaray_events_dropped", "Events not sent: the queue was full", registry=registry
         )
-        self.clusters = ClusterGauges(2 * resync_seconds, clock, directory, process_id)
+        # A parent's series go when a finalize releases it, or ``horizon_seconds`` after the
+        # last answer about it (settings.py says why that long).
+        self.clusters = ClusterGauges(horizon_seconds, clock, directory, process_id)
         registry.register(self.clusters)
-        self.jobs = JobGauges(2 * resync_seconds, clock, directory, process_id)
+        self.jobs = JobGauges(horizon_seconds, clock, directory, process_id)
         registry.register(self.jobs)
-        self.services = ServiceGauges(2 * resync_seconds, clock, directory, process_id)
+        self.services = ServiceGauges(horizon_seconds, clock, directory, process_id)
         registry.register(self.services)
 
     def record(self, answer: Answer, timings: Timings | None) -> None:
@@ -169,6 +171,8 @@ class Metrics:
             self.decode.labels(answer.hook).observe(timings.decode)
             self.compute.labels(answer.hook).observe(timings.compute)
             self.encode.labels(answer.hook).observe(timings.encode)
+        if not (answer.created or answer.deleted or answer.deleted_children):
+            return  # a steady resync (most answers): nothing to count
         for kind, count in Tally(kind for kind, _ in answer.created).items():
             self.created.labels(kind).inc(count)
         for reason, count in Tally(reason for _, reason in answer.deleted).items():

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import yaml
 
 from app.core import kinds
 from app.core.observed import Child, Observed
@@ -152,6 +151,8 @@ def _rayjob_secrets(spec: Mapping[str, Any]) -> Iterator[str]:
         yield from _flagged(metadata)
     runtime_env = spec.get("runtimeEnvYAML")
     if isinstance(runtime_env, str) and runtime_env.strip():
+        import yaml  # only for a runtimeEnvYAML: not loaded by a hook that never sees one
+
         try:
             parsed = yaml.safe_load(runtime_env)
         except (yaml.YAMLError, RecursionError, ValueError):

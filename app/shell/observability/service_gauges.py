@@ -9,7 +9,7 @@ no list, so the latest answer stands for it):
   UpgradeInProgress.
 
 The rows expire and are shared between uvicorn workers like the per-cluster gauges
-(``cluster_gauges.py``): no answer for twice the resync period removes them.
+(``cluster_gauges.py``): no answer for ``horizon_seconds`` removes them.
 """
 
 from __future__ import annotations

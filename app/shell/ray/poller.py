@@ -6,9 +6,9 @@ O(1), no I/O); one background task polls ``GET <url>/api/jobs/<job_id>`` for eve
 every ``interval`` seconds, at most ``concurrency`` requests in flight, each bounded by
 ``timeout``. A slow or dead dashboard therefore never delays an answer: it only makes its
 view older and sets ``failing_since``. The core's intents (``SubmitJob``, ``StopJob``) are
-carried out by ``carry_out`` after the answer, idempotently (Ray refuses a second job with the
-same submission id; stopping a job that is gone is done), best effort: failures are counted
-and logged once per kind and dashboard, never raised.
+carried out on the poller's own tasks (``offer``), started as the answer is sent, idempotently
+(Ray refuses a second job with the same submission id; stopping a job that is gone is done),
+best effort: failures are counted and logged once per kind and dashboard, never raised.
 
 Scheduling runs on a monotonic timer (``timer``), timestamps in views on the wall ``clock``.
 A watch that no ``watch()`` has refreshed for ``expiry`` seconds is dropped; beyond
@@ -28,7 +28,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -39,6 +39,7 @@ from app.rayjob.dashboard import STATES, DashboardView, Intent, JobInfo, StopJob
 
 FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 MAX_BODY = 1 << 20  # a job's info is a few KiB; a larger answer is garbage
+REFUSAL_BYTES = 1024  # of a refused submission's answer, kept for the RayJob's status
 REPORTED_SIZE = 4096  # (url, call, kind) failures remembered as logged
 GET, SUBMIT, STOP = "get", "submit", "stop"
 OK, NOT_FOUND, ERROR, TIMEOUT = "ok", "not_found", "error", "timeout"
@@ -118,10 +119,17 @@ def job_info(body: bytes) -> JobInfo | None:
 class _Failure(Exception):
     """A request that did not give a usable answer: ``outcome`` is error or timeout."""
 
-    def __init__(self, outcome: str, kind: str) -> None:
+    def __init__(self, outcome: str, kind: str, detail: str = "") -> None:
         super().__init__(kind)
         self.outcome = outcome
         self.kind = kind
+        self.detail = detail  # what the dashboard said, when it said why
+
+
+def said(body: bytes) -> str:
+    """The start of a dashboard's answer, as text for a status message (Ray explains a refused
+    submission in it: a bad runtime env, a resource no node has); the core caps it again."""
+    return body[:REFUSAL_BYTES].decode("utf-8", "replace").strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +149,8 @@ class _Watch:
     view: DashboardView | None = None
     polling: bool = False
     again: bool = False  # poll once more as soon as the one in flight is done
+    refused: str = ""  # why the last submission failed (cleared once the job is known)
+    refused_since: str | None = None
 
 
 Key = tuple[str, str]
@@ -217,7 +227,12 @@ class Dashboards:
     def view(self, url: str, job_id: str) -> DashboardView | None:
         """The latest view of that job; None before the first answer (or when not watched)."""
         watch = self._watches.get((url, job_id))
-        return None if watch is None else watch.view
+        if watch is None:
+            return None
+        if not watch.refused:
+            return watch.view
+        known = watch.view if watch.view is not None else DashboardView(url, job_id)
+        return replace(known, refused=watch.refused, refused_since=watch.refused_since)
 
     def watched(self) -> int:
         return len(self._watches)
@@ -259,7 +274,7 @@ class Dashboards:
         while True:
             try:
                 await self._launch_due()
-                delay = self._next_delay()
+                delay: float | None = self._next_delay()
             except Exception:  # a bug: never end the loop
                 log.exception("the dashboard poll loop failed; carrying on")
                 delay = self.interval
@@ -289,10 +304,11 @@ class Dashboards:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(wake.set)
 
-    def _next_delay(self) -> float:
+    def _next_delay(self) -> float | None:
+        """None (sleep until ``watch`` pokes) when nothing is watched: no timer at rest."""
         with self._lock:
             if not self._heap:
-                return self.interval
+                return None
             return min(self.interval, max(0.0, self._heap[0][0] - self.timer()))
 
     def _pop_due(self) -> _Watch | None:
@@ -377,6 +393,8 @@ class Dashboards:
         with self._lock:
             watch.view = view
             watch.polling = False
+            if view is not None and view.info is not None:
+                watch.refused, watch.refused_since = "", None  # the job was taken after all
             if self._watches.get((watch.url, watch.job_id)) is not watch:
                 return  # dropped meanwhile
             watch.due = now if watch.again else started + self.interval
@@ -404,26 +422,43 @@ class Dashboards:
 
     # -- intents ------------------------------------------------------------------------------
 
-    async def carry_out(self, intents: Iterable[Intent]) -> None:
-        """Submit and stop Ray jobs; idempotent, bounded in time, never raises."""
+    def offer(self, intents: Iterable[Intent]) -> None:
+        """Start carrying out the intents on the poller's own tasks and return at once (on the
+        app's event loop): the hook that asked holds no request slot while a dashboard is slow."""
         try:
             self._bind()
-            tasks = []
             for intent in intents:
-                call = SUBMIT if isinstance(intent, SubmitJob) else STOP
-                key = (call, intent.url, intent.job_id)
-                task = self._intents.get(key)
-                if task is None:  # the same intent in flight is not sent twice
-                    task = asyncio.create_task(self._carry_out(intent))
-                    self._intents[key] = task
-                    task.add_done_callback(self._forget(key))
-                tasks.append(task)
+                self._start(intent)
+        except Exception:
+            log.exception("starting dashboard intents failed")
+
+    async def carry_out(self, intents: Iterable[Intent]) -> None:
+        """Submit and stop Ray jobs and wait for it; idempotent, bounded in time, never raises."""
+        try:
+            self._bind()
+            tasks = [self._start(intent) for intent in intents]
             if tasks:
                 await asyncio.gather(*(asyncio.shield(t) for t in tasks), return_exceptions=True)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("carrying out dashboard intents failed")
+
+    async def intents_done(self) -> None:
+        """Wait for the intents in flight (tests, and a clean stop)."""
+        in_flight = list(self._intents.values())
+        if in_flight:
+            await asyncio.gather(*(asyncio.shield(t) for t in in_flight), return_exceptions=True)
+
+    def _start(self, intent: Intent) -> asyncio.Task[None]:
+        call = SUBMIT if isinstance(intent, SubmitJob) else STOP
+        key = (call, intent.url, intent.job_id)
+        task = self._intents.get(key)
+        if task is None:  # the same intent in flight is not sent twice
+            task = asyncio.create_task(self._carry_out(intent))
+            self._intents[key] = task
+            task.add_done_callback(self._forget(key))
+        return task
 
     def _forget(self, key: tuple[str, str, str]) -> Callable[[asyncio.Task[None]], None]:
         def forget(_: asyncio.Task[None]) -> None:
@@ -461,12 +496,31 @@ class Dashboards:
                 outcome = OK  # Ray: "Job with submission_id <id> already exists."
                 log.debug("Ray job %s exists already at %s", intent.job_id, shown(intent.url))
             else:
-                raise self._rejected(call, answer, f"HTTP {answer.status}")
+                raise self._rejected(call, answer, f"HTTP {answer.status}", said(answer.body))
             self._answered(call, intent.url, outcome, answer)
         except _Failure as failure:
             self._failed(call, intent.url, failure, intent.job_id)
+            if call == SUBMIT:
+                self._refused(intent, failure)
             return
+        if call == SUBMIT:
+            self._refused(intent, None)
         self._soon(intent.url, intent.job_id)
+
+    def _refused(self, intent: Intent, failure: _Failure | None) -> None:
+        """Note on the job's watch that its submission failed (or no longer does): the view
+        the core gets carries it, so the RayJob says so and KubeRay's 300 s rule runs."""
+        with self._lock:
+            watch = self._watches.get((intent.url, intent.job_id))
+            if watch is None:
+                return
+            if failure is None:
+                watch.refused, watch.refused_since = "", None
+                return
+            detail = f"{failure.kind}: {failure.detail}" if failure.detail else failure.kind
+            watch.refused = detail
+            if watch.refused_since is None:
+                watch.refused_since = self.clock().astimezone(UTC).strftime(FORMAT)
 
     # -- one request --------------------------------------------------------------------------
 
@@ -521,10 +575,10 @@ class Dashboards:
         for key in [key for key in self._reported if key[:2] == (url, call)]:
             del self._reported[key]
 
-    def _rejected(self, call: str, answer: _Answer, kind: str) -> _Failure:
+    def _rejected(self, call: str, answer: _Answer, kind: str, detail: str = "") -> _Failure:
         """An answer that is no use (5xx, garbage): counted as an error."""
         self.metrics.request(call, ERROR, answer.seconds)
-        return _Failure(ERROR, kind)
+        return _Failure(ERROR, kind, detail)
 
     def _failed(self, call: str, url: str, failure: _Failure, job_id: str = "") -> None:
         key = (url, call, failure.kind)

@@ -224,29 +224,47 @@ class ServeDashboards:
             )
 
     # -- intents ---------------------------------------------------------------------------
-    async def carry_out(self, intents: Iterable[Any]) -> None:
-        """PUT each config once per read of its cluster; never raises."""
+    def offer(self, intents: Iterable[Any]) -> None:
+        """Start the PUTs on this poller's own tasks and return at once (on the app's event
+        loop): the hook that asked holds no request slot while a dashboard is slow."""
         try:
-            tasks = []
-            for intent in intents:
-                if not isinstance(intent, ApplyServeConfig):
-                    continue
-                key = (intent.cluster, intent.url, intent.config)
-                watch = self._watches.get((intent.cluster, intent.url))
-                reads = watch.reads if watch is not None else 0
-                if key in self._puts or self._sent.get(key) == reads:
-                    continue  # in flight, or sent and Ray not read again since
-                token = watch.token if watch is not None else ""
-                task = asyncio.create_task(self._put(intent, key, reads, token))
-                self._puts[key] = task
-                task.add_done_callback(lambda _, k=key: self._puts.pop(k, None))  # type: ignore[misc]
-                tasks.append(task)
+            self._start_all(intents)
+        except Exception:
+            log.exception("starting Serve intents failed")
+
+    async def carry_out(self, intents: Iterable[Any]) -> None:
+        """PUT each config once per read of its cluster and wait for it; never raises."""
+        try:
+            tasks = self._start_all(intents)
             if tasks:
                 await asyncio.gather(*(asyncio.shield(t) for t in tasks), return_exceptions=True)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("carrying out Serve intents failed")
+
+    async def intents_done(self) -> None:
+        """Wait for the PUTs in flight (tests, and a clean stop)."""
+        in_flight = list(self._puts.values())
+        if in_flight:
+            await asyncio.gather(*(asyncio.shield(t) for t in in_flight), return_exceptions=True)
+
+    def _start_all(self, intents: Iterable[Any]) -> list[asyncio.Task[None]]:
+        tasks = []
+        for intent in intents:
+            if not isinstance(intent, ApplyServeConfig):
+                continue
+            key = (intent.cluster, intent.url, intent.config)
+            watch = self._watches.get((intent.cluster, intent.url))
+            reads = watch.reads if watch is not None else 0
+            if key in self._puts or self._sent.get(key) == reads:
+                continue  # in flight, or sent and Ray not read again since
+            token = watch.token if watch is not None else ""
+            task = asyncio.create_task(self._put(intent, key, reads, token))
+            self._puts[key] = task
+            task.add_done_callback(lambda _, k=key: self._puts.pop(k, None))  # type: ignore[misc]
+            tasks.append(task)
+        return tasks
 
     async def _put(
         self, intent: ApplyServeConfig, key: tuple[str, str, str], reads: int, token: str
