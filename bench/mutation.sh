@@ -9,9 +9,15 @@
 #
 # It works in a scratch copy of the worktree (mutmut writes a mutants/ folder and wants its
 # settings in pyproject.toml), so the checkout stays clean and several runs can go side by side.
-# Environment: PYTHON (default .venv/bin/python, else python3), MUTATION_JOBS (default 2),
-# MUTATION_KEEP=1 keeps the scratch copy (its path is printed) to inspect a survivor with
-# `mutmut show NAME` there.
+# Pick a FAST selection: unit-level tests that call the module directly. mutmut runs the tests
+# that cover a mutant's function once per mutant, and a mutant that makes them hang costs the
+# whole per-mutant timeout (mutmut's: about 15 times the tests' own duration, wall clock).
+#
+# Environment: PYTHON (default .venv/bin/python, else python3), MUTATION_JOBS (default 1: the
+# machine is shared; more only on a machine of your own), MUTATION_TIMEOUT_MULTIPLIER (mutmut's
+# timeout_multiplier, default 15; lower only on an idle machine, since a timeout counts as
+# killed), MUTATION_KEEP=1 keeps the scratch copy (its path is printed) to inspect a survivor
+# with `mutmut show NAME` there. Every survivor's diff is printed at the end.
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
@@ -46,11 +52,12 @@ only_mutate = ["$module"]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q"]
 pytest_add_cli_args_test_selection = [${tests_toml%, }]
 use_git_change_detection = false
+timeout_multiplier = ${MUTATION_TIMEOUT_MULTIPLIER:-15}
 EOF
 
 cd "$scratch"
 echo "mutating $module with: $*  (scratch: $scratch)"
-"$python" -m mutmut run --max-children "${MUTATION_JOBS:-2}" >"$scratch/run.log" 2>&1 || {
+"$python" -m mutmut run --max-children "${MUTATION_JOBS:-1}" >"$scratch/run.log" 2>&1 || {
     tail -40 "$scratch/run.log" >&2
     exit 1
 }
@@ -75,3 +82,10 @@ print(f"mutants: {total}  killed: {killed} ({100 * killed / max(total, 1):.1f} %
 print("not killed (see with `mutmut show NAME` in a MUTATION_KEEP=1 scratch copy):")
 print("\n".join(survivors) or "  none")
 EOF
+# Each survivor's change, to triage: kill it with a test, or say why it is equivalent.
+grep -v ': killed$' "$scratch/results.txt" | grep -v ': timeout$' | sed 's/: [a-z ]*$//' |
+    while read -r name; do
+        [[ -n $name ]] || continue
+        echo "--- $name"
+        "$python" -m mutmut show "$name" 2>/dev/null | grep -E '^[-+] ' || true
+    done

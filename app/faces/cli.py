@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.core.time import parse_time
 from app.faces.render import RenderError, render, to_yaml
 from app.raycluster.auth import TOKEN_BYTES
 from app.shell.observability import logs
@@ -46,14 +47,28 @@ def _parser() -> argparse.ArgumentParser:
         "render", help="print the children and status metaray would answer for a manifest"
     )
     render_cmd.add_argument(
-        "manifest", type=Path, help="a RayCluster, RayJob or RayService manifest (YAML or JSON)"
+        "manifest",
+        type=Path,
+        help="a RayCluster, RayJob, RayCronJob or RayService manifest (YAML or JSON)",
     )
     render_cmd.add_argument(
         "--observed",
         type=Path,
         help="a YAML/JSON file of observed pods and services (a list, or a List object)",
     )
+    render_cmd.add_argument(
+        "--now",
+        type=_moment,
+        help="the time to render at, RFC 3339 (default: now); a RayCronJob shows the run due then",
+    )
     return parser
+
+
+def _moment(text: str) -> datetime:
+    moment = parse_time(text)
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}")
+    return moment
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -97,7 +112,7 @@ def _render(args: argparse.Namespace) -> int:
             args.observed,
             settings.options,
             settings.rayjob_options,
-            now=datetime.now(UTC),
+            now=args.now or datetime.now(UTC),
             entropy=entropy,
         )
     except RenderError as error:

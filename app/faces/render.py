@@ -15,6 +15,8 @@ from app.faces.render_rayservice import as_plain, render_rayservice
 from app.hooks.request import BadRequest, SyncRequest, decode
 from app.raycluster.cluster import Options
 from app.raycluster.sync import sync
+from app.raycronjob import sync as raycronjob
+from app.raycronjob.runs import RAYJOB
 from app.rayjob import sync as rayjob
 from app.rayservice import sync as rayservice
 
@@ -56,6 +58,8 @@ def render(
     """
     parent = _the_parent(_load(manifest))
     children = _as_children(_load(observed) if observed is not None else [])
+    if parent["kind"] == "RayCronJob":
+        return _raycronjob_walk(parent, children.get(RAYJOB, {}), now)
     if parent["kind"] == "RayJob":
         if observed is not None:
             desired = _rayjob(_request(parent, children), now, job_options)
@@ -82,7 +86,7 @@ def render(
     return {"children": desired.children, "status": desired.status}
 
 
-PARENTS = ("RayCluster", "RayJob", "RayService")
+PARENTS = ("RayCluster", "RayJob", "RayCronJob", "RayService")
 # Children that new pods wait for.
 GATING = ("Secret", "Certificate")
 
@@ -144,6 +148,28 @@ def _as_created(
     return observed
 
 
+def _raycronjob_walk(parent: dict[str, Any], runs: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """What a RayCronJob has created at ``now``: sync until nothing changes (the tick decided,
+    then its RayJob created and observed). Without a creationTimestamp the RayCronJob is taken
+    as created long before, so the latest tick at or before ``now`` is the one shown."""
+    metadata = parent["metadata"]
+    metadata.setdefault("creationTimestamp", "1970-01-01T00:00:00Z")
+    events: list[str] = []
+    for _ in range(4):
+        request = _request(parent, {RAYJOB: runs})
+        desired = raycronjob.sync(request.parent, request.observed, now)
+        events += [f"{e.type} {e.reason}: {e.message}" for e in desired.events]
+        answered = orjson.loads(orjson.dumps(desired.children, default=_raw))
+        if desired.status == parent.get("status") and len(answered) == len(runs):
+            break
+        parent = {**parent, "status": desired.status}
+        runs = {c["metadata"]["name"]: runs.get(c["metadata"]["name"], c) for c in answered}
+    document = {"children": answered, "status": desired.status, "events": events}
+    if desired.resync_after is not None:
+        document["resyncAfterSeconds"] = desired.resync_after
+    return document
+
+
 def _raw(value: Any) -> Any:
     return orjson.Fragment(value.text)
 
@@ -163,12 +189,12 @@ def _load(path: Path) -> list[Any]:
 
 
 def _the_parent(documents: list[Any]) -> dict[str, Any]:
-    """The one RayCluster, RayJob or RayService of a manifest (a ConfigMap may stand beside
-    it)."""
+    """The one RayCluster, RayJob, RayCronJob or RayService of a manifest (a ConfigMap may
+    stand beside it)."""
     parents = [d for d in documents if isinstance(d, dict) and d.get("kind") in PARENTS]
     if len(parents) != 1:
         raise RenderError(
-            "expected exactly one RayCluster, RayJob or RayService in the manifest,"
+            "expected exactly one RayCluster, RayJob, RayCronJob or RayService in the manifest,"
             f" found {len(parents)}"
         )
     parent = dict(parents[0])

@@ -267,7 +267,12 @@ def _stripped(body: bytes, keys: list[tuple[str, str]]) -> dict[tuple[str, str],
     """The observed objects without status and server-set metadata (rare: a full decode)."""
     wanted = set(keys)
     found: dict[tuple[str, str], JSONObject] = {}
-    children: Mapping[str, Mapping[str, Any]] = orjson.loads(body)["children"]
+    try:
+        children: Mapping[str, Mapping[str, Any]] = orjson.loads(body)["children"]
+    except orjson.JSONDecodeError as error:
+        # Bytes msgspec skipped unread (a lone surrogate escape, an integer beyond 64 bits in a
+        # field no model reads) are read whole here for the first time.
+        raise BadRequest(f"not a Metacontroller sync request: {error}") from None
     for kind, objects in children.items():
         for obj in objects.values():
             name = obj["metadata"]["name"]

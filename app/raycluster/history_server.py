@@ -15,10 +15,10 @@ from app.raycluster.autoscaler import LOGS_PATH, logs_volume
 from app.raycluster.cluster import Cluster
 from app.raycluster.env import merge_env
 from app.raycluster.feature_checks import HISTORY_COLLECTOR
+from app.raycluster.ports import dashboard_listen_port
 from app.raycluster.spec import JSONObject
 
 EVENTS_PORT = "8084"
-DASHBOARD_PORT = "8265"
 # The event types the collector consumes (KubeRay's default list). Ray 2.52 reads the first
 # variable, 2.53 and later the second: both are set.
 EVENT_TYPES = ",".join(
@@ -72,7 +72,7 @@ def add_collector(cluster: Cluster, pod_spec: JSONObject, *, head: bool) -> None
     ]
     if head:
         # The dashboard of the collector's own pod: loopback, never an address from status.
-        port = cluster.spec.headGroupSpec.rayStartParams.get("dashboard-port", DASHBOARD_PORT)
+        port = dashboard_listen_port(cluster.spec.headGroupSpec.rayStartParams)
         ours.append({"name": "RAY_DASHBOARD_ADDRESS", "value": f"http://localhost:{port}"})
     # The user's variables are appended, and replace ours of the same name (no duplicates).
     overridden = {item.get("name") for item in collector.env}

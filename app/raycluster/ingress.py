@@ -6,10 +6,10 @@ import copy
 
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
+from app.raycluster.ports import dashboard_container_port
 from app.raycluster.spec import JSONObject
 
 CLASS_ANNOTATION = "kubernetes.io/ingress.class"
-DASHBOARD_PORT = 8265
 # Copied from the RayCluster to the Ingress: every annotation except these.
 _NOT_COPIED = (CLASS_ANNOTATION, "kubectl.kubernetes.io/last-applied-configuration")
 
@@ -18,15 +18,8 @@ def ingress_name(cluster: Cluster) -> str:
     return f"{cluster.name}-head-ingress"
 
 
-def _dashboard_port(cluster: Cluster) -> int:
-    containers = (cluster.spec.headGroupSpec.template.get("spec") or {}).get("containers") or [{}]
-    for port in containers[0].get("ports") or []:
-        if port.get("name") == "dashboard" and isinstance(port.get("containerPort"), int):
-            return int(port["containerPort"])
-    return DASHBOARD_PORT
-
-
 def head_ingress(cluster: Cluster) -> JSONObject:
+    head_template = cluster.spec.headGroupSpec.template
     options = cluster.spec.headGroupSpec.ingressOptions or {}
     path: JSONObject = {
         "path": options.get("path") or "/",
@@ -34,7 +27,7 @@ def head_ingress(cluster: Cluster) -> JSONObject:
         "backend": {
             "service": {
                 "name": cluster.head_service_name,
-                "port": {"number": _dashboard_port(cluster)},
+                "port": {"number": dashboard_container_port({"template": head_template})},
             }
         },
     }

@@ -18,6 +18,7 @@ from app.core.labels import K8S_JOB_MODE, ORIGINATED_CRD, ORIGINATED_NAME, SUBMI
 from app.core.observed import Observed
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
+from app.raycluster.ports import dashboard_listen_port
 from app.raycluster.spec import (
     JSONObject,
     NetworkPolicyOptions,
@@ -26,7 +27,6 @@ from app.raycluster.spec import (
 )
 
 DNS_CONDITION = "NetworkPolicyDNSEgress"
-DEFAULT_DASHBOARD_PORT = 8265
 _DNS_PORTS = (53, "53", "dns", "dns-tcp")
 
 
@@ -138,11 +138,15 @@ def _submitter_rule(cluster: Cluster) -> JSONObject | None:
     api_version, kind, name = owner
     if kind != "RayJob" or not api_version.startswith("ray.io/"):
         return None
-    port = cluster.spec.headGroupSpec.rayStartParams.get("dashboard-port")
     submitter = {ORIGINATED_NAME: name, ORIGINATED_CRD: "RayJob"}
     return {
         "from": [{"podSelector": {"matchLabels": submitter}}],
-        "ports": [{"port": int(port) if port else DEFAULT_DASHBOARD_PORT, "protocol": "TCP"}],
+        "ports": [
+            {
+                "port": dashboard_listen_port(cluster.spec.headGroupSpec.rayStartParams),
+                "protocol": "TCP",
+            }
+        ],
     }
 
 

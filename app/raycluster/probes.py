@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from app.raycluster.ports import dashboard_listen_port
+
 # From this Ray version on, the dashboard agent serves one health endpoint for both roles.
 HTTP_HEALTHZ_SINCE = (2, 53)
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)")
@@ -23,7 +25,7 @@ def _handler(params: Mapping[str, str], *, head: bool, ray_version: str | None) 
         return {"httpGet": {"path": "/api/healthz", "port": port}}
     checks = [f"wget --tries 1 -T 2 -q -O- http://localhost:{agent}/api/local_raylet_healthz"]
     if head:
-        dashboard = params.get("dashboard-port", "8265")
+        dashboard = dashboard_listen_port(params)
         checks.append(f"wget --tries 1 -T 10 -q -O- http://localhost:{dashboard}/api/gcs_healthz")
     script = " && ".join(f"{check} | grep success" for check in checks)
     return {"exec": {"command": ["bash", "-c", script]}}

@@ -9,12 +9,13 @@ from typing import Any
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
 from app.raycluster.command import METRICS_PORT
+from app.raycluster.ports import DASHBOARD, DEFAULT_DASHBOARD_PORT
 from app.raycluster.spec import JSONObject
 
 DEFAULT_PORTS = {
     "client": 10001,
     "gcs-server": 6379,
-    "dashboard": 8265,
+    DASHBOARD: DEFAULT_DASHBOARD_PORT,
     "metrics": METRICS_PORT,
     "serve": 8000,
 }

@@ -14,6 +14,7 @@ from app.core import kinds
 from app.core.desired import Desired
 from app.core.events import NORMAL, WARNING, Event
 from app.core.observed import Child, Observed, RawChild
+from app.core.status import previous_status
 from app.core.time import newest, parent_timestamps
 from app.raycluster import auth, gcs_storage, tls
 from app.raycluster import labels as lbl
@@ -40,11 +41,8 @@ class _Request:
 
 
 def _request(parent: Mapping[str, Any], observed: Observed) -> _Request:
-    previous = parent.get("status")
     stamps = [*parent_timestamps(parent), *_child_timestamps(observed)]
-    return _Request(
-        parent, observed, previous if isinstance(previous, Mapping) else {}, newest(stamps)
-    )
+    return _Request(parent, observed, previous_status(parent), newest(stamps))
 
 
 def sync(

@@ -23,7 +23,7 @@ from typing import Any
 
 from app.core.observed import Observed, ObservedObject, ObservedPod
 from app.raycluster import labels as lbl
-from app.raycluster.service import DEFAULT_PORTS
+from app.raycluster.ports import dashboard_container_port
 from app.rayjob.kinds import RAYCLUSTER
 from app.rayjob.names import head_service_name
 from app.rayjob.spec import CLUSTER_SELECTOR_KEY
@@ -112,21 +112,8 @@ def selected_dashboard(cluster: ObservedObject, pods: tuple[ObservedPod, ...]) -
 
 def container_port(spec: Mapping[str, Any]) -> int:
     """The head container's port named ``dashboard`` in a cluster's raw spec, else Ray's."""
-    head = _mapping(spec.get("headGroupSpec"))
-    pod_spec = _mapping(_mapping(head.get("template")).get("spec"))
-    containers = pod_spec.get("containers")
-    first = _mapping(containers[0]) if isinstance(containers, list) and containers else {}
-    ports = first.get("ports")
-    for port in ports if isinstance(ports, list) else []:
-        number = _mapping(port).get("containerPort")
-        if (
-            _mapping(port).get("name") == DASHBOARD_PORT
-            and isinstance(number, int)
-            and not isinstance(number, bool)
-            and 0 < number < 65536
-        ):
-            return number
-    return DEFAULT_PORTS[DASHBOARD_PORT]
+    head = spec.get("headGroupSpec")
+    return dashboard_container_port(head if isinstance(head, Mapping) else {})
 
 
 def _ip(value: str) -> bool:

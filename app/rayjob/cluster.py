@@ -17,7 +17,7 @@ from app.raycluster import auth
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
 from app.raycluster.names import head_service_name, is_dns1123_label
-from app.raycluster.service import DEFAULT_PORTS
+from app.raycluster.ports import dashboard_container_port
 from app.raycluster.spec import JSONObject, RayClusterSpec
 from app.rayjob import labels as jl
 from app.rayjob.spec import SIDECAR_MODE, RayJob
@@ -121,12 +121,7 @@ def _dashboard_port(head: Mapping[str, Any], service: Mapping[str, Any]) -> int:
         number = _mapping(port).get("port")
         if _mapping(port).get("name") == "dashboard" and _is_int(number):
             return number
-    containers = _list(_mapping(_mapping(head.get("template")).get("spec")).get("containers"))
-    for port in _list(_mapping(containers[0] if containers else {}).get("ports")):
-        number = _mapping(port).get("containerPort")
-        if _mapping(port).get("name") == "dashboard" and _is_int(number):
-            return number
-    return DEFAULT_PORTS["dashboard"]
+    return dashboard_container_port(head)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -45,7 +45,7 @@ from app.rayjob.states import (
 )
 from app.rayjob.teardown import teardown
 from app.rayjob.validation import resumed
-from app.rayjob.world import Step, World
+from app.rayjob.world import Action, Step, World
 
 __all__ = [
     "COMPLETE",
@@ -136,7 +136,7 @@ def _initializing(job: RayJob, step: Step, world: World, now: datetime) -> None:
     if job.selected_cluster is None:
         # The head Service from the start: the dashboard's address is derived from it once it
         # is observed (app/rayjob/address.py), so it must be there when the cluster is ready.
-        step.cluster, step.service = "build", True
+        step.cluster, step.service = Action.BUILD, True
     if cluster is None:
         if job.selected_cluster is not None:
             message = f"RayCluster {job.namespace}/{name} not found"
@@ -153,7 +153,7 @@ def _initializing(job: RayJob, step: Step, world: World, now: datetime) -> None:
         return
     status.update(jobDeploymentStatus=RUNNING, jobStatus=oc.PENDING)
     if job.mode == K8S_JOB_MODE:
-        step.submitter = "build"
+        step.submitter = Action.BUILD
     step.service = job.selected_cluster is None
 
 
@@ -162,7 +162,7 @@ def _waiting(job: RayJob, step: Step, world: World, now: datetime) -> None:
     Only the pre-running deadline applies here (KubeRay checks neither suspend nor the active
     deadline while waiting)."""
     if job.selected_cluster is None:
-        step.cluster = "build"
+        step.cluster = Action.BUILD
     if _deadline(job, step, now, "PreRunningDeadlineExceeded"):
         return
     if job.spec.jobId:
@@ -173,7 +173,7 @@ def _waiting(job: RayJob, step: Step, world: World, now: datetime) -> None:
 def _running(job: RayJob, step: Step, world: World, now: datetime) -> None:
     status = step.status
     if job.selected_cluster is None:
-        step.cluster, step.service = "build", True
+        step.cluster, step.service = Action.BUILD, True
     if _suspend_or_deadline(job, step, now, pre_running=False):
         return
     cluster = _cluster(job, world, status["rayClusterName"])
@@ -253,10 +253,10 @@ def _terminal(job: RayJob, step: Step, world: World | None, now: datetime) -> No
     ended = parse_time(step.status.get("endTime")) or now
     plan = teardown(job, step.status, ended, now)
     step.cluster = {
-        "DeleteCluster": "delete",
-        "DeleteSelf": "keep",
-        "DeleteWorkers": "suspend-workers",
-    }.get(plan.due, "keep")
+        "DeleteCluster": Action.DELETE,
+        "DeleteSelf": Action.KEEP,
+        "DeleteWorkers": Action.SUSPEND_WORKERS,
+    }.get(plan.due, Action.KEEP)
     step.delete_self = plan.due == "DeleteSelf"
     if step.delete_self:
         # The shell deletes the RayJob after the answer, best effort: look again soon in case
@@ -306,7 +306,7 @@ def _suspending(job: RayJob, step: Step, world: World | None, now: datetime) -> 
 def _finish_teardown(step: Step, world: World | None, then: str) -> None:
     """Delete the cluster and the submitter; only once neither is observed any more does the
     next state begin (Kueue relies on Suspended meaning nothing runs)."""
-    step.cluster, step.submitter = "delete", "delete"
+    step.cluster, step.submitter = Action.DELETE, Action.DELETE
     if world is None or world.clusters or world.jobs:
         return
     status = step.status
@@ -316,7 +316,7 @@ def _finish_teardown(step: Step, world: World | None, then: str) -> None:
 
 
 def _suspended(job: RayJob, step: Step, world: World, now: datetime) -> None:
-    step.cluster, step.submitter = "delete", "delete"
+    step.cluster, step.submitter = Action.DELETE, Action.DELETE
     if not job.spec.suspend:
         step.status["jobDeploymentStatus"] = NEW
 

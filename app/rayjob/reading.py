@@ -17,7 +17,7 @@ from app.rayjob.dashboard import DashboardView, JobInfo, SubmitJob
 from app.rayjob.names import submitter_job_name
 from app.rayjob.spec import HTTP_MODE, RayJob, submitter_command
 from app.rayjob.submitter import CONTAINER
-from app.rayjob.world import Step, World
+from app.rayjob.world import Action, Step, World
 
 READY = "ready"
 # KubeRay's DefaultSubmitterFinishedTimeout: a submitter done this long without a final word
@@ -90,7 +90,7 @@ def show(status: dict[str, Any], info: JobInfo) -> None:
 
 
 def submitter_outcome(job: RayJob, step: Step, world: World, now: datetime) -> oc.Outcome | None:
-    step.submitter = "build"
+    step.submitter = Action.BUILD
     observed = world.jobs.get(submitter_job_name(job.name))
     if observed is None:
         return None

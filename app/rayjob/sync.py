@@ -14,6 +14,7 @@ from typing import Any
 from app.core.desired import Desired
 from app.core.events import NORMAL, WARNING, Event
 from app.core.observed import Child, Observed, ObservedObject
+from app.core.status import previous_status
 from app.core.time import later, parse_time
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Options as ClusterOptions
@@ -45,7 +46,7 @@ from app.rayjob.spec import (
 )
 from app.rayjob.submitter import head_image, sidecar, stop_job, submitter_job, template_image
 from app.rayjob.validation import invalid_status, refused_edit
-from app.rayjob.world import Step, World
+from app.rayjob.world import Action, Step, World
 
 # How long a deleted RayJob waits for its stop Job before letting go anyway.
 STOP_TIMEOUT_SECONDS = 60
@@ -82,7 +83,7 @@ def sync(
 ) -> Desired:
     """``dashboard`` is the shell's latest word from the dashboard named by ``watched``."""
     options = options or Options()
-    previous = _previous(parent)
+    previous = previous_status(parent)
     if managed_elsewhere(parent):
         return Desired(_echo(observed, _keys(observed)), dict(previous))
     try:
@@ -119,7 +120,7 @@ def watched(
     (or waits to be let go while its Ray job may still run), None otherwise. The dashboard is
     the one derived from owned and observed objects (``app.rayjob.address``), never
     ``status.dashboardURL``; None where none can be derived."""
-    status = _previous(parent)
+    status = previous_status(parent)
     job = status.get("jobId")
     if not (isinstance(job, str) and job):
         return None
@@ -162,7 +163,7 @@ def finalize(
     still running on a user's cluster is stopped first, for at most a minute: through its
     dashboard when metaray reads dashboards, else by a short Job."""
     options = options or Options()
-    previous = _previous(parent)
+    previous = previous_status(parent)
     everything = _echo(observed, _keys(observed))
     if managed_elsewhere(parent):  # its manager stops what it runs
         return Desired(everything, dict(previous), finalized=True)
@@ -302,25 +303,6 @@ def customize(parent: Mapping[str, Any]) -> JSONObject:
     return {"relatedResources": rules}
 
 
-def _previous(parent: Mapping[str, Any]) -> dict[str, Any]:
-    """The parent's status, without what no API server can store (integers beyond 64 bits,
-    a hand-edited status can hold them) and so what no answer could encode."""
-    status = parent.get("status")
-    return _storable(status) if isinstance(status, Mapping) else {}
-
-
-def _storable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _storable(v) for k, v in value.items() if _fits(v)}
-    if isinstance(value, list):
-        return [_storable(v) for v in value if _fits(v)]
-    return value
-
-
-def _fits(value: Any) -> bool:
-    return not isinstance(value, int) or -(2**63) <= value < 2**63
-
-
 def _world(
     observed: Observed,
     related: Observed,
@@ -354,24 +336,24 @@ def _children(
     name = status.get("rayClusterName")
     built: dict[tuple[str, str], Child] = {}
     dropped: set[tuple[str, str]] = set()
-    if step.cluster == "delete":
+    if step.cluster == Action.DELETE:
         dropped |= {(RAYCLUSTER, c) for c in world.clusters}
     elif isinstance(name, str) and job.selected_cluster is None:
         key = (RAYCLUSTER, name)
         # Never two live clusters: another one still up means this status is stale (a replayed
         # request) or the last attempt's cluster has not gone yet; either way, wait.
         alone = all(other == name for other in world.live_clusters())
-        if step.cluster == "build" and key not in observed.applied and alone:
+        if step.cluster == Action.BUILD and key not in observed.applied and alone:
             cluster = ray_cluster(job, name, _sidecar(job, status, options))
             built[key] = _attempt_of(job, cluster, status)
-        elif step.cluster == "suspend-workers" and key in observed.applied:
+        elif step.cluster == Action.SUSPEND_WORKERS and key in observed.applied:
             suspended = with_workers_suspended(observed.applied[key])
             if suspended != dict(observed.applied[key]):  # else kept as recorded, byte for byte
                 built[key] = suspended
     submitter_key = (JOB, submitter_job_name(job.name))
-    if step.submitter == "delete":
+    if step.submitter == Action.DELETE:
         dropped |= {(JOB, j) for j in world.jobs}
-    elif step.submitter == "build" and submitter_key not in observed.applied:
+    elif step.submitter == Action.BUILD and submitter_key not in observed.applied:
         submitter = _submitter(job, step, world, options, previous)
         if submitter is not None:
             built[submitter_key] = _attempt_of(job, submitter, status)

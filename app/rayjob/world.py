@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from app.core.events import Event
@@ -42,13 +43,22 @@ class World:
         return sorted(n for n, c in self.clusters.items() if c.metadata.deletionTimestamp is None)
 
 
+class Action(StrEnum):
+    """What a step does with a child: the children follow from it in ``app.rayjob.sync``."""
+
+    BUILD = "build"  # create it if it is missing
+    KEEP = "keep"  # as observed
+    DELETE = "delete"
+    SUSPEND_WORKERS = "suspend-workers"  # the cluster only: its worker groups suspended
+
+
 @dataclass(slots=True)
 class Step:
     """One step's decisions; the children follow from them in ``app.rayjob.sync``."""
 
     status: dict[str, Any]
-    cluster: str = "keep"  # build (create if missing), keep (as observed), delete, suspend-workers
-    submitter: str = "keep"  # build (create if missing), keep, delete
+    cluster: Action = Action.KEEP
+    submitter: Action = Action.KEEP  # never SUSPEND_WORKERS
     service: bool = False  # the RayJob's head Service for the current cluster
     events: list[Event] = field(default_factory=list)
     deadlines: list[datetime] = field(default_factory=list)
@@ -57,15 +67,15 @@ class Step:
 
     def hold(self) -> None:
         """Carry out no deletion: the decision behind it is not yet in the observed status."""
-        if self.cluster in ("delete", "suspend-workers"):
-            self.cluster = "keep"
-        if self.submitter == "delete":
-            self.submitter = "keep"
+        if self.cluster in (Action.DELETE, Action.SUSPEND_WORKERS):
+            self.cluster = Action.KEEP
+        if self.submitter == Action.DELETE:
+            self.submitter = Action.KEEP
         self.delete_self = False
 
     def freeze(self) -> None:
         """Change no child at all (the observed children are newer than the parent)."""
         self.hold()
-        self.cluster = self.submitter = "keep"
+        self.cluster = self.submitter = Action.KEEP
         self.service = False
         self.intents.clear()

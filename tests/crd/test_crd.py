@@ -78,6 +78,7 @@ def test_generate_writes_both_crds_and_the_committed_ones_are_fresh() -> None:
     assert set(texts) == {
         "ray.io_rayclusters.yaml",
         "ray.io_rayjobs.yaml",
+        "ray.io_raycronjobs.yaml",
         "ray.io_rayservices.yaml",
     }
     for name, text in texts.items():
@@ -115,6 +116,7 @@ def test_kustomization_lists_the_crds() -> None:
     assert kustomization["resources"] == [
         OUTPUT.name,
         "ray.io_rayjobs.yaml",
+        "ray.io_raycronjobs.yaml",
         "ray.io_rayservices.yaml",
     ]
 

@@ -5,10 +5,11 @@ at a time (``poll_once``) on fake clocks, except where its timing is the point."
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -28,6 +29,33 @@ from tests.dashboard.fake import (
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
     asyncio.run(coro)
+
+
+def hanging(fake: FakeDashboard) -> asyncio.Event:
+    """Every request to ``fake`` hangs until the returned event is set (never, unless a test
+    does): no answer can arrive by itself, whatever the machine's load."""
+    release = asyncio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return fake.ray(request)
+
+    fake.get = fake.post = hang
+    return release
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Yield to the loop until ``condition`` holds; the 10 s bound only turns a bug into a
+    failure instead of a hang, it is never what the test measures."""
+
+    async def wait() -> None:
+        while not condition():
+            await asyncio.sleep(0.001)
+
+    try:
+        await asyncio.wait_for(wait(), 10)
+    except TimeoutError:
+        raise AssertionError(f"never: {what}") from None
 
 
 STARTED = "2026-12-02T04:12:08Z"
@@ -124,10 +152,8 @@ def test_404_is_not_found_and_no_error() -> None:
     run(main())
 
 
-def _failing(answer: httpx.Response | None = None, delay: float = 0.0) -> Any:
+def _failing(answer: httpx.Response | None = None) -> Any:
     async def get(request: httpx.Request) -> httpx.Response:
-        if delay:
-            await asyncio.sleep(delay)
         if answer is None:
             raise httpx.ConnectError("connection refused", request=request)
         return answer
@@ -223,12 +249,11 @@ def test_a_404_after_an_answer_forgets_the_job() -> None:
 
 def test_a_timeout_is_a_failure_within_the_timeout() -> None:
     async def main() -> None:
-        fake, clocks = FakeDashboard(get=_failing(httpx.Response(200), delay=5)), Clocks()
+        fake, clocks = FakeDashboard(), Clocks()
+        hanging(fake)  # no answer ever: only the timeout can end the poll
         client, _, registry = dashboards(fake, clocks, timeout=0.05)
         client.watch(URL, "job-1")
-        started = time.monotonic()
-        await client.poll_once()
-        assert time.monotonic() - started < 1
+        await asyncio.wait_for(client.poll_once(), 10)
         view = client.view(URL, "job-1")
         assert view is not None and view.error == "timed out after 0.05 s"
         assert view.failing_since == "2026-12-02T05:00:00Z"
@@ -281,38 +306,62 @@ def test_failures_are_logged_once_per_kind_and_dashboard(caplog: pytest.LogCaptu
 # -- a slow dashboard does not slow the hook ------------------------------------------------------
 
 
-def test_a_slow_dashboard_never_blocks_watch_or_view() -> None:
-    """40 jobs on a dashboard that answers in 5 s, timeout 2 s, 16 requests at most: the loop
-    keeps 16 in flight, gives up at 2 s, and watch()/view() return at once meanwhile."""
+def test_a_hanging_dashboard_never_blocks_watch_or_view_nor_stop() -> None:
+    """40 jobs on a dashboard that never answers, 16 requests at most: the loop keeps exactly
+    16 in flight; watch()/view() meanwhile are plain calls that send nothing and start
+    nothing; stop() gives the hanging requests up instead of waiting for them."""
 
     async def main() -> None:
-        fake = FakeDashboard(jobs={f"job-{i}": info("RUNNING") for i in range(40)}, delay=5)
+        fake = FakeDashboard(jobs={f"job-{i}": info("RUNNING") for i in range(40)})
+        release = hanging(fake)
+        client = Dashboards(  # a timeout far beyond the test: only stop() can end a request
+            clock=Clocks().now, transport=fake.transport(), timeout=600, interval=3, concurrency=16
+        )
+        client.start()
+        for i in range(40):
+            client.watch(URL, f"job-{i}")
+        await until(lambda: fake.in_flight == 16, "16 requests in flight")
+        for call in (client.watch, client.view):
+            assert not inspect.iscoroutinefunction(call)
+        for i in range(200):  # jobs 40 to 79 are new watches, the others refreshed ones
+            sent, tasks = len(fake.requests), asyncio.all_tasks()
+            client.watch(URL, f"job-{i % 80}")
+            view = client.view(URL, f"job-{i % 80}")
+            assert not inspect.isawaitable(view)
+            assert view is None  # no answer yet, and none waited for
+            assert len(fake.requests) == sent and asyncio.all_tasks() == tasks
+            await asyncio.sleep(0)  # the loop runs: it still sends nothing, every slot is taken
+        assert len(fake.requests) == fake.max_in_flight == 16
+        stopping = asyncio.create_task(client.stop())
+        # A stop() that waited for the requests would never end: 10 s only bounds that bug.
+        done, _ = await asyncio.wait({stopping}, timeout=10)
+        assert stopping in done, "stop() waited for the hanging requests"
+        assert fake.in_flight == 0, "the hanging requests were given up"
+        assert not release.is_set()
+
+    run(main())
+
+
+def test_requests_that_time_out_free_their_slot_for_the_next_jobs() -> None:
+    async def main() -> None:
+        fake = FakeDashboard(jobs={f"job-{i}": info("RUNNING") for i in range(40)})
+        hanging(fake)
         client = Dashboards(
-            clock=Clocks().now, transport=fake.transport(), timeout=2, interval=3, concurrency=16
+            clock=Clocks().now, transport=fake.transport(), timeout=0.05, interval=3, concurrency=16
         )
         client.start()
         try:
             for i in range(40):
                 client.watch(URL, f"job-{i}")
-            await asyncio.sleep(0.3)
-            assert fake.in_flight == 16
-            slowest = 0.0
-            for i in range(200):
-                started = time.perf_counter()
-                client.watch(URL, f"job-{i % 40}")
-                client.view(URL, f"job-{i % 40}")
-                slowest = max(slowest, time.perf_counter() - started)
-                await asyncio.sleep(0.005)
-            assert slowest < 0.001, slowest  # watch() + view() together
-            await asyncio.sleep(2.5 - 0.3 - 1.0)
+
+            def timed_out() -> list[DashboardView]:
+                views = [client.view(URL, f"job-{i}") for i in range(40)]
+                return [v for v in views if v is not None and v.error == "timed out after 0.05 s"]
+
+            await until(lambda: len(timed_out()) == 40, "every job polled and timed out")
             assert fake.max_in_flight == 16
-            views = [client.view(URL, f"job-{i}") for i in range(40)]
-            timed_out = [v for v in views if v is not None and v.error == "timed out after 2 s"]
-            assert len(timed_out) >= 16
         finally:
-            stopping = time.perf_counter()
             await client.stop()
-            assert time.perf_counter() - stopping < 0.5
 
     run(main())
 
@@ -477,13 +526,22 @@ def test_a_job_that_exists_already_is_submitted(caplog: pytest.LogCaptureFixture
 
 def test_the_same_intent_in_flight_is_sent_once() -> None:
     async def main() -> None:
-        fake = FakeDashboard(delay=0.1)
+        fake = FakeDashboard()
+        release = hanging(fake)  # the first of each is still in flight when the others come
         client, _, _ = dashboards(fake)
         stop = StopJob(URL, "job-1")
+
+        async def answer_once_both_are_in_flight() -> None:
+            await until(lambda: fake.in_flight == 2, "the submit and the stop in flight")
+            for _ in range(10):  # the loop runs on: no third request joins them
+                await asyncio.sleep(0)
+            release.set()
+
         await asyncio.gather(
             client.carry_out([SUBMIT]),
             client.carry_out([SUBMIT, stop]),
             client.carry_out([stop]),
+            answer_once_both_are_in_flight(),
         )
         assert sorted(r.url.path for r in fake.posts()) == [
             "/api/jobs/",
@@ -555,11 +613,10 @@ def _raise(request: httpx.Request) -> httpx.Response:
 
 def test_intents_are_bounded_in_time() -> None:
     async def main() -> None:
-        fake = FakeDashboard(delay=10)
+        fake = FakeDashboard()
+        hanging(fake)  # no answer ever: only the timeout can end an intent
         client, _, registry = dashboards(fake, timeout=0.1)
-        started = time.monotonic()
-        await client.carry_out([SUBMIT, StopJob(URL, "job-1")])
-        assert time.monotonic() - started < 1
+        await asyncio.wait_for(client.carry_out([SUBMIT, StopJob(URL, "job-1")]), 10)
         assert requests(registry, "submit", "timeout") == 1
         assert requests(registry, "stop", "timeout") == 1
         await client.stop()
@@ -598,20 +655,22 @@ def test_metrics_start_at_zero_and_time_the_requests() -> None:
 
 def test_a_poll_cut_short_by_stop_is_due_again_after_start() -> None:
     async def main() -> None:
-        fake = FakeDashboard(jobs={"job-1": info("RUNNING")}, delay=5)
+        fake = FakeDashboard(jobs={"job-1": info("RUNNING")})
+        release = hanging(fake)
         client = Dashboards(clock=Clocks().now, transport=fake.transport(), interval=60)
         client.start()
         client.start()  # once is enough
         client.watch(URL, "job-1")
-        await asyncio.sleep(0.05)
-        assert fake.in_flight == 1
+        await until(lambda: fake.in_flight == 1, "the poll in flight")
         await client.stop()
         assert client.view(URL, "job-1") is None
-        fake.delay = 0
+        assert len(fake.requests) == 1
+        release.set()
         client.start()
-        await asyncio.sleep(0.05)
+        await until(lambda: client.view(URL, "job-1") is not None, "polled again")
         view = client.view(URL, "job-1")
         await client.stop()
         assert view is not None and view.found
+        assert len(fake.requests) == 2  # polled again at once, not after the 60 s interval
 
     run(main())

@@ -94,6 +94,7 @@ def only(objects: list[Obj], kind: str, name: str | None = None) -> Obj:
 
 RAYCLUSTER_CONTROLLER = "metaray"
 RAYJOB_CONTROLLER = "metaray-rayjob"
+RAYCRONJOB_CONTROLLER = "metaray-raycronjob"
 
 
 def controller(objects: list[Obj], name: str = RAYCLUSTER_CONTROLLER) -> Obj:
@@ -158,7 +159,12 @@ def test_kustomize_builds_the_expected_objects(built: list[Obj]) -> None:
     names = [(obj["kind"], obj["metadata"]["name"]) for obj in built]
     assert len(names) == len(set(names)), "an object appears twice"
     crds = {name for kind, name in names if kind == "CustomResourceDefinition"}
-    assert crds == {"rayclusters.ray.io", "rayjobs.ray.io", "rayservices.ray.io"}
+    assert crds == {
+        "rayclusters.ray.io",
+        "rayjobs.ray.io",
+        "raycronjobs.ray.io",
+        "rayservices.ray.io",
+    }
     assert {(kind, name) for kind, name in names if kind != "CustomResourceDefinition"} == {
         ("Namespace", NAMESPACE),
         ("ServiceAccount", "metaray"),
@@ -172,6 +178,7 @@ def test_kustomize_builds_the_expected_objects(built: list[Obj]) -> None:
         ("ClusterRoleBinding", "metaray-rayjob-deleter"),
         ("CompositeController", RAYCLUSTER_CONTROLLER),
         ("CompositeController", RAYJOB_CONTROLLER),
+        ("CompositeController", RAYCRONJOB_CONTROLLER),
         ("CompositeController", "metaray-rayservice"),
     }
 
@@ -399,7 +406,7 @@ def test_rayjob_hooks_are_v2_and_call_the_service_on_routes_it_serves(
     assert go_duration_seconds(webhook["timeout"]) == 20
 
 
-@pytest.mark.parametrize("name", [RAYCLUSTER_CONTROLLER, RAYJOB_CONTROLLER])
+@pytest.mark.parametrize("name", [RAYCLUSTER_CONTROLLER, RAYJOB_CONTROLLER, RAYCRONJOB_CONTROLLER])
 def test_each_parent_is_a_crd_in_the_output_with_a_status_subresource(
     built: list[Obj], name: str
 ) -> None:
@@ -410,6 +417,35 @@ def test_each_parent_is_a_crd_in_the_output_with_a_status_subresource(
     assert versions[version]["served"] is True
     assert versions[version]["storage"] is True
     assert "status" in versions[version].get("subresources", {})
+
+
+def test_raycronjob_compositecontroller_creates_rayjobs_never_rewrites_them(
+    built: list[Obj], routes: set[tuple[str, str]]
+) -> None:
+    """Each run is a RayJob the RayJob controller then runs; a started run is never updated;
+    the hook is two-phase, so its own status writes must cause syncs."""
+    spec = controller(built, RAYCRONJOB_CONTROLLER)["spec"]
+    assert spec["generateSelector"] is True
+    assert spec["parentResource"] == {
+        "apiVersion": "ray.io/v1",
+        "resource": "raycronjobs",
+        "ignoreStatusChanges": False,
+    }
+    assert spec["childResources"] == [
+        {"apiVersion": "ray.io/v1", "resource": "rayjobs", "updateStrategy": {"method": "OnDelete"}}
+    ]
+    rayjobs = controller(built, RAYJOB_CONTROLLER)["spec"]["parentResource"]
+    assert rayjobs["resource"] == "rayjobs" and rayjobs["apiVersion"] == "ray.io/v1"
+    assert set(spec["hooks"]) == {"sync"}
+    sync = spec["hooks"]["sync"]
+    assert sync["version"] == "v2"
+    assert (
+        sync["webhook"]["service"]
+        == controller(built)["spec"]["hooks"]["sync"]["webhook"]["service"]
+    )
+    assert ("POST", sync["webhook"]["path"]) in routes
+    assert sync["webhook"]["path"] == "/raycronjob/sync"
+    assert go_duration_seconds(sync["webhook"]["timeout"]) == 20
 
 
 def test_the_rayjobs_cluster_children_are_the_raycluster_controllers_parents(
@@ -427,6 +463,7 @@ def test_both_compositecontrollers_are_cluster_scoped(built: list[Obj]) -> None:
     found = [obj for obj in built if obj["kind"] == "CompositeController"]
     assert sorted(obj["metadata"]["name"] for obj in found) == [
         RAYCLUSTER_CONTROLLER,
+        RAYCRONJOB_CONTROLLER,
         RAYJOB_CONTROLLER,
         "metaray-rayservice",
     ]

@@ -53,6 +53,15 @@ def sync_lines(calls: list[tuple[str, str, bytes | None]], **settings: Any) -> A
     return responses, captured
 
 
+def test_a_generation_beyond_64_bits_still_gets_its_line() -> None:
+    # orjson cannot write such an integer; the line must not be lost to a logging error.
+    request = capture("sync-a-first")
+    request["parent"]["metadata"]["generation"] = 2**70
+    _, captured = sync_lines([("POST", "/sync", body(request))])
+    [line] = captured.json()
+    assert line["generation"] == 2**70 and line["outcome"] == "ok"
+
+
 def test_one_json_line_per_sync_with_what_it_did() -> None:
     request = capture("sync-a-first")
     _, captured = sync_lines([("POST", "/sync", body(request))])

@@ -108,8 +108,13 @@ def test_more_syncs_in_flight_than_allowed_get_429_with_retry_after() -> None:
         app = Recorder()
         guard = Guard(app, token=None, max_body_bytes=100, max_in_flight=1)
         first = asyncio.create_task(call(guard, [b"{}"], []))
-        await asyncio.sleep(0.01)  # the first request is now held inside the app
-        second = await call(guard, [b"{}"], [])
+        for _ in range(1000):  # until the first request is held inside the app (bounded)
+            if app.calls == 1:
+                break
+            await asyncio.sleep(0)
+        assert app.calls == 1
+        # A second request let in would wait for the release below: bounded, it fails instead.
+        second = await asyncio.wait_for(call(guard, [b"{}"], []), 10)
         app.release.set()
         return await first, second, guard.in_flight
 

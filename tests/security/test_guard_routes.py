@@ -18,6 +18,7 @@ from app.shell.http.app import create_app
 from app.shell.http.guard import OPEN_PATHS
 from app.shell.settings import Settings
 from tests.fixtures import capture
+from tests.raycronjob.loop import cron_object, request
 from tests.rayjob.loop import JobLoop, rayjob_object
 from tests.rayservice.loop import ServiceLoop, rayservice_object
 
@@ -34,6 +35,7 @@ BODIES = {
     "/rayjob/sync": RAYJOB,
     "/rayjob/finalize": RAYJOB,
     "/rayjob/customize": json.dumps({"parent": rayjob_object()}).encode(),
+    "/raycronjob/sync": json.dumps(request(cron_object(), {})).encode(),
     "/rayservice/sync": RAYSERVICE,
     "/rayservice/customize": json.dumps({"parent": rayservice_object()}).encode(),
 }

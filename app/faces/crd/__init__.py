@@ -1,4 +1,5 @@
-"""The RayCluster and RayJob CustomResourceDefinitions, generated from the spec models.
+"""The RayCluster, RayJob and RayCronJob CustomResourceDefinitions, generated from the spec
+models (RayCronJob's is served as v1 only; its jobTemplate embeds the RayJob spec schema).
 
 ``python -m app.faces.crd`` writes ``crds/ray.io_rayclusters.yaml`` and
 ``crds/ray.io_rayjobs.yaml``; ``python -m app.faces.crd --check`` exits 1 when either committed
@@ -32,19 +33,19 @@ from typing import Any
 import yaml
 
 from app.faces.crd.raycluster import HEADER, RAYCLUSTER
+from app.faces.crd.raycronjob import RAYCRONJOB
 from app.faces.crd.rayjob import RAYJOB
 from app.faces.crd.rayservice import RAYSERVICE
 from app.faces.crd.schema import (
     CRDS,
     GROUP,
-    VERSIONS,
     GenerationError,
     JSONSchema,
     KubernetesTypes,
     Resource,
 )
 
-RESOURCES = (RAYCLUSTER, RAYJOB, RAYSERVICE)
+RESOURCES = (RAYCLUSTER, RAYJOB, RAYCRONJOB, RAYSERVICE)
 
 
 def open_api_schema(types: KubernetesTypes, resource: Resource = RAYCLUSTER) -> JSONSchema:
@@ -84,12 +85,12 @@ def build_crd(types: KubernetesTypes | None = None, resource: Resource = RAYCLUS
                 {
                     "name": version,
                     "served": True,
-                    "storage": version == VERSIONS[0],
+                    "storage": version == resource.versions[0],
                     "schema": {"openAPIV3Schema": copy.deepcopy(schema)},
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": copy.deepcopy(resource.printer_columns),
                 }
-                for version in VERSIONS
+                for version in resource.versions
             ],
         },
     }

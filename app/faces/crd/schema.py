@@ -210,3 +210,4 @@ class Resource:
     status: Callable[[KubernetesTypes], JSONSchema]
     root_rules: list[JSONSchema]
     printer_columns: list[JSONSchema]
+    versions: tuple[str, ...] = VERSIONS  # the first is the storage version

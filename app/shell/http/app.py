@@ -31,6 +31,7 @@ from app.hooks.request import BadRequest, SyncRequest, decode, decode_customize
 from app.hooks.response import encode
 from app.raycluster.auth import TOKEN_BYTES
 from app.raycluster.sync import finalize, sync
+from app.raycronjob import sync as raycronjob
 from app.rayjob import sync as rayjob
 from app.rayjob.dashboard import DashboardView, Intent, StopJob, SubmitJob
 from app.rayservice import sync as rayservice
@@ -167,6 +168,17 @@ def create_app(
     # finalize hook (a RayJob is being deleted).
     app.post("/rayjob/sync")(rayjob_hook("rayjob_sync", rayjob.sync))
     app.post("/rayjob/finalize")(rayjob_hook("rayjob_finalize", rayjob.finalize))
+
+    @app.post("/raycronjob/sync")
+    async def raycronjob_sync_hook(request: Request) -> Response:
+        """The RayCronJob controller's sync hook: its runs (RayJobs) and status, at the
+        shell's time (no finalize hook: the runs go with their RayCronJob by ownerReference)."""
+        return await hooks.answer(
+            request,
+            "raycronjob_sync",
+            lambda r, i: raycronjob.sync(r.parent, r.observed, i.now),
+            cache=False,  # the answer depends on the clock, not only on the body
+        )
 
     @app.post("/rayjob/customize")
     async def rayjob_customize_hook(request: Request) -> Response:

@@ -6,6 +6,7 @@ its ``created`` and ``deleted`` lists. Every line passes through the answer's ``
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import traceback
@@ -18,6 +19,7 @@ from app.shell.observability.redact import Redactor
 from app.shell.observability.summary import (
     ERROR,
     RAYCLUSTER,
+    RAYCRONJOB,
     RAYJOB,
     RAYSERVICE,
     Answer,
@@ -32,7 +34,12 @@ _LEVELS = {"trace": logging.DEBUG}
 # Libraries that log every request at INFO: one line per posted Event would be per pod.
 _CHATTY = ("httpx", "httpcore")
 
-_NAME_FIELD = {RAYCLUSTER: "cluster", RAYJOB: "rayjob", RAYSERVICE: "rayservice"}
+_NAME_FIELD = {
+    RAYCLUSTER: "cluster",
+    RAYJOB: "rayjob",
+    RAYCRONJOB: "raycronjob",
+    RAYSERVICE: "rayservice",
+}
 
 log = logging.getLogger(SYNC)
 _BEARER_ONLY = Redactor()
@@ -54,7 +61,13 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         # Records of answers are scrubbed when made; this catches a bearer token anywhere else.
-        return orjson.dumps(_BEARER_ONLY.value(payload), default=str).decode()
+        scrubbed = _BEARER_ONLY.value(payload)
+        try:
+            return orjson.dumps(scrubbed, default=str).decode()
+        except TypeError:
+            # An integer beyond 64 bits (a request made up by hand can hold one in the fields a
+            # line reports): the standard encoder writes it, so the line is not lost.
+            return json.dumps(scrubbed, default=str, separators=(",", ":"))
 
 
 class _Stderr(logging.Handler):
@@ -91,7 +104,7 @@ def log_answer(answer: Answer, duration_ms: float, redactor: Redactor) -> None:
     as ``state`` and ``delete_self`` when the RayJob itself is due for deletion."""
     cluster = answer.cluster
     fields: dict[str, Any] = _identity(answer.hook, cluster)
-    if answer.kind == RAYJOB:
+    if answer.kind != RAYCLUSTER:
         fields |= {
             "observed_children": answer.observed_children,
             "desired_children": answer.desired_children,

@@ -32,7 +32,7 @@ from app.shell.observability import job_gauges, service_gauges
 from app.shell.observability.cluster_gauges import ClusterGauges, series_of
 from app.shell.observability.job_gauges import JobGauges
 from app.shell.observability.service_gauges import ServiceGauges
-from app.shell.observability.summary import RAYJOB, RAYSERVICE, Answer
+from app.shell.observability.summary import RAYCLUSTER, RAYCRONJOB, RAYJOB, RAYSERVICE, Answer
 
 CLUSTER_HOOKS = ("sync", "finalize")
 RAYJOB_HOOKS = ("rayjob_sync", "rayjob_finalize")
@@ -163,7 +163,7 @@ class Metrics:
 
     def record(self, answer: Answer, timings: Timings | None) -> None:
         """What an answer did; ``timings`` is None when it came from the answer cache."""
-        if answer.kind not in (RAYJOB, RAYSERVICE):  # their children are no pods
+        if answer.kind == RAYCLUSTER:  # the other kinds' children are no pods
             self.pods.labels(answer.hook).observe(answer.observed_pods)
         if timings is None:
             self.cache_hits.labels(answer.hook).inc()
@@ -181,7 +181,10 @@ class Metrics:
             self.children_deleted.labels(kind).inc(count)
 
     def gauges(self, answer: Answer, parent: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        """The per-parent gauges of the answer's kind: RayCluster's, RayJob's or RayService's."""
+        """The per-parent gauges of the answer's kind: RayCluster's, RayJob's or RayService's (a
+        RayCronJob has none: its runs are RayJobs, with their own)."""
+        if answer.kind == RAYCRONJOB:
+            return
         if answer.kind == RAYJOB:
             self.job(answer, parent, status)
         elif answer.kind == RAYSERVICE:

@@ -32,6 +32,9 @@ CLUSTER_DELETED = "cluster_deleted"
 RAYCLUSTER = "RayCluster"
 RAYJOB = "RayJob"
 RAYJOB_HOOK_PREFIX = "rayjob_"
+# A RayCronJob answer (the ``raycronjob_*`` hooks) is told like a RayJob's: in children.
+RAYCRONJOB = "RayCronJob"
+RAYCRONJOB_HOOK_PREFIX = "raycronjob_"
 RAYSERVICE = "RayService"
 RAYSERVICE_HOOK_PREFIX = "rayservice_"
 # The RayJob core's Warning reasons for a spec it cannot act on (answered unchanged).
@@ -40,6 +43,7 @@ _INVALID_REASONS = frozenset(
         "InvalidRayClusterSpec",
         "InvalidRayJobSpec",
         "InvalidRayJobMetadata",
+        "InvalidRayCronJobSpec",
         "InvalidRayServiceSpec",
         "InvalidRayServiceMetadata",
     }
@@ -47,8 +51,10 @@ _INVALID_REASONS = frozenset(
 
 
 def kind_of(hook: str) -> str:
-    """The parent kind a hook answers for: ``rayjob_*`` a RayJob, ``rayservice_*`` a
-    RayService, any other a RayCluster."""
+    """The parent kind a hook answers for: ``rayjob_*`` a RayJob, ``raycronjob_*`` a
+    RayCronJob, ``rayservice_*`` a RayService, any other a RayCluster."""
+    if hook.startswith(RAYCRONJOB_HOOK_PREFIX):
+        return RAYCRONJOB
     if hook.startswith(RAYSERVICE_HOOK_PREFIX):
         return RAYSERVICE
     return RAYJOB if hook.startswith(RAYJOB_HOOK_PREFIX) else RAYCLUSTER
@@ -94,7 +100,7 @@ class Answer:
 def summarize(hook: str, request: SyncRequest, desired: Desired) -> Answer:
     created = _created(request.observed, desired)
     invalid = any(event.reason in _INVALID_REASONS for event in desired.events)
-    if kind_of(hook) in (RAYJOB, RAYSERVICE):
+    if kind_of(hook) != RAYCLUSTER:
         return _rayjob(hook, request, desired, created, invalid)
     state = desired.status.get("state")
     return Answer(
@@ -121,7 +127,7 @@ def _rayjob(
     (serviceStatus) as its state."""
     observed = request.observed
     kind = kind_of(hook)
-    state = desired.status.get("jobDeploymentStatus" if kind == RAYJOB else "serviceStatus")
+    state = desired.status.get("serviceStatus" if kind == RAYSERVICE else "jobDeploymentStatus")
     return Answer(
         hook=hook,
         cluster=Identity.of(request.parent),

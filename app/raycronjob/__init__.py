@@ -1,0 +1,1 @@
+"""The RayCronJob core: RayJobs created on a cron schedule (pure; the shell passes the clock)."""
