@@ -47,6 +47,10 @@ def invalid_status(previous: Mapping[str, Any], problem: str, now: datetime) -> 
             status["endTime"] = stamp(now)
         if state == FAILED and not failure:
             status["reason"] = str(FAILED)
+    elif state != VALIDATION_FAILED:
+        # endTime is what says a validation failure interrupted a finished RayJob: one that
+        # never finished (an endTime written by hand) must not be resumed as finished.
+        status.pop("endTime", None)
     return status
 
 
