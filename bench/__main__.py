@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import dashboard, http, inprocess, memory, rayjob, soak
+from bench import dashboard, http, inprocess, memory, rayjob, rayservice, soak
 
 
 def main() -> None:
@@ -12,6 +12,8 @@ def main() -> None:
     rayjob.main([10, 100, 1000])
     print("\n== RayJob sync latency, the dashboard poller on against off, dashboards hanging 5 s")
     dashboard.main(15.0, 100)
+    print("\n== RayService sync against its cluster's; the Serve poller, dashboards hanging")
+    rayservice.main(100, 15.0, 100)
     print("\n== HTTP, 5-pod cluster, against a minimal FastAPI endpoint")
     http.main(10.0)
     print("\n== memory, 500 distinct 1,000-pod syncs")

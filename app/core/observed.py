@@ -56,6 +56,12 @@ class ObjectMeta(_Slim, frozen=True):
     def controlled_by(self, uid: str) -> bool:
         return bool(uid) and any(r.controller and r.uid == uid for r in self.ownerReferences)
 
+    def controlled_by_a(self, kind: str, uid: str) -> bool:
+        """Controlled by the object of that kind and uid."""
+        return self.controlled_by(uid) and any(
+            r.controller and r.kind == kind and r.uid == uid for r in self.ownerReferences
+        )
+
 
 class Reason(_Slim, frozen=True):
     reason: str | None = None
@@ -207,6 +213,14 @@ class ObservedObject(_Slim, frozen=True):
     apiVersion: str = ""
     spec: dict[str, Any] = {}
     status: dict[str, Any] = {}
+    # An EndpointSlice keeps its endpoints beside its metadata (a RayService counts them).
+    endpoints: list[dict[str, Any]] = []
+    # A Secret's values (base64): a RayService's cluster token, sent to its dashboard.
+    data: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        # Never a Secret's values, wherever an object is printed.
+        return f"ObservedObject({self.kind}.{self.apiVersion} {self.metadata.name!r})"
 
     @property
     def name(self) -> str:

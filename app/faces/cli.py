@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         "render", help="print the children and status metaray would answer for a manifest"
     )
     render_cmd.add_argument(
-        "manifest", type=Path, help="a RayCluster, RayJob or RayCronJob manifest (YAML or JSON)"
+        "manifest",
+        type=Path,
+        help="a RayCluster, RayJob, RayCronJob or RayService manifest (YAML or JSON)",
     )
     render_cmd.add_argument(
         "--observed",

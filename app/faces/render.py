@@ -11,12 +11,14 @@ import yaml
 
 from app.core import kinds
 from app.core.desired import Desired
+from app.faces.render_rayservice import as_plain, render_rayservice
 from app.hooks.request import BadRequest, SyncRequest, decode
 from app.raycluster.cluster import Options
 from app.raycluster.sync import sync
 from app.raycronjob import sync as raycronjob
 from app.raycronjob.runs import RAYJOB
 from app.rayjob import sync as rayjob
+from app.rayservice import sync as rayservice
 
 
 class RenderError(ValueError):
@@ -51,7 +53,8 @@ def render(
     Certificates of tlsOptions) are shown as they will be once those exist: the answer is
     computed again with them observed (the Certificates issued and Ready). A RayJob without
     ``--observed`` is shown as it will be once its cluster is ready: its status written, its
-    RayCluster created and ready, its submitter and Service created.
+    RayCluster created and ready, its submitter and Service created. A RayService is shown as
+    it will be once its first cluster serves (app.faces.render_rayservice).
     """
     parent = _the_parent(_load(manifest))
     children = _as_children(_load(observed) if observed is not None else [])
@@ -63,6 +66,10 @@ def render(
         else:
             desired = _rayjob_walk(parent, now, job_options)
         return {"children": desired.children, "status": desired.status}
+    if parent["kind"] == "RayService":
+        service_options = rayservice.Options(cluster=options)
+        desired = render_rayservice(parent, now, service_options, RenderError)
+        return as_plain(desired)
     desired = _answer(parent, children, options, entropy)
     gating = [
         c
@@ -79,6 +86,7 @@ def render(
     return {"children": desired.children, "status": desired.status}
 
 
+PARENTS = ("RayCluster", "RayJob", "RayCronJob", "RayService")
 # Children that new pods wait for.
 GATING = ("Secret", "Certificate")
 
@@ -181,14 +189,13 @@ def _load(path: Path) -> list[Any]:
 
 
 def _the_parent(documents: list[Any]) -> dict[str, Any]:
-    """The one RayCluster, RayJob or RayCronJob of a manifest (a ConfigMap may stand beside
-    it)."""
-    kinds_ = ("RayCluster", "RayJob", "RayCronJob")
-    parents = [d for d in documents if isinstance(d, dict) and d.get("kind") in kinds_]
+    """The one RayCluster, RayJob, RayCronJob or RayService of a manifest (a ConfigMap may
+    stand beside it)."""
+    parents = [d for d in documents if isinstance(d, dict) and d.get("kind") in PARENTS]
     if len(parents) != 1:
         raise RenderError(
-            "expected exactly one RayCluster, RayJob or RayCronJob in the manifest, found "
-            f"{len(parents)}"
+            "expected exactly one RayCluster, RayJob, RayCronJob or RayService in the manifest,"
+            f" found {len(parents)}"
         )
     parent = dict(parents[0])
     metadata = dict(parent.get("metadata") or {})

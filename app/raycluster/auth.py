@@ -17,6 +17,7 @@ import base64
 from typing import Any
 
 from app.core import kinds
+from app.core import labels as core_labels
 from app.core.observed import Child, Observed
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
@@ -91,11 +92,18 @@ def _new_secret(cluster: Cluster, name: str, token: bytes) -> JSONObject:
         "metadata": {
             "name": name,
             "namespace": cluster.namespace,
-            "labels": lbl.data_labels(cluster.name, cluster.uid),
+            "labels": {**_originated(cluster), **lbl.data_labels(cluster.name, cluster.uid)},
         },
         "type": "Opaque",
         "stringData": {TOKEN_KEY: base64.b64encode(token).decode("ascii")},
     }
+
+
+def _originated(cluster: Cluster) -> dict[str, str]:
+    """The cluster's ``originated-from`` labels (a RayService's or RayJob's cluster): its owner's
+    customize hook selects the token Secret by them, and by nothing broader."""
+    keys = (core_labels.ORIGINATED_NAME, core_labels.ORIGINATED_CRD)
+    return {k: cluster.labels[k] for k in keys if k in cluster.labels}
 
 
 def env(cluster: Cluster) -> list[JSONObject]:

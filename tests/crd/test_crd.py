@@ -79,6 +79,7 @@ def test_generate_writes_both_crds_and_the_committed_ones_are_fresh() -> None:
         "ray.io_rayclusters.yaml",
         "ray.io_rayjobs.yaml",
         "ray.io_raycronjobs.yaml",
+        "ray.io_rayservices.yaml",
     }
     for name, text in texts.items():
         assert (OUTPUT.parent / name).read_text() == text, (
@@ -116,6 +117,7 @@ def test_kustomization_lists_the_crds() -> None:
         OUTPUT.name,
         "ray.io_rayjobs.yaml",
         "ray.io_raycronjobs.yaml",
+        "ray.io_rayservices.yaml",
     ]
 
 

@@ -24,7 +24,7 @@ from tests.deploy.chart import (
 from tests.deploy.test_manifests import KUBERNETES_VERSION
 
 # Parents whose CRD and routes land on other branches (their toggles are off by default).
-PENDING_PARENTS = {"rayservices"}
+PENDING_PARENTS: set[str] = set()
 NOT_BUILTIN = {"CompositeController", "ServiceMonitor", "PodMonitor"}
 
 TOGGLES: dict[str, dict[str, Any]] = {
@@ -149,12 +149,14 @@ def test_the_toggles_do_what_they_say() -> None:
         return {o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRole"}
 
     default = render()
-    assert set(controllers(default)) == {"rayclusters", "rayjobs", "raycronjobs"}
+    assert set(controllers(default)) == {"rayclusters", "rayjobs", "raycronjobs", "rayservices"}
+    no_service = render({"rayservice.enabled": False})
+    assert "rayservices" not in controllers(no_service)
     assert {"metaray-events", "metaray-rayjob-deleter"} <= role_names(default)
     assert (env(default)["METARAY_EVENTS"], env(default)["METARAY_DASHBOARD"]) == ("auto", "on")
 
     no_jobs = render({"rayjob.enabled": False})
-    assert set(controllers(no_jobs)) == {"rayclusters"}
+    assert set(controllers(no_jobs)) == {"rayclusters", "rayservices"}  # no RayJobs, no crons
     assert "metaray-rayjob-deleter" not in role_names(no_jobs)
 
     no_events = render({"events": "off"})

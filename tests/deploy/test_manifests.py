@@ -159,7 +159,12 @@ def test_kustomize_builds_the_expected_objects(built: list[Obj]) -> None:
     names = [(obj["kind"], obj["metadata"]["name"]) for obj in built]
     assert len(names) == len(set(names)), "an object appears twice"
     crds = {name for kind, name in names if kind == "CustomResourceDefinition"}
-    assert crds == {"rayclusters.ray.io", "rayjobs.ray.io", "raycronjobs.ray.io"}
+    assert crds == {
+        "rayclusters.ray.io",
+        "rayjobs.ray.io",
+        "raycronjobs.ray.io",
+        "rayservices.ray.io",
+    }
     assert {(kind, name) for kind, name in names if kind != "CustomResourceDefinition"} == {
         ("Namespace", NAMESPACE),
         ("ServiceAccount", "metaray"),
@@ -174,6 +179,7 @@ def test_kustomize_builds_the_expected_objects(built: list[Obj]) -> None:
         ("CompositeController", RAYCLUSTER_CONTROLLER),
         ("CompositeController", RAYJOB_CONTROLLER),
         ("CompositeController", RAYCRONJOB_CONTROLLER),
+        ("CompositeController", "metaray-rayservice"),
     }
 
 
@@ -459,6 +465,7 @@ def test_both_compositecontrollers_are_cluster_scoped(built: list[Obj]) -> None:
         RAYCLUSTER_CONTROLLER,
         RAYCRONJOB_CONTROLLER,
         RAYJOB_CONTROLLER,
+        "metaray-rayservice",
     ]
     assert all("namespace" not in obj["metadata"] for obj in found)
 

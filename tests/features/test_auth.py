@@ -80,6 +80,16 @@ def test_first_answer_is_the_secret_and_no_pod() -> None:
     assert [e.reason for e in desired.events] == ["CreatedService", "CreatedSecret"]
 
 
+def test_a_rayservice_clusters_secret_carries_its_origin() -> None:
+    """The RayService's customize hook selects its clusters' token Secrets by these labels."""
+    parent = raycluster(with_auth())
+    origin = {"ray.io/originated-from-cr-name": "svc", "ray.io/originated-from-crd": "RayService"}
+    parent["metadata"]["labels"] = {**origin, "team": "a"}
+    labels = only(sync(parent, Observed(), entropy=ENTROPY), "Secret")["metadata"]["labels"]
+    assert labels.items() >= origin.items()
+    assert "team" not in labels
+
+
 def test_pods_are_created_once_the_secret_is_observed_and_it_is_echoed() -> None:
     first = answer(with_auth())
     observed = observed_with(only(first, "Secret"))

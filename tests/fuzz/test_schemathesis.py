@@ -256,6 +256,47 @@ CUSTOMIZE_ANSWER = {
     "required": ["relatedResources"],
     "properties": {"relatedResources": {"type": "array", "items": {"type": "object"}}},
 }
+RAYSERVICE = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"enum": ["ray.io/v1", "ray.io/v1alpha1"]},
+        "kind": {"const": "RayService"},
+        "metadata": REQUEST["properties"]["parent"]["properties"]["metadata"],
+        "spec": {
+            "type": "object",
+            "properties": {
+                "rayClusterConfig": REQUEST["properties"]["parent"]["properties"]["spec"],
+                "serveConfigV2": {"type": "string"},
+                "upgradeStrategy": {
+                    "type": "object",
+                    "properties": {"type": {"enum": ["NewCluster", "None"]}},
+                },
+                "rayClusterDeletionDelaySeconds": {"type": "integer", "minimum": 0},
+                "excludeHeadPodFromServeSvc": {"type": "boolean"},
+                "suspend": {"type": "boolean"},
+            },
+        },
+    },
+}
+RAYSERVICE_REQUEST = {
+    "type": "object",
+    "required": ["parent", "children"],
+    "properties": {
+        "controller": {"type": "object"},
+        "parent": RAYSERVICE,
+        "children": {
+            "type": "object",
+            "properties": {"RayCluster.ray.io/v1": CHILDREN, "Service.v1": CHILDREN},
+        },
+        "related": {"type": "object"},
+    },
+}
+RAYSERVICE_CUSTOMIZE = {
+    "type": "object",
+    "required": ["parent"],
+    "properties": {"controller": {"type": "object"}, "parent": RAYSERVICE},
+}
 RAYCRONJOB_REQUEST = {
     "type": "object",
     "required": ["parent", "children"],
@@ -287,6 +328,8 @@ RAYCRONJOB_REQUEST = {
 }
 BODIES = {
     **{path: (REQUEST, ANSWER) for path in HOOKS},
+    "/rayservice/sync": (RAYSERVICE_REQUEST, RAYJOB_ANSWER),
+    "/rayservice/customize": (RAYSERVICE_CUSTOMIZE, CUSTOMIZE_ANSWER),
     **{path: (RAYJOB_REQUEST, RAYJOB_ANSWER) for path in RAYJOB_HOOKS},
     CUSTOMIZE: (CUSTOMIZE_REQUEST, CUSTOMIZE_ANSWER),
     # The RayCronJob hook: its answers' shape, never a 5xx (its own fuzz checks what it keeps).

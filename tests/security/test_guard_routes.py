@@ -20,6 +20,7 @@ from app.shell.settings import Settings
 from tests.fixtures import capture
 from tests.raycronjob.loop import cron_object, request
 from tests.rayjob.loop import JobLoop, rayjob_object
+from tests.rayservice.loop import ServiceLoop, rayservice_object
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -27,6 +28,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 # is answered 200 when it passes (checked below).
 RAYCLUSTER = json.dumps(capture("sync-c-all-running")).encode()
 RAYJOB = json.dumps(JobLoop(rayjob_object()).request()).encode()
+RAYSERVICE = json.dumps(ServiceLoop(rayservice_object()).request()).encode()
 BODIES = {
     "/sync": RAYCLUSTER,
     "/finalize": RAYCLUSTER,
@@ -34,6 +36,8 @@ BODIES = {
     "/rayjob/finalize": RAYJOB,
     "/rayjob/customize": json.dumps({"parent": rayjob_object()}).encode(),
     "/raycronjob/sync": json.dumps(request(cron_object(), {})).encode(),
+    "/rayservice/sync": RAYSERVICE,
+    "/rayservice/customize": json.dumps({"parent": rayservice_object()}).encode(),
 }
 
 

@@ -35,6 +35,7 @@ import yaml
 from app.faces.crd.raycluster import HEADER, RAYCLUSTER
 from app.faces.crd.raycronjob import RAYCRONJOB
 from app.faces.crd.rayjob import RAYJOB
+from app.faces.crd.rayservice import RAYSERVICE
 from app.faces.crd.schema import (
     CRDS,
     GROUP,
@@ -44,7 +45,7 @@ from app.faces.crd.schema import (
     Resource,
 )
 
-RESOURCES = (RAYCLUSTER, RAYJOB, RAYCRONJOB)
+RESOURCES = (RAYCLUSTER, RAYJOB, RAYCRONJOB, RAYSERVICE)
 
 
 def open_api_schema(types: KubernetesTypes, resource: Resource = RAYCLUSTER) -> JSONSchema:

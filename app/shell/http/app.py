@@ -34,6 +34,8 @@ from app.raycluster.sync import finalize, sync
 from app.raycronjob import sync as raycronjob
 from app.rayjob import sync as rayjob
 from app.rayjob.dashboard import DashboardView, Intent, StopJob, SubmitJob
+from app.rayservice import sync as rayservice
+from app.rayservice.serve import ApplyServeConfig, ServeView
 from app.shell.http.answer_cache import AnswerCache, Entry, etag_of, fingerprint
 from app.shell.http.guard import Guard
 from app.shell.kube import api as kube_api
@@ -52,6 +54,7 @@ from app.shell.observability.summary import (
     summarize,
 )
 from app.shell.ray.poller import Dashboards
+from app.shell.ray.serve import ServeDashboards
 from app.shell.settings import Settings
 
 log = logging.getLogger("metaray")
@@ -95,8 +98,20 @@ def create_app(
     events = _event_sink(settings, metrics, kube_transport, now)
     janitor = _janitor(settings, metrics, kube_transport)
     dashboards = _dashboards(settings, metrics, dashboard_transport, now)
-    hooks = Hooks(settings, metrics, events, now, janitor, dashboards)
+    serve = _serve(settings, dashboard_transport, now)
+    hooks = Hooks(settings, metrics, events, now, janitor, dashboards, serve)
     cluster_options, job_options = settings.options, settings.rayjob_options
+    service_options = rayservice.Options(
+        cluster=cluster_options, poll_seconds=max(settings.dashboard_interval_seconds, 2.0)
+    )
+
+    def serve_views(request: SyncRequest) -> dict[str, ServeView]:
+        """The Serve poller's latest views of this RayService's clusters (at the addresses the
+        core derives from owned head Services); asks it to keep reading them."""
+        if serve is None:
+            return {}
+        targets = rayservice.watched(request.observed, request.related, service_options)
+        return serve.views(targets.values())
 
     def view(request: SyncRequest) -> DashboardView | None:
         """The poller's latest word on this RayJob's Ray job; asks it to keep polling."""
@@ -113,9 +128,10 @@ def create_app(
         version=__version__,
         docs_url=None,
         redoc_url=None,
-        lifespan=_lifespan(events, janitor, dashboards),
+        lifespan=_lifespan(events, janitor, dashboards, serve),
     )
     app.state.dashboards = dashboards  # for tests: step the poller by hand
+    app.state.serve = serve
 
     @app.post("/sync")
     async def sync_hook(request: Request) -> Response:
@@ -173,6 +189,30 @@ def create_app(
             return _error(400, str(error))
         return Response(orjson.dumps(rayjob.customize(parent)), media_type=JSON)
 
+    # The RayService controller's sync hook (its clusters, Services and status; Serve configs
+    # applied through the dashboards after the answer) and customize hook.
+    @app.post("/rayservice/sync")
+    async def rayservice_sync_hook(request: Request) -> Response:
+        return await hooks.answer(
+            request,
+            "rayservice_sync",
+            lambda r, i: rayservice.sync(
+                r.parent, r.observed, r.related, i.now, service_options, serve_views(r)
+            ),
+            # The answer depends on the clock and Ray's view, not only on the body.
+            cache=False,
+            related=True,
+        )
+
+    @app.post("/rayservice/customize")
+    async def rayservice_customize_hook(request: Request) -> Response:
+        """Which related objects a RayService's syncs need (spec only: cached per generation)."""
+        try:
+            parent = decode_customize(await request.body())
+        except BadRequest as error:
+            return _error(400, str(error))
+        return Response(orjson.dumps(rayservice.customize(parent)), media_type=JSON)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -206,7 +246,8 @@ class _Replay:
     events: tuple[Event, ...]
     redactor: Redactor
     delete_parent: bool = False  # a RayJob's DeleteSelf is due (rayjob hooks only)
-    intents: tuple[Intent, ...] = ()  # a RayJob's requests to its Ray dashboard
+    # A RayJob's requests to its Ray dashboard, a RayService's Serve configs.
+    intents: tuple[Intent | ApplyServeConfig, ...] = ()
 
 
 class Hooks:
@@ -218,6 +259,7 @@ class Hooks:
         clock: Clock,
         janitor: Janitor | None = None,
         dashboards: Dashboards | None = None,
+        serve: ServeDashboards | None = None,
     ) -> None:
         self.clock = clock
         self.timeout = settings.compute_timeout_seconds
@@ -226,6 +268,7 @@ class Hooks:
         self.janitor = janitor
         self.janitor_off_logged = False
         self.dashboards = dashboards
+        self.serve = serve
         self.cache: AnswerCache[_Replay] | None = (
             AnswerCache(settings.cache_bytes) if settings.cache_bytes > 0 else None
         )
@@ -300,10 +343,15 @@ class Hooks:
             background.add_task(self.events.enqueue, replay.parent, replay.events, replay.redactor)
         if replay is not None and replay.delete_parent:
             self._delete_parent(background, replay)
-        if replay is not None and replay.intents and self.dashboards is not None:
-            # On the poller's tasks, not the response's: a background task of the response
+        if replay is not None and replay.intents:
+            # On the pollers' tasks, not the response's: a background task of the response
             # would hold this request's guard slot until a slow dashboard answered.
-            self.dashboards.offer(replay.intents)
+            jobs = [i for i in replay.intents if not isinstance(i, ApplyServeConfig)]
+            configs = [i for i in replay.intents if isinstance(i, ApplyServeConfig)]
+            if jobs and self.dashboards is not None:
+                self.dashboards.offer(jobs)
+            if configs and self.serve is not None:
+                self.serve.offer(configs)
         after = background if background.tasks else None
         headers = {"ETag": etag}
         if request.headers.get("if-none-match") == etag:
@@ -382,7 +430,9 @@ def _replay(hook: str, request: SyncRequest, desired: Desired) -> _Replay | None
             desired.events,
             Redactor.of(request.parent, held),
             delete_parent=desired.delete_parent and kind_of(hook) == RAYJOB,
-            intents=tuple(i for i in desired.intents if isinstance(i, SubmitJob | StopJob)),
+            intents=tuple(
+                i for i in desired.intents if isinstance(i, SubmitJob | StopJob | ApplyServeConfig)
+            ),
         )
     except Exception:
         log.exception("summarising a %s answer failed", hook)
@@ -434,6 +484,20 @@ def _dashboards(
         interval=settings.dashboard_interval_seconds,
         timeout=settings.dashboard_timeout_seconds,
         metrics=DashboardMetrics(metrics.registry),
+    )
+
+
+def _serve(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None, clock: Clock
+) -> ServeDashboards | None:
+    """Reads RayService clusters' Serve applications; None with METARAY_DASHBOARD=off."""
+    if not settings.dashboard:
+        return None
+    return ServeDashboards(
+        clock=clock,
+        transport=transport,
+        interval=settings.dashboard_interval_seconds,
+        timeout=settings.dashboard_timeout_seconds,
     )
 
 

@@ -32,7 +32,12 @@ from app.shell.observability.redact import Redactor
 
 CONTROLLER = "metaray.io/raycluster-controller"
 RAYJOB_CONTROLLER = "metaray.io/rayjob-controller"
-_CONTROLLERS = {"RayCluster": CONTROLLER, "RayJob": RAYJOB_CONTROLLER}
+RAYSERVICE_CONTROLLER = "metaray.io/rayservice-controller"
+_CONTROLLERS = {
+    "RayCluster": CONTROLLER,
+    "RayJob": RAYJOB_CONTROLLER,
+    "RayService": RAYSERVICE_CONTROLLER,
+}
 NOTE_BYTES = 1024  # the API server rejects a longer note
 WINDOW_SECONDS = 600.0  # client-go's correlator aggregates over 10 minutes
 CACHE_SIZE = 4096  # client-go's LRU size
@@ -47,6 +52,11 @@ _FINALIZE_REASONS = ("RedisCleanupFailed", "RedisCleanupSkipped")
 _RAYJOB_ACTIONS = {
     "RayClusterNotFound": "Validate",  # clusterSelector names a RayCluster that is not there
     "StoppingRayJob": "Delete",  # the RayJob is deleted: its Ray job is stopped first
+    # RayService reasons whose verb does not say the action.
+    "RayServiceInitializingTimeout": "Reconcile",
+    "RollbackImpossible": "Reconcile",
+    "FailedToUpdateServeApplications": "Update",
+    "FailedToUpdateHeadPodServeLabel": "Update",
 }
 
 log = logging.getLogger("metaray.events")

@@ -21,6 +21,7 @@ from app.shell.observability.summary import (
     RAYCLUSTER,
     RAYCRONJOB,
     RAYJOB,
+    RAYSERVICE,
     Answer,
     Identity,
     kind_of,
@@ -33,7 +34,12 @@ _LEVELS = {"trace": logging.DEBUG}
 # Libraries that log every request at INFO: one line per posted Event would be per pod.
 _CHATTY = ("httpx", "httpcore")
 
-_NAME_FIELD = {RAYCLUSTER: "cluster", RAYJOB: "rayjob", RAYCRONJOB: "raycronjob"}
+_NAME_FIELD = {
+    RAYCLUSTER: "cluster",
+    RAYJOB: "rayjob",
+    RAYCRONJOB: "raycronjob",
+    RAYSERVICE: "rayservice",
+}
 
 log = logging.getLogger(SYNC)
 _BEARER_ONLY = Redactor()

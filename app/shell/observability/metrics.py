@@ -28,10 +28,11 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from app.shell.observability import job_gauges
+from app.shell.observability import job_gauges, service_gauges
 from app.shell.observability.cluster_gauges import ClusterGauges, series_of
 from app.shell.observability.job_gauges import JobGauges
-from app.shell.observability.summary import RAYCLUSTER, RAYCRONJOB, RAYJOB, Answer
+from app.shell.observability.service_gauges import ServiceGauges
+from app.shell.observability.summary import RAYCLUSTER, RAYCRONJOB, RAYJOB, RAYSERVICE, Answer
 
 CLUSTER_HOOKS = ("sync", "finalize")
 RAYJOB_HOOKS = ("rayjob_sync", "rayjob_finalize")
@@ -157,10 +158,12 @@ class Metrics:
         registry.register(self.clusters)
         self.jobs = JobGauges(horizon_seconds, clock, directory, process_id)
         registry.register(self.jobs)
+        self.services = ServiceGauges(horizon_seconds, clock, directory, process_id)
+        registry.register(self.services)
 
     def record(self, answer: Answer, timings: Timings | None) -> None:
         """What an answer did; ``timings`` is None when it came from the answer cache."""
-        if answer.kind == RAYCLUSTER:  # a RayJob's or RayCronJob's children are no pods
+        if answer.kind == RAYCLUSTER:  # the other kinds' children are no pods
             self.pods.labels(answer.hook).observe(answer.observed_pods)
         if timings is None:
             self.cache_hits.labels(answer.hook).inc()
@@ -178,12 +181,15 @@ class Metrics:
             self.children_deleted.labels(kind).inc(count)
 
     def gauges(self, answer: Answer, parent: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        """The per-parent gauges of the answer's kind: RayCluster's or RayJob's (a RayCronJob
-        has none: its runs are RayJobs, with their own)."""
+        """The per-parent gauges of the answer's kind: RayCluster's, RayJob's or RayService's (a
+        RayCronJob has none: its runs are RayJobs, with their own)."""
         if answer.kind == RAYCRONJOB:
             return
         if answer.kind == RAYJOB:
             self.job(answer, parent, status)
+        elif answer.kind == RAYSERVICE:
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            self.services.observe(service_gauges.series_of(parent, status, now))
         else:
             self.cluster(answer, parent, status)
 
@@ -218,6 +224,7 @@ class Metrics:
         MultiProcessCollector(merged, path=self.directory)  # type: ignore[no-untyped-call]
         merged.register(self.clusters)
         merged.register(self.jobs)
+        merged.register(self.services)
         return generate_latest(merged)
 
 

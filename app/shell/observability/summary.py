@@ -35,17 +35,28 @@ RAYJOB_HOOK_PREFIX = "rayjob_"
 # A RayCronJob answer (the ``raycronjob_*`` hooks) is told like a RayJob's: in children.
 RAYCRONJOB = "RayCronJob"
 RAYCRONJOB_HOOK_PREFIX = "raycronjob_"
+RAYSERVICE = "RayService"
+RAYSERVICE_HOOK_PREFIX = "rayservice_"
 # The RayJob core's Warning reasons for a spec it cannot act on (answered unchanged).
 _INVALID_REASONS = frozenset(
-    {"InvalidRayClusterSpec", "InvalidRayJobSpec", "InvalidRayJobMetadata", "InvalidRayCronJobSpec"}
+    {
+        "InvalidRayClusterSpec",
+        "InvalidRayJobSpec",
+        "InvalidRayJobMetadata",
+        "InvalidRayCronJobSpec",
+        "InvalidRayServiceSpec",
+        "InvalidRayServiceMetadata",
+    }
 )
 
 
 def kind_of(hook: str) -> str:
     """The parent kind a hook answers for: ``rayjob_*`` a RayJob, ``raycronjob_*`` a
-    RayCronJob, any other a RayCluster."""
+    RayCronJob, ``rayservice_*`` a RayService, any other a RayCluster."""
     if hook.startswith(RAYCRONJOB_HOOK_PREFIX):
         return RAYCRONJOB
+    if hook.startswith(RAYSERVICE_HOOK_PREFIX):
+        return RAYSERVICE
     return RAYJOB if hook.startswith(RAYJOB_HOOK_PREFIX) else RAYCLUSTER
 
 
@@ -112,9 +123,11 @@ def _rayjob(
     created: tuple[tuple[str, str], ...],
     invalid: bool,
 ) -> Answer:
-    """A RayJob answer: children rather than pods, and jobDeploymentStatus as its state."""
+    """A RayJob (or RayService) answer: children rather than pods, and jobDeploymentStatus
+    (serviceStatus) as its state."""
     observed = request.observed
-    state = desired.status.get("jobDeploymentStatus")
+    kind = kind_of(hook)
+    state = desired.status.get("serviceStatus" if kind == RAYSERVICE else "jobDeploymentStatus")
     return Answer(
         hook=hook,
         cluster=Identity.of(request.parent),
@@ -125,7 +138,7 @@ def _rayjob(
         state=state if isinstance(state, str) else "",
         outcome=INVALID_SPEC if invalid else OK,
         finalized=desired.finalized,
-        kind=kind_of(hook),
+        kind=kind,
         deleted_children=_deleted_children(observed, desired),
         observed_children=_count(observed),
         desired_children=len(desired.children),

@@ -1,0 +1,1 @@
+"""The RayService core: Ray Serve applications with zero-downtime upgrades (pure)."""

@@ -1,0 +1,436 @@
+"""The entry points of the RayService core: Metacontroller's sync and customize hooks.
+
+Pure: the RayService, its observed children, the related objects, the shell's clock and the
+shell's latest Serve views in; the desired children, the status, Event intents, the Serve
+intents and the next deadline out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from app.core import kinds
+from app.core.desired import Desired
+from app.core.events import NORMAL, WARNING, Event
+from app.core.observed import Child, Observed, ObservedObject
+from app.core.time import stamp
+from app.raycluster.cluster import Options as ClusterOptions
+from app.raycluster.problems import InvalidSpec
+from app.raycluster.spec import JSONObject
+from app.raycluster.status import condition
+from app.rayservice import children, names, observe, timeout
+from app.rayservice.plan import ACTIVE, PENDING, TO_DELETE, Plan, World, decide, listed
+from app.rayservice.serve import ServeTarget, ServeView
+from app.rayservice.spec import RayService, managed_elsewhere, parse_rayservice
+from app.rayservice.status import (
+    RUNNING,
+    VALIDATION_FAILED,
+    Condition,
+    conditions,
+    finish,
+    is_true,
+    side_status,
+    to_delete_entries,
+)
+
+RAYCLUSTER = "RayCluster.ray.io/v1"
+SERVICE = kinds.SERVICE
+# Serve state is polled, not watched: look again this soon while something is in motion.
+BUSY_RESYNC_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    # How often a settled RayService is synced again to pick up Ray's view.
+    poll_seconds: float = 10.0
+
+
+def watched(observed: Observed, related: Observed, options: Options) -> dict[str, ServeTarget]:
+    """The dashboards whose Serve views the next syncs need, from owned objects only."""
+    return observe.targets(observed.of_kind(RAYCLUSTER), related, options.cluster.cluster_domain)
+
+
+def sync(
+    parent: Mapping[str, Any],
+    observed: Observed,
+    related: Observed,
+    now: datetime,
+    options: Options | None = None,
+    views: Mapping[str, ServeView] | None = None,
+) -> Desired:
+    """``views``: the shell's latest Serve view per cluster name (for the addresses that
+    ``watched`` returned)."""
+    options = options or Options()
+    previous = _previous(parent)
+    if managed_elsewhere(parent):
+        return Desired(_echo(observed), dict(previous))
+    try:
+        rs = parse_rayservice(parent)
+    except InvalidSpec as invalid:
+        return _invalid(observed, previous, invalid, now)
+    clusters = {c.name: c for c in observed.of_kind(RAYCLUSTER)}
+    targets = watched(observed, related, options)
+    # A view counts only for the address metaray derived for that cluster now.
+    usable = {
+        name: view
+        for name, view in (views or {}).items()
+        if name in targets and view.url == targets[name].url
+    }
+    if rs.spec.suspend or is_true(previous, Condition.SUSPENDING) or _suspended(previous):
+        suspended = _suspend(rs, previous, observed, clusters, now)
+        if suspended is not None:
+            return suspended
+        previous = _resumed(previous, now)
+    if timeout.timed_out(previous):
+        return _gave_up(rs, previous, observed, clusters, now)
+    limit = timeout.deadline(rs, previous)
+    if limit is not None and now >= limit:
+        live = sorted(n for n, c in clusters.items() if c.metadata.deletionTimestamp is None)
+        status, message = timeout.give_up(rs, previous, live, now)
+        return Desired(
+            _echo(observed),
+            finish(previous, status, rs.generation, now),
+            (Event(WARNING, timeout.REASON, message),),
+            resync_after=BUSY_RESYNC_SECONDS,
+        )
+    world = World(
+        clusters=clusters,
+        applied={
+            n: observed.applied[(RAYCLUSTER, n)]
+            for n in clusters
+            if (RAYCLUSTER, n) in observed.applied
+        },
+        views=usable,
+        targets=targets,
+        selected=_selected(rs, observed),
+        now=now,
+    )
+    plan = decide(rs, previous, world, lambda name: _cluster(rs, name))
+    if limit is not None:
+        plan.deadlines.append(limit)
+    kept = _kept(observed, plan)
+    built = _services(rs, observed, world, plan, options)
+    answer = [*kept, *plan.build.values(), *built]
+    status = _status(rs, previous, plan, world, related, now)
+    return Desired(
+        _sorted(answer),
+        status,
+        tuple(_events(rs, observed, answer, plan)),
+        resync_after=_resync(plan, now, options),
+        intents=tuple(plan.intents),
+    )
+
+
+def customize(parent: Mapping[str, Any]) -> JSONObject:
+    metadata = parent.get("metadata")
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    name, namespace = metadata.get("name"), metadata.get("namespace")
+    if not isinstance(name, str) or not name:
+        return {"relatedResources": []}
+    spec = parent.get("spec")
+    custom = spec.get("serveService") if isinstance(spec, Mapping) else None
+    serve = names.serve_service(name, custom if isinstance(custom, Mapping) else None)
+    ns = namespace if isinstance(namespace, str) else ""
+    return {"relatedResources": observe.customize_rules(name, ns, serve, _token_secret(spec))}
+
+
+def _token_secret(spec: Any) -> str | None:
+    """The user's own token Secret (``authOptions.secretName``), if any."""
+    config = spec.get("rayClusterConfig") if isinstance(spec, Mapping) else None
+    auth = config.get("authOptions") if isinstance(config, Mapping) else None
+    name = auth.get("secretName") if isinstance(auth, Mapping) else None
+    return name if isinstance(name, str) and name else None
+
+
+def _cluster(rs: RayService, name: str) -> JSONObject:
+    return children.ray_cluster(
+        name,
+        rs.namespace,
+        rs.name,
+        rs.labels,
+        rs.annotations,
+        rs.spec.rayClusterConfig,
+        names.goal_hash(rs.cluster_spec),
+        rs.spec.excludeHeadPodFromServeSvc,
+    )
+
+
+def _selected(rs: RayService, observed: Observed) -> frozenset[str]:
+    found = set()
+    for name in (names.head_service(rs.name), names.serve_service(rs.name, rs.spec.serveService)):
+        target = children.selected_cluster(observed.applied.get((SERVICE, name)))
+        if target is not None:
+            found.add(target)
+    return frozenset(found)
+
+
+def _kept(observed: Observed, plan: Plan) -> list[Child]:
+    """Every observed cluster as metaray last asked for it, but for those rebuilt or due."""
+    return [
+        child
+        for (kind, name), child in sorted(observed.applied.items())
+        if kind == RAYCLUSTER and name not in plan.build and name not in plan.delete
+    ]
+
+
+def _services(
+    rs: RayService, observed: Observed, world: World, plan: Plan, options: Options
+) -> list[Child]:
+    """The head and serve Services, selecting the target cluster; none before any cluster
+    was ready (an observed one is kept as it is until then)."""
+    wanted = [names.head_service(rs.name), names.serve_service(rs.name, rs.spec.serveService)]
+    if plan.target is None:
+        return [observed.applied[(SERVICE, n)] for n in wanted if (SERVICE, n) in observed.applied]
+    spec = children.cluster_spec_of(world.applied.get(plan.target), rs.cluster_spec)
+    return [
+        children.head_service(rs.name, rs.namespace, plan.target, spec, options.cluster),
+        children.serve_service(rs.name, rs.namespace, plan.target, spec, rs.spec.serveService),
+    ]
+
+
+def _status(
+    rs: RayService,
+    previous: Mapping[str, Any],
+    plan: Plan,
+    world: World,
+    related: Observed,
+    now: datetime,
+) -> JSONObject:
+    serve_name = names.serve_service(rs.name, rs.spec.serveService)
+    endpoints = observe.endpoints(related, serve_name) if plan.target is not None else 0
+    status: JSONObject = {
+        ACTIVE: side_status(plan.active, previous, ACTIVE, world.clusters, world.views),
+        PENDING: side_status(plan.pending, previous, PENDING, world.clusters, world.views),
+        "numServeEndpoints": endpoints,
+        "serviceStatus": RUNNING if endpoints > 0 else "",
+        "conditions": [
+            *conditions(previous, plan, endpoints, stamp(now)),
+            *_kept_conditions(previous),
+        ],
+    }
+    if plan.to_delete:
+        status[TO_DELETE] = to_delete_entries(plan)
+    return finish(previous, status, rs.generation, now)
+
+
+def _kept_conditions(previous: Mapping[str, Any]) -> list[Any]:
+    """Suspended (False, after a resume) is carried as it is."""
+    return [
+        c
+        for c in previous.get("conditions") or []
+        if isinstance(c, Mapping) and c.get("type") == Condition.SUSPENDED
+    ]
+
+
+def _suspended(previous: Mapping[str, Any]) -> bool:
+    return is_true(previous, Condition.SUSPENDED)
+
+
+def _suspend(
+    rs: RayService,
+    previous: Mapping[str, Any],
+    observed: Observed,
+    clusters: Mapping[str, ObservedObject],
+    now: datetime,
+) -> Desired | None:
+    """KubeRay's suspend state machine; None once resumed (the normal sync then goes on).
+
+    Staging lists every cluster for deletion (two-phase); the next sync deletes those listed
+    and the Services; Suspended once they are gone."""
+    clock = stamp(now)
+    suspending = is_true(previous, Condition.SUSPENDING)
+    if _suspended(previous) and not rs.spec.suspend:
+        return None
+    if _suspended(previous):
+        return Desired([], dict(previous))
+    if not suspending:
+        entries = [{"deleteAfter": clock, "name": n} for n in sorted(clusters)]
+        status: JSONObject = {
+            ACTIVE: {},
+            PENDING: {},
+            "numServeEndpoints": 0,
+            "serviceStatus": "",
+            "conditions": [
+                condition(
+                    Condition.READY,
+                    "False",
+                    "SuspendInProgress",
+                    "RayService is suspending.",
+                    previous,
+                    clock,
+                ),
+                condition(
+                    Condition.UPGRADE,
+                    "False",
+                    "SuspendInProgress",
+                    "RayService is suspending.",
+                    previous,
+                    clock,
+                ),
+                condition(
+                    Condition.SUSPENDING,
+                    "True",
+                    "SuspendRequested",
+                    "RayService is suspending.",
+                    previous,
+                    clock,
+                ),
+            ],
+            TO_DELETE: entries,
+        }
+        return Desired(
+            _echo(observed),
+            finish(previous, status, rs.generation, now),
+            resync_after=BUSY_RESYNC_SECONDS,
+        )
+    doomed = set(listed(previous))
+    kept = [
+        child
+        for (kind, name), child in sorted(observed.applied.items())
+        if kind == RAYCLUSTER and name not in doomed
+    ]
+    gone = not any(n in doomed for n in clusters)
+    status = dict(previous)
+    if gone:
+        status["conditions"] = [
+            condition(
+                Condition.READY,
+                "False",
+                "SuspendComplete",
+                "RayService is suspended.",
+                previous,
+                clock,
+            ),
+            condition(
+                Condition.UPGRADE,
+                "False",
+                "SuspendComplete",
+                "RayService is suspended.",
+                previous,
+                clock,
+            ),
+            condition(
+                Condition.SUSPENDING,
+                "False",
+                "SuspendComplete",
+                "RayService is suspended.",
+                previous,
+                clock,
+            ),
+            condition(
+                Condition.SUSPENDED,
+                "True",
+                "SuspendComplete",
+                "RayService is suspended.",
+                previous,
+                clock,
+            ),
+        ]
+        status.pop(TO_DELETE, None)
+    events = [
+        Event(NORMAL, "DeletedRayCluster", f"Deleted RayCluster {rs.namespace}/{n}")
+        for n in sorted(doomed)
+        if n in clusters and clusters[n].metadata.deletionTimestamp is None
+    ]
+    resync = None if gone else BUSY_RESYNC_SECONDS
+    return Desired(
+        kept, finish(previous, status, rs.generation, now), tuple(events), resync_after=resync
+    )
+
+
+def _gave_up(
+    rs: RayService,
+    previous: Mapping[str, Any],
+    observed: Observed,
+    clusters: Mapping[str, ObservedObject],
+    now: datetime,
+) -> Desired:
+    """Terminal after ``ray.io/initializing-timeout``: the clusters go once their time has come."""
+    kept, status, deleted, ahead = timeout.after(rs, previous, observed, clusters, now)
+    events = [
+        Event(NORMAL, "DeletedRayCluster", f"Deleted RayCluster {rs.namespace}/{n}")
+        for n in deleted
+    ]
+    resync = max((min(ahead) - now).total_seconds(), 0.0) + 1 if ahead else None
+    return Desired(
+        kept, finish(previous, status, rs.generation, now), tuple(events), resync_after=resync
+    )
+
+
+def _resumed(previous: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """Suspended and no longer asked to be: start again from nothing, Ready re-armed."""
+    clock = stamp(now)
+    fresh = condition(
+        Condition.SUSPENDED, "False", "RayServiceResumed", "RayService is resumed.", previous, clock
+    )
+    return {"conditions": [fresh], "lastUpdateTime": previous.get("lastUpdateTime")}
+
+
+def _invalid(
+    observed: Observed, previous: Mapping[str, Any], invalid: InvalidSpec, now: datetime
+) -> Desired:
+    """Every child exactly as metaray last asked for it; the status says what is wrong."""
+    message = "; ".join(
+        p.message if p.message.startswith("The RayService") else str(p) for p in invalid.problems
+    )
+    status = dict(previous)
+    others = [
+        c
+        for c in previous.get("conditions") or []
+        if isinstance(c, Mapping) and c.get("type") != Condition.READY
+    ]
+    ready = condition(Condition.READY, "False", VALIDATION_FAILED, message, previous, stamp(now))
+    status["conditions"] = [ready, *others]
+    on_metadata = all(p.path.startswith(("metadata", "apiVersion")) for p in invalid.problems)
+    reason = "InvalidRayServiceMetadata" if on_metadata else "InvalidRayServiceSpec"
+    event = Event(WARNING, reason, message)
+    return Desired(_echo(observed), status, (event,))
+
+
+def _events(rs: RayService, observed: Observed, answer: list[Child], plan: Plan) -> list[Event]:
+    ns = rs.namespace
+    seen = set(observed.keys())
+    events = []
+    for child in answer:
+        key = (kinds.key_of(child), str(child["metadata"]["name"]))
+        kind = "RayCluster" if key[0] == RAYCLUSTER else "Service"
+        if key not in seen:
+            events.append(Event(NORMAL, f"Created{kind}", f"Created {kind} {ns}/{key[1]}"))
+        elif key[0] == SERVICE and observed.applied.get(key) != child:
+            events.append(Event(NORMAL, "UpdatedService", f"Updated Service {ns}/{key[1]}"))
+        elif key[0] == RAYCLUSTER and key[1] in plan.build:
+            events.append(Event(NORMAL, "UpdatedRayCluster", f"Updated RayCluster {ns}/{key[1]}"))
+    live = {c.name for c in observed.of_kind(RAYCLUSTER) if c.metadata.deletionTimestamp is None}
+    for name in sorted(plan.delete & live):
+        events.append(Event(NORMAL, "DeletedRayCluster", f"Deleted RayCluster {ns}/{name}"))
+    # Said with the intent (the PUT follows the answer), so once per read of Ray that still
+    # shows another config; the Event correlator folds the repeats.
+    for intent in plan.intents:
+        message = f"Updated serve applications to the RayCluster {ns}/{intent.cluster}"
+        events.append(Event(NORMAL, "UpdatedServeApplications", message))
+    return events
+
+
+def _resync(plan: Plan, now: datetime, options: Options) -> float:
+    busy = plan.pending is not None or plan.target is None or plan.intents or plan.delete
+    wait = BUSY_RESYNC_SECONDS if busy else options.poll_seconds
+    for due in plan.deadlines:
+        wait = min(wait, max((due - now).total_seconds(), 0.0) + 1)
+    return wait
+
+
+def _sorted(answer: list[Child]) -> list[Child]:
+    return sorted(answer, key=lambda c: (kinds.key_of(c), str(c["metadata"]["name"])))
+
+
+def _echo(observed: Observed) -> list[Child]:
+    return [observed.applied[key] for key in sorted(observed.keys()) if key in observed.applied]
+
+
+def _previous(parent: Mapping[str, Any]) -> dict[str, Any]:
+    status = parent.get("status")
+    return dict(status) if isinstance(status, Mapping) else {}
