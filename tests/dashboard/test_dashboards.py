@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from app.rayjob.dashboard import DashboardView, JobInfo, StopJob, SubmitJob
-from app.shell.ray.poller import Dashboards, base_url, job_info, shown, stamp_ms
+from app.shell.ray.poller import Dashboards
+from app.shell.ray.wire import base_url, job_info, shown, stamp_ms
 from tests.dashboard.fake import (
     URL,
     Clocks,

@@ -6,9 +6,8 @@ O(1), no I/O); one background task polls ``GET <url>/api/jobs/<job_id>`` for eve
 every ``interval`` seconds, at most ``concurrency`` requests in flight, each bounded by
 ``timeout``. A slow or dead dashboard therefore never delays an answer: it only makes its
 view older and sets ``failing_since``. The core's intents (``SubmitJob``, ``StopJob``) are
-carried out on the poller's own tasks (``offer``), started as the answer is sent, idempotently
-(Ray refuses a second job with the same submission id; stopping a job that is gone is done),
-best effort: failures are counted and logged once per kind and dashboard, never raised.
+carried out on the poller's own tasks (``offer``, ``intents.py``), started as the answer is
+sent; each request goes through ``client.py`` (bounded, counted, failures logged once).
 
 Scheduling runs on a monotonic timer (``timer``), timestamps in views on the wall ``clock``.
 A watch that no ``watch()`` has refreshed for ``expiry`` seconds is dropped; beyond
@@ -22,121 +21,23 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import json
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any, Protocol
-from urllib.parse import quote
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-import httpx
+from app.rayjob.dashboard import DashboardView
+from app.shell.ray.client import DashboardClient
+from app.shell.ray.intents import IntentRunner
+from app.shell.ray.wire import Counters, NoCounters, shown
 
-from app.rayjob.dashboard import STATES, DashboardView, Intent, JobInfo, StopJob, SubmitJob
-
-FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-MAX_BODY = 1 << 20  # a job's info is a few KiB; a larger answer is garbage
-REFUSAL_BYTES = 1024  # of a refused submission's answer, kept for the RayJob's status
-REPORTED_SIZE = 4096  # (url, call, kind) failures remembered as logged
-GET, SUBMIT, STOP = "get", "submit", "stop"
-OK, NOT_FOUND, ERROR, TIMEOUT = "ok", "not_found", "error", "timeout"
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("metaray.dashboard")
-
-
-class Counters(Protocol):
-    """What the client reports (``app.shell.observability.metrics.DashboardMetrics``)."""
-
-    def request(self, call: str, outcome: str, seconds: float) -> None: ...
-
-    def watched(self, count: int) -> None: ...
-
-    def refused(self) -> None: ...
-
-
-class _NoCounters:
-    def request(self, call: str, outcome: str, seconds: float) -> None:
-        pass
-
-    def watched(self, count: int) -> None:
-        pass
-
-    def refused(self) -> None:
-        pass
-
-
-def base_url(url: str) -> str:
-    """``status.dashboardURL`` is ``host:port`` (no scheme, as KubeRay writes it)."""
-    url = url.strip().rstrip("/")
-    return url if "://" in url else f"http://{url}"
-
-
-def shown(url: str) -> str:
-    """The url for a log line: without user information (it may hold a password)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    authority, slash, path = rest.partition("/")
-    authority = authority.rpartition("@")[2]
-    return f"{scheme}{sep}{authority}{slash}{path}"
-
-
-def job_path(job_id: str) -> str:
-    return f"/api/jobs/{quote(job_id, safe='')}"
-
-
-def stamp_ms(value: Any) -> str | None:
-    """Ray's milliseconds since the epoch as RFC 3339 seconds; None for 0, absent or junk."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return None
-    try:
-        moment = datetime.fromtimestamp(value / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return moment.strftime(FORMAT)
-
-
-def job_info(body: bytes) -> JobInfo | None:
-    """The fields metaray reads from ``GET /api/jobs/<id>``, or None when it is garbage."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("status") not in STATES:
-        return None
-    message = data.get("message")
-    return JobInfo(
-        status=data["status"],
-        message=message if isinstance(message, str) else "",
-        start_time=stamp_ms(data.get("start_time")),
-        end_time=stamp_ms(data.get("end_time")),
-    )
-
-
-class _Failure(Exception):
-    """A request that did not give a usable answer: ``outcome`` is error or timeout."""
-
-    def __init__(self, outcome: str, kind: str, detail: str = "") -> None:
-        super().__init__(kind)
-        self.outcome = outcome
-        self.kind = kind
-        self.detail = detail  # what the dashboard said, when it said why
-
-
-def said(body: bytes) -> str:
-    """The start of a dashboard's answer, as text for a status message (Ray explains a refused
-    submission in it: a bad runtime env, a resource no node has); the core caps it again."""
-    return body[:REFUSAL_BYTES].decode("utf-8", "replace").strip()
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    status: int
-    body: bytes
-    seconds: float
 
 
 @dataclass(slots=True)
@@ -156,7 +57,7 @@ class _Watch:
 Key = tuple[str, str]
 
 
-class Dashboards:
+class Dashboards(IntentRunner):
     def __init__(
         self,
         *,
@@ -171,13 +72,15 @@ class Dashboards:
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.clock = clock
-        self.transport = transport
         self.interval = interval
         self.timeout = timeout
         self.concurrency = concurrency
         self.expiry = expiry
         self.max_jobs = max_jobs
-        self.metrics: Counters = metrics if metrics is not None else _NoCounters()
+        self.metrics: Counters = metrics if metrics is not None else NoCounters()
+        self._http = DashboardClient(
+            transport=transport, timeout=timeout, concurrency=concurrency, metrics=self.metrics
+        )
         self.timer = timer
         self._lock = threading.Lock()  # watches and heap: watch() may run in a worker thread
         self._watches: dict[Key, _Watch] = {}
@@ -186,11 +89,9 @@ class Dashboards:
         self._slots: asyncio.Semaphore | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._polls: set[asyncio.Task[None]] = set()
         self._intents: dict[tuple[str, str, str], asyncio.Task[None]] = {}
-        self._reported: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self._refusal_logged = False
 
     # -- the hook's side: synchronous, O(1), no I/O -------------------------------------------
@@ -257,9 +158,7 @@ class Dashboards:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._task = None
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._http.close()
 
     async def poll_once(self) -> None:
         """Poll every watched job that is due and wait for the answers: one step of the loop
@@ -350,7 +249,7 @@ class Dashboards:
         started = self.timer()
         view: DashboardView | None
         try:
-            view = await self._query(watch)
+            view = await self._http.read_job(watch.url, watch.job_id, watch.view, self.clock)
         except asyncio.CancelledError:  # stop(): due again at once after a start()
             self._slots.release()
             self._done(watch, watch.view, started - self.interval)
@@ -360,33 +259,6 @@ class Dashboards:
             view = watch.view
         self._slots.release()
         self._done(watch, view, started)
-
-    async def _query(self, watch: _Watch) -> DashboardView:
-        previous = watch.view
-        url = base_url(watch.url) + job_path(watch.job_id)
-        try:
-            answer = await self._request(GET, "GET", url)
-            if answer.status == 404:
-                self._answered(GET, watch.url, NOT_FOUND, answer)
-                return DashboardView(watch.url, watch.job_id, found=False)
-            if answer.status != 200:
-                raise self._rejected(GET, answer, f"HTTP {answer.status}")
-            info = job_info(answer.body)
-            if info is None:
-                raise self._rejected(GET, answer, "the answer is not a Ray job's info")
-            self._answered(GET, watch.url, OK, answer)
-            return DashboardView(watch.url, watch.job_id, found=True, info=info)
-        except _Failure as failure:
-            self._failed(GET, watch.url, failure)
-            since = previous.failing_since if previous is not None else None
-            return DashboardView(
-                watch.url,
-                watch.job_id,
-                found=previous.found if previous is not None else False,
-                info=previous.info if previous is not None else None,
-                failing_since=since or self.clock().astimezone(UTC).strftime(FORMAT),
-                error=failure.kind,
-            )
 
     def _done(self, watch: _Watch, view: DashboardView | None, started: float) -> None:
         now = self.timer()
@@ -420,188 +292,5 @@ class Dashboards:
             heapq.heappush(self._heap, (watch.due, watch.token, (url, job_id)))
         self._poke()
 
-    # -- intents ------------------------------------------------------------------------------
-
-    def offer(self, intents: Iterable[Intent]) -> None:
-        """Start carrying out the intents on the poller's own tasks and return at once (on the
-        app's event loop): the hook that asked holds no request slot while a dashboard is slow."""
-        try:
-            self._bind()
-            for intent in intents:
-                self._start(intent)
-        except Exception:
-            log.exception("starting dashboard intents failed")
-
-    async def carry_out(self, intents: Iterable[Intent]) -> None:
-        """Submit and stop Ray jobs and wait for it; idempotent, bounded in time, never raises."""
-        try:
-            self._bind()
-            tasks = [self._start(intent) for intent in intents]
-            if tasks:
-                await asyncio.gather(*(asyncio.shield(t) for t in tasks), return_exceptions=True)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("carrying out dashboard intents failed")
-
-    async def intents_done(self) -> None:
-        """Wait for the intents in flight (tests, and a clean stop)."""
-        in_flight = list(self._intents.values())
-        if in_flight:
-            await asyncio.gather(*(asyncio.shield(t) for t in in_flight), return_exceptions=True)
-
-    def _start(self, intent: Intent) -> asyncio.Task[None]:
-        call = SUBMIT if isinstance(intent, SubmitJob) else STOP
-        key = (call, intent.url, intent.job_id)
-        task = self._intents.get(key)
-        if task is None:  # the same intent in flight is not sent twice
-            task = asyncio.create_task(self._carry_out(intent))
-            self._intents[key] = task
-            task.add_done_callback(self._forget(key))
-        return task
-
-    def _forget(self, key: tuple[str, str, str]) -> Callable[[asyncio.Task[None]], None]:
-        def forget(_: asyncio.Task[None]) -> None:
-            self._intents.pop(key, None)
-
-        return forget
-
-    async def _carry_out(self, intent: Intent) -> None:
-        assert self._slots is not None
-        base = base_url(intent.url)
-        if isinstance(intent, SubmitJob):
-            call, url, body = SUBMIT, f"{base}/api/jobs/", intent.body()
-        elif isinstance(intent, StopJob):
-            call, url, body = STOP, f"{base}{job_path(intent.job_id)}/stop", None
-        else:  # pragma: no cover - Intent is a closed union
-            return
-        try:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await self._slots.acquire()
-            except TimeoutError:
-                self.metrics.request(call, TIMEOUT, self.timeout)
-                raise _Failure(TIMEOUT, "no free request slot") from None
-            try:
-                answer = await self._request(call, "POST", url, body)
-            finally:
-                self._slots.release()
-            if answer.status == 200:
-                outcome = OK
-            elif call == STOP and answer.status == 404:
-                outcome = NOT_FOUND
-            elif (
-                call == SUBMIT and answer.status in (400, 500) and b"already exists" in answer.body
-            ):
-                outcome = OK  # Ray: "Job with submission_id <id> already exists."
-                log.debug("Ray job %s exists already at %s", intent.job_id, shown(intent.url))
-            else:
-                raise self._rejected(call, answer, f"HTTP {answer.status}", said(answer.body))
-            self._answered(call, intent.url, outcome, answer)
-        except _Failure as failure:
-            self._failed(call, intent.url, failure, intent.job_id)
-            if call == SUBMIT:
-                self._refused(intent, failure)
-            return
-        if call == SUBMIT:
-            self._refused(intent, None)
-        self._soon(intent.url, intent.job_id)
-
-    def _refused(self, intent: Intent, failure: _Failure | None) -> None:
-        """Note on the job's watch that its submission failed (or no longer does): the view
-        the core gets carries it, so the RayJob says so and KubeRay's 300 s rule runs."""
-        with self._lock:
-            watch = self._watches.get((intent.url, intent.job_id))
-            if watch is None:
-                return
-            if failure is None:
-                watch.refused, watch.refused_since = "", None
-                return
-            detail = f"{failure.kind}: {failure.detail}" if failure.detail else failure.kind
-            watch.refused = detail
-            if watch.refused_since is None:
-                watch.refused_since = self.clock().astimezone(UTC).strftime(FORMAT)
-
-    # -- one request --------------------------------------------------------------------------
-
-    def _session(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=self.transport,
-                timeout=httpx.Timeout(self.timeout),
-                limits=httpx.Limits(
-                    max_connections=self.concurrency, max_keepalive_connections=self.concurrency
-                ),
-                follow_redirects=False,
-                trust_env=False,  # no proxies or .netrc credentials from the environment
-            )
-        return self._client
-
-    async def _request(self, call: str, method: str, url: str, body: Any = None) -> _Answer:
-        """One request, bounded by ``timeout`` in all (httpx's own timeouts are per read).
-        A request without an answer is counted here; an answer, by the caller."""
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.timeout):
-                client = self._session()
-                response = await client.send(
-                    client.build_request(method, url, json=body), stream=True
-                )
-                try:
-                    chunks, size = [], 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > MAX_BODY:
-                            raise _Failure(ERROR, "the answer is too large")
-                        chunks.append(chunk)
-                finally:
-                    await response.aclose()
-        except _Failure as failure:
-            self.metrics.request(call, failure.outcome, time.perf_counter() - started)
-            raise
-        except (TimeoutError, httpx.TimeoutException):
-            self.metrics.request(call, TIMEOUT, time.perf_counter() - started)
-            raise _Failure(TIMEOUT, f"timed out after {self.timeout:g} s") from None
-        except httpx.HTTPError as error:
-            self.metrics.request(call, ERROR, time.perf_counter() - started)
-            raise _Failure(ERROR, type(error).__name__) from None
-        return _Answer(response.status_code, b"".join(chunks), time.perf_counter() - started)
-
-    # -- reporting ----------------------------------------------------------------------------
-
-    def _answered(self, call: str, url: str, outcome: str, answer: _Answer) -> None:
-        """A usable answer: counted, and the next failure at that dashboard is logged again."""
-        self.metrics.request(call, outcome, answer.seconds)
-        for key in [key for key in self._reported if key[:2] == (url, call)]:
-            del self._reported[key]
-
-    def _rejected(self, call: str, answer: _Answer, kind: str, detail: str = "") -> _Failure:
-        """An answer that is no use (5xx, garbage): counted as an error."""
-        self.metrics.request(call, ERROR, answer.seconds)
-        return _Failure(ERROR, kind, detail)
-
-    def _failed(self, call: str, url: str, failure: _Failure, job_id: str = "") -> None:
-        key = (url, call, failure.kind)
-        if key in self._reported:
-            return
-        self._reported[key] = None
-        while len(self._reported) > REPORTED_SIZE:
-            self._reported.popitem(last=False)
-        verb = {GET: "read a Ray job's status from", SUBMIT: "submit a Ray job to"}.get(
-            call, "stop a Ray job at"
-        )
-        log.warning(
-            "cannot %s the dashboard %s: %s",
-            verb,
-            shown(url),
-            failure.kind,
-            extra={
-                "fields": {
-                    "dashboard": shown(url),
-                    "call": call,
-                    "outcome": failure.outcome,
-                    "error": failure.kind,
-                    **({"job_id": job_id} if job_id else {}),
-                }
-            },
-        )
+    def _watch_of(self, url: str, job_id: str) -> _Watch | None:
+        return self._watches.get((url, job_id))

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from app.rayservice.serve import Application, ApplyServeConfig, Deployment, ServeTarget, ServeView
-from app.shell.ray.poller import ERROR, MAX_BODY, OK, TIMEOUT, Counters, base_url, shown
+from app.shell.ray.wire import ERROR, MAX_BODY, OK, TIMEOUT, Counters, base_url, shown
 
 APPLICATIONS = "/api/serve/applications/"
 SERVE_GET, SERVE_PUT = "serve_get", "serve_put"
