@@ -15,7 +15,7 @@ import orjson
 from app.hooks.request import decode
 from app.hooks.response import encode
 from app.raycluster.sync import sync
-from app.shell.http.app import paused_gc
+from app.shell.http.answers import paused_gc
 from bench.requests import request
 
 

@@ -44,7 +44,7 @@ from app.raycluster.sync import sync as cluster_sync
 from app.rayjob import sync as rayjob
 from app.rayjob.dashboard import DashboardView, JobInfo
 from app.rayjob.kinds import JOB, RAYCLUSTER, SERVICE
-from app.shell.http.app import paused_gc
+from app.shell.http.answers import paused_gc
 from app.shell.settings import Settings
 from bench.requests import STAMP, as_observed, parent, request
 from tests.rayjob.loop import POD, JobLoop, rayjob_object
@@ -60,7 +60,7 @@ MIN_ROUNDS, MAX_ROUNDS = 25, 501
 
 
 def dashboard_view(rayjob_parent: dict[str, Any]) -> DashboardView | None:
-    """What the shell hands the core with a sync (``view`` in app/shell/http/app.py) once its
+    """What the shell hands the core with a sync (``view`` in app/shell/http/routes.py) once its
     poller has heard from the dashboard: the Ray job is RUNNING. None when metaray reads
     no dashboards."""
     target = rayjob.watched(rayjob_parent, "cluster.local")

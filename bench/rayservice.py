@@ -28,7 +28,7 @@ import orjson
 from app.hooks.request import decode
 from app.hooks.response import encode
 from app.rayservice import sync as rayservice
-from app.shell.http.app import paused_gc
+from app.shell.http.answers import paused_gc
 from bench.client import load
 from bench.dashboard import CONNECTIONS, HANG_SECONDS, hanging_dashboard
 from bench.dashboard_app import DASHBOARD_ENV

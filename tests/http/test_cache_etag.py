@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-import app.shell.http.app
+import app.shell.http.answers
+import app.shell.http.routes
 from app.shell.http.app import create_app
 from app.shell.settings import Settings
 from tests.fixtures import HERE, capture
@@ -82,9 +83,9 @@ def test_an_answer_that_takes_too_long_is_503_with_retry_after(
         release.wait(10)
         raise AssertionError("the answer of a timed-out request must not be used")
 
-    monkeypatch.setattr(app.shell.http.app, "sync", slow)
+    monkeypatch.setattr(app.shell.http.routes, "sync", slow)
     large = gzip.decompress((HERE / "sync-large-200-running.json.gz").read_bytes())
-    assert len(large) >= app.shell.http.app.OFFLOAD_BYTES
+    assert len(large) >= app.shell.http.answers.OFFLOAD_BYTES
     service = create_app(Settings(events="off", compute_timeout_seconds=0.2))
 
     async def answered() -> tuple[httpx.Response, bool]:
