@@ -27,6 +27,9 @@ from app.rayservice.spec import RayService, Strategy
 
 ACTIVE, PENDING = "activeServiceStatus", "pendingServiceStatus"
 TO_DELETE = "rayClustersToDelete"
+RAYCLUSTER = "RayCluster.ray.io/v1"
+# Serve state is polled, not watched: look again this soon while something is in motion.
+BUSY_RESYNC_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)

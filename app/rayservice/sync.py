@@ -15,19 +15,27 @@ from typing import Any
 from app.core import kinds
 from app.core.desired import Desired
 from app.core.events import NORMAL, WARNING, Event
-from app.core.observed import Child, Observed, ObservedObject
+from app.core.observed import Child, Observed
 from app.core.time import stamp
 from app.raycluster.cluster import Options as ClusterOptions
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.spec import JSONObject
-from app.raycluster.status import condition
 from app.rayservice import children, names, observe, timeout
-from app.rayservice.plan import ACTIVE, PENDING, TO_DELETE, Plan, World, decide, listed
+from app.rayservice.keep import echo, invalid, previous_status
+from app.rayservice.plan import (
+    ACTIVE,
+    BUSY_RESYNC_SECONDS,
+    PENDING,
+    RAYCLUSTER,
+    TO_DELETE,
+    Plan,
+    World,
+    decide,
+)
 from app.rayservice.serve import ServeTarget, ServeView
 from app.rayservice.spec import RayService, managed_elsewhere, parse_rayservice
 from app.rayservice.status import (
     RUNNING,
-    VALIDATION_FAILED,
     Condition,
     conditions,
     finish,
@@ -35,11 +43,9 @@ from app.rayservice.status import (
     side_status,
     to_delete_entries,
 )
+from app.rayservice.suspend import is_suspended, resumed, suspend
 
-RAYCLUSTER = "RayCluster.ray.io/v1"
 SERVICE = kinds.SERVICE
-# Serve state is polled, not watched: look again this soon while something is in motion.
-BUSY_RESYNC_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +71,13 @@ def sync(
     """``views``: the shell's latest Serve view per cluster name (for the addresses that
     ``watched`` returned)."""
     options = options or Options()
-    previous = _previous(parent)
+    previous = previous_status(parent)
     if managed_elsewhere(parent):
-        return Desired(_echo(observed), dict(previous))
+        return Desired(echo(observed), dict(previous))
     try:
         rs = parse_rayservice(parent)
-    except InvalidSpec as invalid:
-        return _invalid(observed, previous, invalid, now)
+    except InvalidSpec as problem:
+        return invalid(observed, previous, problem, now)
     clusters = {c.name: c for c in observed.of_kind(RAYCLUSTER)}
     targets = watched(observed, related, options)
     # A view counts only for the address metaray derived for that cluster now.
@@ -80,19 +86,19 @@ def sync(
         for name, view in (views or {}).items()
         if name in targets and view.url == targets[name].url
     }
-    if rs.spec.suspend or is_true(previous, Condition.SUSPENDING) or _suspended(previous):
-        suspended = _suspend(rs, previous, observed, clusters, now)
+    if rs.spec.suspend or is_true(previous, Condition.SUSPENDING) or is_suspended(previous):
+        suspended = suspend(rs, previous, observed, clusters, now)
         if suspended is not None:
             return suspended
-        previous = _resumed(previous, now)
+        previous = resumed(previous, now)
     if timeout.timed_out(previous):
-        return _gave_up(rs, previous, observed, clusters, now)
+        return timeout.gave_up(rs, previous, observed, clusters, now)
     limit = timeout.deadline(rs, previous)
     if limit is not None and now >= limit:
         live = sorted(n for n, c in clusters.items() if c.metadata.deletionTimestamp is None)
         status, message = timeout.give_up(rs, previous, live, now)
         return Desired(
-            _echo(observed),
+            echo(observed),
             finish(previous, status, rs.generation, now),
             (Event(WARNING, timeout.REASON, message),),
             resync_after=BUSY_RESYNC_SECONDS,
@@ -226,171 +232,6 @@ def _kept_conditions(previous: Mapping[str, Any]) -> list[Any]:
     ]
 
 
-def _suspended(previous: Mapping[str, Any]) -> bool:
-    return is_true(previous, Condition.SUSPENDED)
-
-
-def _suspend(
-    rs: RayService,
-    previous: Mapping[str, Any],
-    observed: Observed,
-    clusters: Mapping[str, ObservedObject],
-    now: datetime,
-) -> Desired | None:
-    """KubeRay's suspend state machine; None once resumed (the normal sync then goes on).
-
-    Staging lists every cluster for deletion (two-phase); the next sync deletes those listed
-    and the Services; Suspended once they are gone."""
-    clock = stamp(now)
-    suspending = is_true(previous, Condition.SUSPENDING)
-    if _suspended(previous) and not rs.spec.suspend:
-        return None
-    if _suspended(previous):
-        return Desired([], dict(previous))
-    if not suspending:
-        entries = [{"deleteAfter": clock, "name": n} for n in sorted(clusters)]
-        status: JSONObject = {
-            ACTIVE: {},
-            PENDING: {},
-            "numServeEndpoints": 0,
-            "serviceStatus": "",
-            "conditions": [
-                condition(
-                    Condition.READY,
-                    "False",
-                    "SuspendInProgress",
-                    "RayService is suspending.",
-                    previous,
-                    clock,
-                ),
-                condition(
-                    Condition.UPGRADE,
-                    "False",
-                    "SuspendInProgress",
-                    "RayService is suspending.",
-                    previous,
-                    clock,
-                ),
-                condition(
-                    Condition.SUSPENDING,
-                    "True",
-                    "SuspendRequested",
-                    "RayService is suspending.",
-                    previous,
-                    clock,
-                ),
-            ],
-            TO_DELETE: entries,
-        }
-        return Desired(
-            _echo(observed),
-            finish(previous, status, rs.generation, now),
-            resync_after=BUSY_RESYNC_SECONDS,
-        )
-    doomed = set(listed(previous))
-    kept = [
-        child
-        for (kind, name), child in sorted(observed.applied.items())
-        if kind == RAYCLUSTER and name not in doomed
-    ]
-    gone = not any(n in doomed for n in clusters)
-    status = dict(previous)
-    if gone:
-        status["conditions"] = [
-            condition(
-                Condition.READY,
-                "False",
-                "SuspendComplete",
-                "RayService is suspended.",
-                previous,
-                clock,
-            ),
-            condition(
-                Condition.UPGRADE,
-                "False",
-                "SuspendComplete",
-                "RayService is suspended.",
-                previous,
-                clock,
-            ),
-            condition(
-                Condition.SUSPENDING,
-                "False",
-                "SuspendComplete",
-                "RayService is suspended.",
-                previous,
-                clock,
-            ),
-            condition(
-                Condition.SUSPENDED,
-                "True",
-                "SuspendComplete",
-                "RayService is suspended.",
-                previous,
-                clock,
-            ),
-        ]
-        status.pop(TO_DELETE, None)
-    events = [
-        Event(NORMAL, "DeletedRayCluster", f"Deleted RayCluster {rs.namespace}/{n}")
-        for n in sorted(doomed)
-        if n in clusters and clusters[n].metadata.deletionTimestamp is None
-    ]
-    resync = None if gone else BUSY_RESYNC_SECONDS
-    return Desired(
-        kept, finish(previous, status, rs.generation, now), tuple(events), resync_after=resync
-    )
-
-
-def _gave_up(
-    rs: RayService,
-    previous: Mapping[str, Any],
-    observed: Observed,
-    clusters: Mapping[str, ObservedObject],
-    now: datetime,
-) -> Desired:
-    """Terminal after ``ray.io/initializing-timeout``: the clusters go once their time has come."""
-    kept, status, deleted, ahead = timeout.after(rs, previous, observed, clusters, now)
-    events = [
-        Event(NORMAL, "DeletedRayCluster", f"Deleted RayCluster {rs.namespace}/{n}")
-        for n in deleted
-    ]
-    resync = max((min(ahead) - now).total_seconds(), 0.0) + 1 if ahead else None
-    return Desired(
-        kept, finish(previous, status, rs.generation, now), tuple(events), resync_after=resync
-    )
-
-
-def _resumed(previous: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """Suspended and no longer asked to be: start again from nothing, Ready re-armed."""
-    clock = stamp(now)
-    fresh = condition(
-        Condition.SUSPENDED, "False", "RayServiceResumed", "RayService is resumed.", previous, clock
-    )
-    return {"conditions": [fresh], "lastUpdateTime": previous.get("lastUpdateTime")}
-
-
-def _invalid(
-    observed: Observed, previous: Mapping[str, Any], invalid: InvalidSpec, now: datetime
-) -> Desired:
-    """Every child exactly as metaray last asked for it; the status says what is wrong."""
-    message = "; ".join(
-        p.message if p.message.startswith("The RayService") else str(p) for p in invalid.problems
-    )
-    status = dict(previous)
-    others = [
-        c
-        for c in previous.get("conditions") or []
-        if isinstance(c, Mapping) and c.get("type") != Condition.READY
-    ]
-    ready = condition(Condition.READY, "False", VALIDATION_FAILED, message, previous, stamp(now))
-    status["conditions"] = [ready, *others]
-    on_metadata = all(p.path.startswith(("metadata", "apiVersion")) for p in invalid.problems)
-    reason = "InvalidRayServiceMetadata" if on_metadata else "InvalidRayServiceSpec"
-    event = Event(WARNING, reason, message)
-    return Desired(_echo(observed), status, (event,))
-
-
 def _events(rs: RayService, observed: Observed, answer: list[Child], plan: Plan) -> list[Event]:
     ns = rs.namespace
     seen = set(observed.keys())
@@ -425,12 +266,3 @@ def _resync(plan: Plan, now: datetime, options: Options) -> float:
 
 def _sorted(answer: list[Child]) -> list[Child]:
     return sorted(answer, key=lambda c: (kinds.key_of(c), str(c["metadata"]["name"])))
-
-
-def _echo(observed: Observed) -> list[Child]:
-    return [observed.applied[key] for key in sorted(observed.keys()) if key in observed.applied]
-
-
-def _previous(parent: Mapping[str, Any]) -> dict[str, Any]:
-    status = parent.get("status")
-    return dict(status) if isinstance(status, Mapping) else {}

@@ -16,13 +16,15 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.core.observed import Child, Observed
+from app.core.desired import Desired
+from app.core.events import NORMAL, Event
+from app.core.observed import Child, Observed, ObservedObject
 from app.core.time import later, parse_time, stamp
 from app.raycluster.spec import JSONObject
 from app.raycluster.status import condition
 from app.rayservice.plan import ACTIVE, PENDING, TO_DELETE, listed
 from app.rayservice.spec import INITIALIZING_TIMEOUT, RayService, timeout_seconds
-from app.rayservice.status import INITIALIZING, Condition, previous_condition
+from app.rayservice.status import INITIALIZING, Condition, finish, previous_condition
 
 TIMED_OUT = "InitializingTimeout"
 REASON = "RayServiceInitializingTimeout"
@@ -121,3 +123,22 @@ def go_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{text}"
     return text
+
+
+def gave_up(
+    rs: RayService,
+    previous: Mapping[str, Any],
+    observed: Observed,
+    clusters: Mapping[str, ObservedObject],
+    now: datetime,
+) -> Desired:
+    """Terminal after ``ray.io/initializing-timeout``: the clusters go once their time has come."""
+    kept, status, deleted, ahead = after(rs, previous, observed, clusters, now)
+    events = [
+        Event(NORMAL, "DeletedRayCluster", f"Deleted RayCluster {rs.namespace}/{n}")
+        for n in deleted
+    ]
+    resync = max((min(ahead) - now).total_seconds(), 0.0) + 1 if ahead else None
+    return Desired(
+        kept, finish(previous, status, rs.generation, now), tuple(events), resync_after=resync
+    )
