@@ -44,6 +44,7 @@ from app.raycluster.sync import sync as cluster_sync
 from app.rayjob import sync as rayjob
 from app.rayjob.dashboard import DashboardView, JobInfo
 from app.rayjob.kinds import JOB, RAYCLUSTER, SERVICE
+from app.rayjob.watch import watched as rayjob_watched
 from app.shell.http.answers import paused_gc
 from app.shell.settings import Settings
 from bench.requests import STAMP, as_observed, parent, request
@@ -63,7 +64,7 @@ def dashboard_view(rayjob_parent: dict[str, Any]) -> DashboardView | None:
     """What the shell hands the core with a sync (``view`` in app/shell/http/routes.py) once its
     poller has heard from the dashboard: the Ray job is RUNNING. None when metaray reads
     no dashboards."""
-    target = rayjob.watched(rayjob_parent, "cluster.local")
+    target = rayjob_watched(rayjob_parent, "cluster.local")
     if not JOB_OPTIONS.dashboard or target is None:
         return None
     info = JobInfo("RUNNING", "Job is currently running.", "2026-01-01T00:00:05Z")

@@ -18,6 +18,7 @@ from app.raycluster.sync import sync
 from app.raycronjob import sync as raycronjob
 from app.raycronjob.runs import RAYJOB
 from app.rayjob import sync as rayjob
+from app.rayjob.options import Options as RayJobOptions
 from app.rayservice import sync as rayservice
 
 
@@ -42,7 +43,7 @@ def render(
     manifest: Path,
     observed: Path | None,
     options: Options,
-    job_options: rayjob.Options,
+    job_options: RayJobOptions,
     *,
     now: datetime,
     entropy: bytes,
@@ -111,11 +112,11 @@ def _request(parent: dict[str, Any], children: dict[str, dict[str, Any]]) -> Syn
         raise RenderError(str(error)) from None
 
 
-def _rayjob(request: SyncRequest, now: datetime, options: rayjob.Options) -> Desired:
+def _rayjob(request: SyncRequest, now: datetime, options: RayJobOptions) -> Desired:
     return rayjob.sync(request.parent, request.observed, request.related, now, options)
 
 
-def _rayjob_walk(parent: dict[str, Any], now: datetime, options: rayjob.Options) -> Desired:
+def _rayjob_walk(parent: dict[str, Any], now: datetime, options: RayJobOptions) -> Desired:
     """Sync, write the status, sync again, then let the created children exist (owned by the
     RayJob, as Metacontroller makes them) and the created cluster be ready."""
     desired = _rayjob(_request(parent, {}), now, options)

@@ -44,7 +44,7 @@ class World:
 
 
 class Action(StrEnum):
-    """What a step does with a child: the children follow from it in ``app.rayjob.sync``."""
+    """What a step does with a child: the children follow from it in ``app.rayjob.children``."""
 
     BUILD = "build"  # create it if it is missing
     KEEP = "keep"  # as observed
@@ -54,7 +54,7 @@ class Action(StrEnum):
 
 @dataclass(slots=True)
 class Step:
-    """One step's decisions; the children follow from them in ``app.rayjob.sync``."""
+    """One step's decisions; the children follow from them in ``app.rayjob.children``."""
 
     status: dict[str, Any]
     cluster: Action = Action.KEEP

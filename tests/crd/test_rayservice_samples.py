@@ -18,7 +18,7 @@ import tests.crd.test_crd as raycluster_crd
 from app.faces.crd.rayservice import RAYSERVICE
 from app.faces.render import render, to_yaml
 from app.raycluster.cluster import Options
-from app.rayjob.sync import Options as RayJobOptions
+from app.rayjob.options import Options as RayJobOptions
 from app.rayservice.spec import parse_rayservice
 from tests.crd.schema_tools import Admission, Schema, at, pruned
 

@@ -255,7 +255,7 @@ def test_metacontroller_holds_what_the_autoscaler_roles_it_creates_grant() -> No
 
 
 def test_the_rayjob_customize_hook_may_read_what_it_asks_for() -> None:
-    from app.rayjob.sync import customize
+    from app.rayjob.customize import customize
 
     parent = {
         "metadata": {"name": "job", "namespace": "ns"},

@@ -44,7 +44,9 @@ from typing import Any
 from app.hooks.request import BadRequest, decode, decode_customize
 from app.hooks.response import encode
 from app.rayjob import sync as rayjob
+from app.rayjob.customize import customize as rayjob_customize
 from app.rayjob.dashboard import DashboardView
+from app.rayjob.finalize import finalize as rayjob_finalize
 from app.shell.settings import Settings
 
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
@@ -510,12 +512,12 @@ def run_rayjob_core(
             parent = decode_customize(body)
         except BadRequest:
             return None
-        return json.dumps(rayjob.customize(parent)).encode()
+        return json.dumps(rayjob_customize(parent)).encode()
     try:
         request = decode(body, related=True, raycluster=False)
     except BadRequest:
         return None
-    decide = rayjob.finalize if hook == "finalize" else rayjob.sync
+    decide = rayjob_finalize if hook == "finalize" else rayjob.sync
     options = OPTIONS if dashboard is None else DASHBOARD_OPTIONS
     view = dashboard if isinstance(dashboard, DashboardView) else None
     desired = decide(request.parent, request.observed, request.related, now, options, view)

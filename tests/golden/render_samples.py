@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.faces.render import render, to_yaml
 from app.raycluster.cluster import Options
-from app.rayjob.sync import Options as RayJobOptions
+from app.rayjob.options import Options as RayJobOptions
 from app.submitter import source
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,12 +23,14 @@ from app.hooks.response import encode
 from app.rayjob import sync as rayjob
 from app.rayjob.address import dashboard_address
 from app.rayjob.kinds import JOB, RAYCLUSTER, SERVICE
+from app.rayjob.options import Options as RayJobOptions
+from app.rayjob.watch import watched as rayjob_watched
 from tests.loop import cluster_spec, group
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 POD = "Pod.v1"
 SCRIPT = "print('metaray submitter')"
-OPTIONS = rayjob.Options(submitter_script=SCRIPT)
+OPTIONS = RayJobOptions(submitter_script=SCRIPT)
 IN_PLACE = (RAYCLUSTER, SERVICE)
 
 
@@ -106,7 +108,7 @@ class JobLoop:
     def watched(self, parent: dict[str, Any] | None = None) -> tuple[str, str] | None:
         """What the shell's poller would watch for this RayJob now."""
         decoded = decode(orjson.dumps(self.request(parent)), related=True, raycluster=False)
-        return rayjob.watched(decoded.parent, decoded.observed, decoded.related, "cluster.local")
+        return rayjob_watched(decoded.parent, decoded.observed, decoded.related, "cluster.local")
 
     def address(self) -> str:
         """The dashboard address derived from what is observed (app/rayjob/address.py)."""

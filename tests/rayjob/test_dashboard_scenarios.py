@@ -15,6 +15,8 @@ from app.hooks.request import decode
 from app.hooks.response import encode
 from app.rayjob import sync as rayjob
 from app.rayjob.dashboard import DashboardView, JobInfo, StopJob, SubmitJob
+from app.rayjob.finalize import STOP_TIMEOUT_SECONDS
+from app.rayjob.finalize import finalize as rayjob_finalize
 from tests.rayjob.loop import OPTIONS, JobLoop, rayjob_object, user_cluster
 
 READING = replace(OPTIONS, dashboard=True, dashboard_poll_seconds=5.0)
@@ -199,7 +201,7 @@ def test_deleting_a_selector_rayjob_stops_the_job_through_the_dashboard() -> Non
 
     def finalize(view: DashboardView | None, seconds: int = 0) -> Any:
         now = loop.now + timedelta(seconds=seconds)
-        return rayjob.finalize(parent, request.observed, request.related, now, READING, view)
+        return rayjob_finalize(parent, request.observed, request.related, now, READING, view)
 
     first = finalize(None)
     assert first.finalized is False
@@ -210,7 +212,7 @@ def test_deleting_a_selector_rayjob_stops_the_job_through_the_dashboard() -> Non
     loop.dashboard_says("STOPPED")
     assert finalize(loop.answer).finalized is True
     loop.dashboard_says("RUNNING")
-    assert finalize(loop.answer, seconds=rayjob.STOP_TIMEOUT_SECONDS).finalized is True
+    assert finalize(loop.answer, seconds=STOP_TIMEOUT_SECONDS).finalized is True
 
 
 def test_nothing_is_watched_once_the_job_is_over() -> None:

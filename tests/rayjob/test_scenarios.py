@@ -9,7 +9,9 @@ import orjson
 import pytest
 
 from app.hooks.request import decode
-from app.rayjob import sync as rayjob
+from app.rayjob.customize import customize as rayjob_customize
+from app.rayjob.finalize import STOP_TIMEOUT_SECONDS
+from app.rayjob.finalize import finalize as rayjob_finalize
 from app.rayjob.kinds import JOB, RAYCLUSTER, SERVICE
 from tests.rayjob.loop import OPTIONS, JobLoop, rayjob_object, user_cluster
 
@@ -388,7 +390,7 @@ def test_managed_by_another_controller_changes_nothing(manager: str) -> None:
 
 def test_customize_asks_for_submitter_pods_and_the_selected_cluster() -> None:
     parent = rayjob_object(clusterSelector={"ray.io/cluster": "mine"})
-    rules = rayjob.customize(parent)["relatedResources"]
+    rules = rayjob_customize(parent)["relatedResources"]
     assert rules == [
         {
             "apiVersion": "v1",
@@ -427,7 +429,7 @@ def test_deleting_a_selector_rayjob_stops_its_ray_job_within_a_bound() -> None:
     parent = copy.deepcopy(loop.parent)
     parent["metadata"]["deletionTimestamp"] = loop.stamp()
     request = decode(orjson.dumps(loop.request(parent)), related=True, raycluster=False)
-    answer = rayjob.finalize(parent, request.observed, request.related, loop.now, OPTIONS)
+    answer = rayjob_finalize(parent, request.observed, request.related, loop.now, OPTIONS)
     stopper = [c for c in answer.children if c["metadata"]["name"] == "job-stop"]
     assert answer.finalized is False and len(stopper) == 1
     env = {
@@ -435,14 +437,14 @@ def test_deleting_a_selector_rayjob_stops_its_ray_job_within_a_bound() -> None:
         for e in stopper[0]["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["METARAY_SUBMITTER_MODE"] == "stop"
-    later = loop.now + timedelta(seconds=rayjob.STOP_TIMEOUT_SECONDS)
-    assert rayjob.finalize(parent, request.observed, request.related, later, OPTIONS).finalized
+    later = loop.now + timedelta(seconds=STOP_TIMEOUT_SECONDS)
+    assert rayjob_finalize(parent, request.observed, request.related, later, OPTIONS).finalized
 
 
 def test_deleting_a_rayjob_with_its_own_cluster_lets_go_at_once() -> None:
     loop = JobLoop(rayjob_object())
     running(loop)
     request = decode(orjson.dumps(loop.request()), related=True, raycluster=False)
-    answer = rayjob.finalize(loop.parent, request.observed, request.related, loop.now, OPTIONS)
+    answer = rayjob_finalize(loop.parent, request.observed, request.related, loop.now, OPTIONS)
     assert answer.finalized is True
     assert len(answer.children) == len(loop.children)  # nothing dropped early

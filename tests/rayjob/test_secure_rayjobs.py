@@ -11,7 +11,7 @@ import pytest
 
 from app.hooks.request import decode
 from app.raycluster.problems import InvalidSpec
-from app.rayjob import sync as rayjob
+from app.rayjob.finalize import finalize as rayjob_finalize
 from app.rayjob.kinds import JOB, RAYCLUSTER
 from app.rayjob.spec import parse_rayjob
 from tests.loop import POD, Loop, cluster_spec, group, raycluster
@@ -69,7 +69,7 @@ def test_a_selected_cluster_with_token_auth_gives_its_token_to_the_submitter() -
     parent = copy.deepcopy(loop.parent)
     parent["metadata"]["deletionTimestamp"] = loop.stamp()
     request = decode(orjson.dumps(loop.request(parent)), related=True, raycluster=False)
-    answer = rayjob.finalize(parent, request.observed, request.related, loop.now, OPTIONS)
+    answer = rayjob_finalize(parent, request.observed, request.related, loop.now, OPTIONS)
     [stopper] = [c for c in answer.children if c["metadata"]["name"] == "job-stop"]
     stop_env = env_of(stopper["spec"]["template"]["spec"]["containers"][0])
     assert stop_env["RAY_AUTH_TOKEN"] == token

@@ -14,7 +14,10 @@ from app.hooks.request import BadRequest, SyncRequest, decode_customize
 from app.raycluster.sync import finalize, sync
 from app.raycronjob import sync as raycronjob
 from app.rayjob import sync as rayjob
+from app.rayjob.customize import customize as rayjob_customize
 from app.rayjob.dashboard import DashboardView
+from app.rayjob.finalize import finalize as rayjob_finalize
+from app.rayjob.watch import watched as rayjob_watched
 from app.rayservice import sync as rayservice
 from app.rayservice.serve import ServeView
 from app.shell.http.answers import JSON, Hooks, error_response
@@ -45,7 +48,7 @@ def add_hook_routes(
 
     def view(request: SyncRequest) -> DashboardView | None:
         """The poller's latest word on this RayJob's Ray job; asks it to keep polling."""
-        target = rayjob.watched(
+        target = rayjob_watched(
             request.parent, request.observed, request.related, settings.cluster_domain
         )
         if dashboards is None or target is None:
@@ -87,7 +90,7 @@ def add_hook_routes(
     # The RayJob controller's sync hook (its cluster, submitter, Service and status) and
     # finalize hook (a RayJob is being deleted).
     app.post("/rayjob/sync")(rayjob_hook("rayjob_sync", rayjob.sync))
-    app.post("/rayjob/finalize")(rayjob_hook("rayjob_finalize", rayjob.finalize))
+    app.post("/rayjob/finalize")(rayjob_hook("rayjob_finalize", rayjob_finalize))
 
     @app.post("/raycronjob/sync")
     async def raycronjob_sync_hook(request: Request) -> Response:
@@ -107,7 +110,7 @@ def add_hook_routes(
             parent = decode_customize(await request.body())
         except BadRequest as error:
             return error_response(400, str(error))
-        return Response(orjson.dumps(rayjob.customize(parent)), media_type=JSON)
+        return Response(orjson.dumps(rayjob_customize(parent)), media_type=JSON)
 
     # The RayService controller's sync hook (its clusters, Services and status; Serve configs
     # applied through the dashboards after the answer) and customize hook.

@@ -1,0 +1,20 @@
+"""The RayJob core's operator-wide settings, handed over by the shell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.raycluster.cluster import Options as ClusterOptions
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Operator-wide settings, from the shell: the cluster core's, and the submitter script's
+    source (the script ships with metaray; the core only embeds its text)."""
+
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    submitter_script: str = ""
+    # Whether the shell reads Ray dashboards (METARAY_DASHBOARD), and how often a RayJob whose
+    # state the dashboard decides is synced again to pick up its answers.
+    dashboard: bool = False
+    dashboard_poll_seconds: float = 5.0
