@@ -27,7 +27,8 @@ from app.raycluster.spec import (
     pydantic_problems,
 )
 from app.raycronjob import schedule as sched
-from app.rayjob.spec import MAX_RAYJOB_NAME, parse_rayjob
+from app.rayjob.parse import parse_rayjob
+from app.rayjob.spec import MAX_RAYJOB_NAME
 
 # A run is named <cron>-<minutes since the epoch>: KubeRay keeps 11 characters for the suffix.
 MAX_RAYCRONJOB_NAME = MAX_RAYJOB_NAME - 11

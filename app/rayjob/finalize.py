@@ -25,7 +25,8 @@ from app.rayjob.dashboard import DashboardView, StopJob
 from app.rayjob.kinds import JOB, RAYCLUSTER
 from app.rayjob.names import stop_job_name
 from app.rayjob.options import Options
-from app.rayjob.spec import CLUSTER_SELECTOR_KEY, RayJob, managed_elsewhere, parse_rayjob
+from app.rayjob.parse import parse_rayjob
+from app.rayjob.spec import CLUSTER_SELECTOR_KEY, RayJob, managed_elsewhere
 from app.rayjob.submitter import head_image, stop_job
 from app.rayjob.watch import asks_token, finished
 

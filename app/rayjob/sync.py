@@ -26,7 +26,8 @@ from app.rayjob.dashboard import DashboardView
 from app.rayjob.kinds import JOB, RAYCLUSTER
 from app.rayjob.lifecycle import advance
 from app.rayjob.options import Options
-from app.rayjob.spec import managed_elsewhere, parse_rayjob
+from app.rayjob.parse import parse_rayjob
+from app.rayjob.spec import managed_elsewhere
 from app.rayjob.validation import invalid_status, refused_edit
 from app.rayjob.world import World
 

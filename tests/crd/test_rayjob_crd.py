@@ -24,7 +24,8 @@ from app.faces.render import to_yaml
 from app.raycluster.cluster import Options as ClusterOptions
 from app.raycluster.problems import InvalidSpec
 from app.rayjob.options import Options as RayJobOptions
-from app.rayjob.spec import RayJobSpec, parse_rayjob
+from app.rayjob.parse import parse_rayjob
+from app.rayjob.spec import RayJobSpec
 from tests.crd.schema_tools import Admission, Schema, apply_defaults, at, nodes, pruned
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from app.hooks.request import BadRequest, decode
 from app.raycluster.problems import InvalidSpec
-from app.rayjob.spec import parse_rayjob
+from app.rayjob.parse import parse_rayjob
 from app.shell.http.app import create_app
 from app.shell.settings import Settings
 from tests.fuzz import count

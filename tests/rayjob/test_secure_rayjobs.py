@@ -13,7 +13,7 @@ from app.hooks.request import decode
 from app.raycluster.problems import InvalidSpec
 from app.rayjob.finalize import finalize as rayjob_finalize
 from app.rayjob.kinds import JOB, RAYCLUSTER
-from app.rayjob.spec import parse_rayjob
+from app.rayjob.parse import parse_rayjob
 from tests.loop import POD, Loop, cluster_spec, group, raycluster
 from tests.rayjob.loop import OPTIONS, JobLoop, rayjob_object, user_cluster
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from app.raycluster.problems import InvalidSpec
-from app.rayjob.spec import parse_rayjob
+from app.rayjob.parse import parse_rayjob
 from tests.rayjob.loop import JobLoop, rayjob_object
 
 RULE = {"policy": "DeleteCluster", "condition": {"jobStatus": "SUCCEEDED"}}

@@ -42,7 +42,7 @@ def _one_of(values: Sequence[str]) -> str:
     return "[" + ", ".join(f"'{value}'" for value in values) + "]"
 
 
-# Checks the hook makes (app.rayjob.spec) that a schema can state as well.
+# Checks the hook makes (app.rayjob.spec_checks) that a schema can state as well.
 RAYJOB_CONSTRAINTS: dict[str, JSONSchema] = {
     "RayJobSpec.submissionMode": {"enum": list(SUBMISSION_MODES)},
     "RayJobSpec.entrypointNumCpus": {"minimum": 0},
