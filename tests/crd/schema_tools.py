@@ -4,7 +4,9 @@
   (``x-kubernetes-int-or-string`` becomes ``anyOf: [integer, string]``; an object that neither
   lists ``additionalProperties`` nor preserves unknown fields rejects them, as strict field
   validation does).
-- ``apply_defaults``: structural defaulting (it runs before validation in the API server).
+- ``apply_defaults``: structural defaulting (it runs before validation in the API server),
+  after dropping ``null`` from fields that are not ``nullable`` (``metadata:`` left empty in a
+  manifest), as the API server does.
 - ``pruned``: the fields the API server would drop.
 - ``rule_failures``: the ``x-kubernetes-validations`` CEL rules, evaluated with cel-python.
   Transition rules (those that read ``oldSelf``) run only on an update, and only where the old
@@ -101,6 +103,8 @@ def apply_defaults(schema: Schema, value: Any) -> Any:
 def _default(schema: Schema, value: Any) -> None:
     if isinstance(value, dict):
         for name, sub in schema.get("properties", {}).items():
+            if name in value and value[name] is None and not sub.get("nullable"):
+                del value[name]
             if name not in value and "default" in sub:
                 value[name] = copy.deepcopy(sub["default"])
             if name in value:

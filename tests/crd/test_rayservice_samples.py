@@ -52,14 +52,42 @@ SAMPLE_SERVICES = _samples()
 IDS = [name for name, _ in SAMPLE_SERVICES]
 
 
+# KubeRay v1.7's RayService samples (ray-operator/config/samples, vllm/ flattened), but for the
+# incremental upgrade's, which needs the Gateway API overlay; and v0.6's autoscaler sample.
+KUBERAY_SAMPLES = {
+    "ray-service.sample.yaml",
+    "ray-service.custom-serve-service.yaml",
+    "ray-service.different-port.yaml",
+    "ray-service.high-availability.yaml",
+    "ray-service.no-ray-serve-replica.yaml",
+    "ray-service.mobilenet.yaml",
+    "ray-service.stable-diffusion.yaml",
+    "ray-service.text-summarizer.yaml",
+    "ray-service.text-ml.yaml",
+    "ray-service.tpu-single-host.yaml",
+    "ray-service.llm-serve.yaml",
+    "ray-service.deepseek.yaml",
+    "ray-service.high-throughput-llm.yaml",
+    "ray-service.high-throughput-gemma4.yaml",
+    "ray-service.vllm-tpu-v6e-singlehost.yaml",
+    "ray-service.autoscaler.yaml",
+}
+
+
 def test_kuberays_samples_are_there() -> None:
-    assert {
-        "ray-service.sample.yaml",
-        "ray-service.custom-serve-service.yaml",
-        "ray-service.high-availability.yaml",
-        "ray-service.autoscaler.yaml",
-        "ray-service.different-port.yaml",
-    } <= set(IDS)
+    assert set(IDS) >= KUBERAY_SAMPLES
+
+
+def test_an_empty_template_metadata_is_dropped_as_the_api_server_does() -> None:
+    """KubeRay's Gemma sample leaves a worker template's ``metadata:`` empty (null); the API
+    server drops a null it may not keep, so the sample is admitted and metaray never sees it."""
+    service = dict(SAMPLE_SERVICES)["ray-service.high-throughput-gemma4.yaml"]
+    worker = service["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
+    assert "metadata" in worker["template"] and worker["template"]["metadata"] is None
+    schema = _schema(RAYSERVICE.output, "v1")
+    node = at(schema, "properties.spec.properties.rayClusterConfig")
+    assert Admission(node).schema_errors(service["spec"]["rayClusterConfig"]) != []
+    assert Admission(node).errors(service["spec"]["rayClusterConfig"]) == []
 
 
 @pytest.mark.parametrize("service", [s for _, s in SAMPLE_SERVICES], ids=IDS)
@@ -90,7 +118,10 @@ def test_the_status_the_core_writes_is_admitted_and_kept(name: str) -> None:
     """A status field the schema lacked would be pruned, and the two-phase hook would never see
     the cluster name it wrote."""
     status = _rendered(name)["status"]
-    assert status["activeServiceStatus"]["rayClusterName"].startswith("rayservice-")
+    service = dict(SAMPLE_SERVICES)[name]
+    assert status["activeServiceStatus"]["rayClusterName"].startswith(
+        f"{service['metadata']['name']}-"
+    )
     node = at(_schema(RAYSERVICE.output, "v1"), "properties.status")
     assert Admission(node).schema_errors(status) == []
     assert pruned(node, status) == []
@@ -135,3 +166,28 @@ def test_each_sample_shows_its_feature() -> None:
     scaler = _rendered("ray-service.autoscaler.yaml")
     cluster = next(c for c in scaler["children"] if c["kind"] == "RayCluster")
     assert cluster["spec"]["enableInTreeAutoscaling"] is True
+
+
+def _cluster_of(name: str) -> dict[str, Any]:
+    [cluster] = [c for c in _rendered(name)["children"] if c["kind"] == "RayCluster"]
+    return cluster
+
+
+def test_the_newer_samples_keep_what_they_show() -> None:
+    """What each of KubeRay's newer samples is about reaches the cluster metaray creates."""
+    no_replica = _cluster_of("ray-service.no-ray-serve-replica.yaml")["spec"]
+    assert no_replica["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+    assert no_replica["workerGroupSpecs"][0]["replicas"] == 2
+    tpu = _cluster_of("ray-service.tpu-single-host.yaml")["spec"]["workerGroupSpecs"][0]
+    assert tpu["numOfHosts"] == 1
+    assert tpu["template"]["spec"]["nodeSelector"]["cloud.google.com/gke-tpu-topology"] == "2x2x1"
+    gpu = _cluster_of("ray-service.stable-diffusion.yaml")["spec"]["workerGroupSpecs"][0]
+    assert gpu["template"]["spec"]["tolerations"][0]["key"] == "ray.io/node-type"
+    # The Hugging Face Secret beside the RayService is the user's: never a child.
+    llm = _rendered("ray-service.llm-serve.yaml")
+    assert {c["kind"] for c in llm["children"]} == {"RayCluster", "Service"}
+    # envsubst placeholders are strings like any other until the user fills them in.
+    vllm = _cluster_of("ray-service.vllm-tpu-v6e-singlehost.yaml")["spec"]
+    assert vllm["headGroupSpec"]["template"]["spec"]["serviceAccountName"] == "$KSA_NAME"
+    gemma = _cluster_of("ray-service.high-throughput-gemma4.yaml")["spec"]["workerGroupSpecs"][0]
+    assert gemma["template"]["spec"]["containers"][0]["name"] == "llm"
