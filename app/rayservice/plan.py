@@ -19,8 +19,10 @@ from typing import Any
 from app.core.observed import Child, ObservedObject
 from app.core.time import later, parse_time, stamp
 from app.raycluster.spec import JSONObject
-from app.rayservice import names
+from app.rayservice import incremental, names
 from app.rayservice.children import with_appended_groups
+from app.rayservice.gateway import NOTHING, Observation
+from app.rayservice.incremental import FULL, Upgrade
 from app.rayservice.serve import ApplyServeConfig, ServeTarget, ServeView, canonical, deployed
 from app.rayservice.serve import ready as serve_ready
 from app.rayservice.spec import RayService, Strategy
@@ -44,6 +46,8 @@ class World:
     targets: Mapping[str, ServeTarget]
     selected: frozenset[str]
     now: datetime
+    # The observed Gateway API children (incremental upgrades only).
+    gateway: Observation = NOTHING
 
     @property
     def live(self) -> dict[str, ObservedObject]:
@@ -70,6 +74,7 @@ class Plan:
     intents: list[ApplyServeConfig] = field(default_factory=list)
     target: str | None = None  # the cluster the Services select
     deadlines: list[datetime] = field(default_factory=list)
+    upgrade: Upgrade | None = None  # an incremental upgrade under way
 
 
 def side(status: Mapping[str, Any], key: str) -> str | None:
@@ -126,15 +131,29 @@ def decide(
         avoid |= {plan.active} if plan.active else set()
         return names.new_cluster_name(rs.name, rs.uid, goal, avoid)
 
+    stepped = rs.strategy == Strategy.INCREMENTAL and plan.active is not None
+    rolling_back = False
+    if stepped and plan.active is not None and plan.pending is not None and plan.pending in live:
+        plan.upgrade = _step(rs, previous, world, (plan.active, plan.pending), goal)
+        if plan.upgrade.promote:
+            plan.active, plan.pending, plan.promoted = plan.pending, None, True
+        elif plan.upgrade.rolled_back:
+            plan.pending = None
+        rolling_back = plan.pending is not None and plan.upgrade.rolling_back is not None
+        if plan.upgrade.next_step is not None and plan.pending is not None:
+            plan.deadlines.append(plan.upgrade.next_step)
     # Cut-over: the pending cluster runs every application of the config asked for.
-    if (
-        plan.pending in live
+    elif (
+        not stepped
+        and plan.pending in live
         and for_goal(plan.pending)
         and serve_ready(rs.serve_config, world.view(plan.pending))
     ):
         plan.active, plan.pending, plan.promoted = plan.pending, None, True
     in_place: str | None = None
-    if plan.active is not None:
+    if rolling_back:
+        pass  # traffic and capacity go back to the active cluster first
+    elif plan.active is not None:
         if world.hash_of(plan.active) == goal:
             plan.pending = None  # nothing to upgrade, or A→B→A: the unready B is dropped
         elif appended(plan.active) and plan.pending is None:
@@ -156,6 +175,23 @@ def decide(
     _children(previous, world, plan, build, in_place)
     _serve(rs, world, plan)
     return plan
+
+
+def _step(
+    rs: RayService, previous: Mapping[str, Any], world: World, clusters: tuple[str, str], goal: str
+) -> Upgrade:
+    active, pending = clusters
+    return incremental.progress(
+        rs,
+        clusters,
+        incremental.side_of(previous, ACTIVE, active),
+        incremental.side_of(previous, PENDING, pending),
+        world.gateway,
+        world.views,
+        (world.hash_of(active), world.hash_of(pending)),
+        goal,
+        world.now,
+    )
 
 
 def _retire(rs: RayService, previous: Mapping[str, Any], world: World, plan: Plan) -> None:
@@ -218,6 +254,9 @@ def _serve(rs: RayService, world: World, plan: Plan) -> None:
     config = rs.serve_config
     if config is None:
         return
+    if rs.strategy == Strategy.INCREMENTAL:
+        plan.intents += incremental.intents(rs, _capacities(plan), world.views, world.targets)
+        return
     chosen = plan.pending if plan.pending is not None else active
     if chosen is None or chosen not in world.live or chosen not in world.targets:
         return
@@ -225,3 +264,20 @@ def _serve(rs: RayService, world: World, plan: Plan) -> None:
     if view is None or not view.fresh or deployed(config, view):
         return
     plan.intents.append(ApplyServeConfig(chosen, world.targets[chosen].url, canonical(config)))
+
+
+def _capacities(plan: Plan) -> list[tuple[str, int, bool]]:
+    """Which cluster gets which target_capacity, and whether its config is frozen: both during
+    an incremental upgrade (the active one frozen, or the pending one while rolling back), else
+    the one that serves (at full capacity)."""
+    upgrade = plan.upgrade
+    if upgrade is not None and plan.active == upgrade.active and plan.pending == upgrade.pending:
+        back = upgrade.rolling_back is not None
+        return [
+            (upgrade.active, upgrade.capacity[upgrade.active], not back),
+            (upgrade.pending, upgrade.capacity[upgrade.pending], back),
+        ]
+    if plan.pending is not None and plan.active is not None:
+        return []  # named, not yet live: its first config goes with capacity 0 once it is
+    chosen = plan.pending if plan.pending is not None else plan.active
+    return [] if chosen is None else [(chosen, FULL, False)]

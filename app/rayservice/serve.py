@@ -26,6 +26,7 @@ class AppStatus(StrEnum):
 
 
 DEFAULT_APP = "default"  # Ray's name for an application without one
+JSONConfig = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,8 @@ class ServeView:
     applications: tuple[tuple[str, Application], ...] | None = None
     failing_since: str | None = None
     error: str = ""
+    # Ray's ``target_capacity`` (percent; None: every replica, as without one).
+    target_capacity: float | None = None
 
     @property
     def fresh(self) -> bool:
@@ -79,9 +82,21 @@ class ApplyServeConfig:
     cluster: str
     url: str
     config: str
+    # Serve's target_capacity in percent (incremental upgrades), sent with the config.
+    target_capacity: int | None = None
 
     def body(self) -> Any:
-        return json.loads(self.config)
+        body = json.loads(self.config)
+        if self.target_capacity is not None and isinstance(body, dict):
+            body["target_capacity"] = self.target_capacity
+        return body
+
+    @property
+    def key(self) -> str:
+        """What makes two PUTs the same: the config and the capacity."""
+        return (
+            self.config if self.target_capacity is None else f"{self.config}@{self.target_capacity}"
+        )
 
 
 def canonical(config: Mapping[str, Any]) -> str:
@@ -132,6 +147,20 @@ def ready(config: Mapping[str, Any] | None, view: ServeView | None) -> bool:
         return False
     running = all(app.status == AppStatus.RUNNING for _, app in view.applications)
     return running and deployed(config, view)
+
+
+def applied_capacity(view: ServeView | None) -> int | None:
+    """The target_capacity Ray runs its applications at: None while it runs none (or has not
+    answered), 100 when it runs them without one."""
+    if view is None or not view.fresh or not view.applications:
+        return None
+    return 100 if view.target_capacity is None else round(view.target_capacity)
+
+
+def running_config(view: ServeView) -> JSONConfig:
+    """The applications Ray runs, as Ray reports their config: what a cluster whose config is
+    frozen (the active one during an upgrade) is sent again with another capacity."""
+    return {"applications": [app.deployed for _, app in view.applications or () if app.deployed]}
 
 
 def statuses(view: ServeView | None) -> dict[str, Any] | None:

@@ -101,9 +101,10 @@ def managed_elsewhere(parent: Mapping[str, Any]) -> bool:
     return manager is not None and manager != KUBERAY_MANAGER
 
 
-def parse_rayservice(parent: Mapping[str, Any]) -> RayService:
+def parse_rayservice(parent: Mapping[str, Any], gateway_api: bool = False) -> RayService:
     """Validate and default a RayService, or raise ``InvalidSpec`` naming every problem (a
-    problem on ``metadata`` alone is KubeRay's InvalidRayServiceMetadata)."""
+    problem on ``metadata`` alone is KubeRay's InvalidRayServiceMetadata). ``gateway_api``:
+    Gateway and HTTPRoute are registered as RayService children (the overlay is installed)."""
     problems = list(_check_metadata(parent))
     raw = parent.get("spec")
     if not isinstance(raw, Mapping):
@@ -121,7 +122,7 @@ def parse_rayservice(parent: Mapping[str, Any]) -> RayService:
         spec = RayServiceSpec.model_validate(raw)
     except ValidationError as error:
         raise InvalidSpec([*problems, *pydantic_problems(error)]) from None
-    problems += _check_spec(spec)
+    problems += _check_spec(spec, gateway_api)
     cluster = _cluster_spec(parent, spec, problems)
     serve_config = _serve_config(spec, problems)
     if cluster is not None:
@@ -204,7 +205,7 @@ def timeout_problem(value: str) -> str | None:
     return None
 
 
-def _check_spec(spec: RayServiceSpec) -> Iterator[Problem]:
+def _check_spec(spec: RayServiceSpec, gateway_api: bool) -> Iterator[Problem]:
     strategy = spec.upgradeStrategy.type if spec.upgradeStrategy else None
     if strategy is not None and strategy not in list(Strategy):
         yield Problem(
@@ -222,11 +223,20 @@ def _check_spec(spec: RayServiceSpec) -> Iterator[Problem]:
     if spec.managedBy is not None and spec.managedBy not in MANAGERS:
         yield Problem("spec.managedBy", f"must be one of {', '.join(MANAGERS)}")
     if strategy == Strategy.INCREMENTAL:
-        yield from _check_incremental(spec)
+        yield from _check_incremental(spec, gateway_api)
 
 
-def _check_incremental(spec: RayServiceSpec) -> Iterator[Problem]:
-    """KubeRay's rules for the incremental strategy, then metaray's own: not built yet."""
+GATEWAY_API_MISSING = (
+    "NewClusterWithIncrementalUpgrade needs the Gateway API: install the Gateway API CRDs and a "
+    "Gateway controller, then metaray's config/gateway-api overlay (Helm: "
+    "--set gatewayAPI.enabled=true), which registers Gateway and HTTPRoute as RayService "
+    "children and sets METARAY_GATEWAY_API=on; or use NewCluster (blue/green)"
+)
+
+
+def _check_incremental(spec: RayServiceSpec, gateway_api: bool) -> Iterator[Problem]:
+    """KubeRay's rules for the incremental strategy, then metaray's own: Metacontroller can
+    only manage a Gateway and an HTTPRoute where the overlay registered them."""
     path = "spec.upgradeStrategy"
     if not spec.rayClusterConfig.get("enableInTreeAutoscaling"):
         yield Problem(
@@ -253,11 +263,8 @@ def _check_incremental(spec: RayServiceSpec) -> Iterator[Problem]:
             yield Problem(
                 path, f"{_SPEC}gatewayClassName is required for NewClusterWithIncrementalUpgrade"
             )
-    yield Problem(
-        f"{path}.type",
-        "NewClusterWithIncrementalUpgrade (Gateway API traffic steps) is not supported by this "
-        "metaray yet: use NewCluster (blue/green) or None",
-    )
+    if not gateway_api:
+        yield Problem(f"{path}.type", GATEWAY_API_MISSING)
 
 
 def _cluster_spec(

@@ -20,7 +20,7 @@ from app.core.time import stamp
 from app.raycluster.cluster import Options as ClusterOptions
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.spec import JSONObject
-from app.rayservice import children, names, observe, timeout
+from app.rayservice import children, gateway, names, observe, routing, timeout
 from app.rayservice.keep import echo, invalid, previous_status
 from app.rayservice.plan import (
     ACTIVE,
@@ -33,7 +33,7 @@ from app.rayservice.plan import (
     decide,
 )
 from app.rayservice.serve import ServeTarget, ServeView
-from app.rayservice.spec import RayService, managed_elsewhere, parse_rayservice
+from app.rayservice.spec import RayService, Strategy, managed_elsewhere, parse_rayservice
 from app.rayservice.status import (
     RUNNING,
     Condition,
@@ -53,6 +53,9 @@ class Options:
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
     # How often a settled RayService is synced again to pick up Ray's view.
     poll_seconds: float = 10.0
+    # Gateway and HTTPRoute are registered as RayService children (the config/gateway-api
+    # overlay sets METARAY_GATEWAY_API=on): only then is NewClusterWithIncrementalUpgrade valid.
+    gateway_api: bool = False
 
 
 def watched(observed: Observed, related: Observed, options: Options) -> dict[str, ServeTarget]:
@@ -75,7 +78,7 @@ def sync(
     if managed_elsewhere(parent):
         return Desired(echo(observed), dict(previous))
     try:
-        rs = parse_rayservice(parent)
+        rs = parse_rayservice(parent, options.gateway_api)
     except InvalidSpec as problem:
         return invalid(observed, previous, problem, now)
     clusters = {c.name: c for c in observed.of_kind(RAYCLUSTER)}
@@ -103,7 +106,10 @@ def sync(
             (Event(WARNING, timeout.REASON, message),),
             resync_after=BUSY_RESYNC_SECONDS,
         )
+    stepped = rs.strategy == Strategy.INCREMENTAL
+    seen = gateway.observe(rs.name, observed, clusters) if stepped else gateway.NOTHING
     world = World(
+        gateway=seen,
         clusters=clusters,
         applied={
             n: observed.applied[(RAYCLUSTER, n)]
@@ -112,14 +118,17 @@ def sync(
         },
         views=usable,
         targets=targets,
-        selected=_selected(rs, observed),
+        selected=_selected(rs, observed) | {c for c, w in seen.weights.items() if w > 0},
         now=now,
     )
     plan = decide(rs, previous, world, lambda name: _cluster(rs, name))
     if limit is not None:
         plan.deadlines.append(limit)
     kept = _kept(observed, plan)
-    built = _services(rs, observed, world, plan, options)
+    if stepped:
+        built = routing.answer(rs, observed, world, plan, options.cluster)
+    else:
+        built = _services(rs, observed, world, plan, options)
     answer = [*kept, *plan.build.values(), *built]
     status = _status(rs, previous, plan, world, related, now)
     return Desired(
@@ -141,7 +150,14 @@ def customize(parent: Mapping[str, Any]) -> JSONObject:
     custom = spec.get("serveService") if isinstance(spec, Mapping) else None
     serve = names.serve_service(name, custom if isinstance(custom, Mapping) else None)
     ns = namespace if isinstance(namespace, str) else ""
-    return {"relatedResources": observe.customize_rules(name, ns, serve, _token_secret(spec))}
+    rules = observe.customize_rules(name, ns, serve, _token_secret(spec))
+    strategy = spec.get("upgradeStrategy") if isinstance(spec, Mapping) else None
+    if isinstance(strategy, Mapping) and strategy.get("type") == Strategy.INCREMENTAL:
+        # Each cluster's own serve Service: their EndpointSlices copy its labels.
+        slices = {"matchLabels": {children.SERVE_SELECTOR_LABEL: f"{name}-serve"}}
+        rule = {"apiVersion": "discovery.k8s.io/v1", "resource": "endpointslices"}
+        rules.append({**rule, "labelSelector": slices, **({"namespace": ns} if ns else {})})
+    return {"relatedResources": rules}
 
 
 def _token_secret(spec: Any) -> str | None:
@@ -206,15 +222,26 @@ def _status(
     related: Observed,
     now: datetime,
 ) -> JSONObject:
+    stepped = rs.strategy == Strategy.INCREMENTAL
     serve_name = names.serve_service(rs.name, rs.spec.serveService)
-    endpoints = observe.endpoints(related, serve_name) if plan.target is not None else 0
+    if stepped:
+        endpoints = routing.endpoints(related, plan)
+    else:
+        endpoints = observe.endpoints(related, serve_name) if plan.target is not None else 0
+    sides = (
+        side_status(plan.active, previous, ACTIVE, world.clusters, world.views),
+        side_status(plan.pending, previous, PENDING, world.clusters, world.views),
+    )
+    if stepped:
+        routing.status_sides(previous, plan, sides, now)
     status: JSONObject = {
-        ACTIVE: side_status(plan.active, previous, ACTIVE, world.clusters, world.views),
-        PENDING: side_status(plan.pending, previous, PENDING, world.clusters, world.views),
+        ACTIVE: sides[0],
+        PENDING: sides[1],
         "numServeEndpoints": endpoints,
         "serviceStatus": RUNNING if endpoints > 0 else "",
         "conditions": [
             *conditions(previous, plan, endpoints, stamp(now)),
+            *routing.rollback(previous, plan, stamp(now)),
             *_kept_conditions(previous),
         ],
     }
@@ -238,11 +265,11 @@ def _events(rs: RayService, observed: Observed, answer: list[Child], plan: Plan)
     events = []
     for child in answer:
         key = (kinds.key_of(child), str(child["metadata"]["name"]))
-        kind = "RayCluster" if key[0] == RAYCLUSTER else "Service"
+        kind = key[0].split(".", 1)[0]
         if key not in seen:
             events.append(Event(NORMAL, f"Created{kind}", f"Created {kind} {ns}/{key[1]}"))
-        elif key[0] == SERVICE and observed.applied.get(key) != child:
-            events.append(Event(NORMAL, "UpdatedService", f"Updated Service {ns}/{key[1]}"))
+        elif key[0] != RAYCLUSTER and observed.applied.get(key) != child:
+            events.append(Event(NORMAL, f"Updated{kind}", f"Updated {kind} {ns}/{key[1]}"))
         elif key[0] == RAYCLUSTER and key[1] in plan.build:
             events.append(Event(NORMAL, "UpdatedRayCluster", f"Updated RayCluster {ns}/{key[1]}"))
     live = {c.name for c in observed.of_kind(RAYCLUSTER) if c.metadata.deletionTimestamp is None}
@@ -253,6 +280,12 @@ def _events(rs: RayService, observed: Observed, answer: list[Child], plan: Plan)
     for intent in plan.intents:
         message = f"Updated serve applications to the RayCluster {ns}/{intent.cluster}"
         events.append(Event(NORMAL, "UpdatedServeApplications", message))
+        if intent.target_capacity is not None and rs.strategy == Strategy.INCREMENTAL:
+            message = (
+                f"Updated the target_capacity of the RayCluster {ns}/{intent.cluster} "
+                f"to {intent.target_capacity}"
+            )
+            events.append(Event(NORMAL, "UpdatedServeTargetCapacity", message))
     return events
 
 

@@ -86,6 +86,7 @@ class Serve:
     status: str = "RUNNING"
     steps_left: int = 0
     puts: int = 0
+    capacity: int | None = None  # Serve's target_capacity, as last PUT
 
 
 @dataclass
@@ -121,13 +122,15 @@ class ServeWorld:
             )
             for app in config.get("applications") or []
         )
-        return ServeView(url, apps)
+        return ServeView(url, apps, target_capacity=serve.capacity)
 
     def put(self, intent: ApplyServeConfig) -> None:
         if intent.cluster in self.failing:
             return
         serve = self.serves.setdefault(intent.cluster, Serve())
-        serve.deployed = intent.body()
+        body = intent.body()
+        serve.capacity = body.pop("target_capacity", None)
+        serve.deployed = body
         serve.puts += 1
         serve.status = "DEPLOYING"
         serve.steps_left = self.deploy_steps
@@ -174,11 +177,14 @@ class ServiceLoop:
     stuck: set[str] = field(default_factory=set)
     # Token-auth clusters have their token Secret (made by the RayCluster controller).
     token_secrets: bool = False
+    options: rayservice.Options = OPTIONS
+    # The child types the controller registers (Metacontroller sends a key for each).
+    kinds: tuple[str, ...] = (RAYCLUSTER, SERVICE)
     _serial: int = 0
 
     # -- what Metacontroller sends ---------------------------------------------------------
     def request(self, parent: dict[str, Any] | None = None) -> dict[str, Any]:
-        grouped: dict[str, dict[str, Any]] = {RAYCLUSTER: {}, SERVICE: {}}
+        grouped: dict[str, dict[str, Any]] = {kind: {} for kind in self.kinds}
         for (kind, name), obj in sorted(self.children.items()):
             grouped[kind][f"default/{name}"] = obj
         return {
@@ -209,7 +215,7 @@ class ServiceLoop:
 
     def views(self, request: dict[str, Any]) -> dict[str, ServeView]:
         decoded = decode(orjson.dumps(request), related=True, raycluster=False)
-        targets = rayservice.watched(decoded.observed, decoded.related, OPTIONS)
+        targets = rayservice.watched(decoded.observed, decoded.related, self.options)
         return {n: self.world.view(n, t.url, self.now) for n, t in targets.items()}
 
     def decide(self, request: dict[str, Any]) -> tuple[Desired | None, dict[str, Any]]:
@@ -220,7 +226,7 @@ class ServiceLoop:
         decoded = decode(orjson.dumps(request), related=True, raycluster=False)
         views = self.views(request)
         desired = rayservice.sync(
-            decoded.parent, decoded.observed, decoded.related, self.now, OPTIONS, views
+            decoded.parent, decoded.observed, decoded.related, self.now, self.options, views
         )
         return desired, orjson.loads(encode(desired))
 
@@ -244,7 +250,7 @@ class ServiceLoop:
             if key not in self.children:
                 self._create(key, child)
                 created.append(f"{key[0].split('.')[0]}/{key[1]}")
-            elif key[0] in IN_PLACE:
+            elif key[0] in IN_PLACE or key[0] not in (RAYCLUSTER, SERVICE):
                 self._update(key, child)
         if write_status:
             self.parent = {**self.parent, "status": answer["status"]}

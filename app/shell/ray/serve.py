@@ -80,7 +80,10 @@ def parse_applications(url: str, body: bytes) -> ServeView | None:
                 ),
             )
         )
-    return ServeView(url, tuple(found))
+    capacity = data.get("target_capacity")
+    if isinstance(capacity, bool) or not isinstance(capacity, int | float):
+        capacity = None
+    return ServeView(url, tuple(found), target_capacity=capacity)
 
 
 def _text(value: Any) -> str:
@@ -221,6 +224,7 @@ class ServeDashboards:
                 previous.applications if previous is not None else None,
                 failing_since=since or self.clock().astimezone(UTC).strftime(FORMAT),
                 error=failure.kind,
+                target_capacity=previous.target_capacity if previous is not None else None,
             )
 
     # -- intents ---------------------------------------------------------------------------
@@ -254,7 +258,7 @@ class ServeDashboards:
         for intent in intents:
             if not isinstance(intent, ApplyServeConfig):
                 continue
-            key = (intent.cluster, intent.url, intent.config)
+            key = (intent.cluster, intent.url, intent.key)
             watch = self._watches.get((intent.cluster, intent.url))
             reads = watch.reads if watch is not None else 0
             if key in self._puts or self._sent.get(key) == reads:
