@@ -7,7 +7,6 @@ desired children, the status, Event intents and the next deadline out.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,6 @@ from app.core.observed import Child, Observed, ObservedObject
 from app.core.status import previous_status
 from app.core.time import later, parse_time
 from app.raycluster import labels as lbl
-from app.raycluster.cluster import Options as ClusterOptions
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.spec import JSONObject
 from app.rayjob import attempts
@@ -36,6 +34,7 @@ from app.rayjob.dashboard import DashboardView, StopJob
 from app.rayjob.kinds import JOB, RAYCLUSTER, SERVICE
 from app.rayjob.lifecycle import RUNNING, advance
 from app.rayjob.names import stop_job_name, submitter_job_name
+from app.rayjob.options import Options as Options  # re-exported: the core's users name it here
 from app.rayjob.service import head_service
 from app.rayjob.spec import (
     CLUSTER_SELECTOR_KEY,
@@ -58,19 +57,6 @@ _CREATED = {
     SERVICE: "CreatedService",
 }
 _DELETED = {RAYCLUSTER: "DeletedRayCluster", JOB: "DeletedRayJobSubmitter"}
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """Operator-wide settings, from the shell: the cluster core's, and the submitter script's
-    source (the script ships with metaray; the core only embeds its text)."""
-
-    cluster: ClusterOptions = field(default_factory=ClusterOptions)
-    submitter_script: str = ""
-    # Whether the shell reads Ray dashboards (METARAY_DASHBOARD), and how often a RayJob whose
-    # state the dashboard decides is synced again to pick up its answers.
-    dashboard: bool = False
-    dashboard_poll_seconds: float = 5.0
 
 
 def sync(

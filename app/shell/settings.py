@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.raycluster.cluster import Options
-from app.rayjob.sync import Options as RayJobOptions
+from app.raycluster.options import Options
+from app.rayjob.options import Options as RayJobOptions
 from app.submitter import source as submitter_source
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
