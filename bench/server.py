@@ -35,12 +35,19 @@ def uvicorn(
 
 
 @contextmanager
-def metaray(env: dict[str, str] | None = None) -> Iterator[tuple[int, int]]:
-    """Run the hook as the image does (``metaray serve``) on 127.0.0.1; yields (port, pid)."""
+def metaray(
+    env: dict[str, str] | None = None, *, image_like: bool = False
+) -> Iterator[tuple[int, int]]:
+    """Run the hook as the image does (``metaray serve``) on 127.0.0.1; yields (port, pid).
+    ``image_like``: with only the packages the image installs importable (bench/image_like.py)."""
     port = free_port()
-    with _running(
-        [sys.executable, "-m", "app.faces.cli", "serve", *_address(port)], port, env
-    ) as pid:
+    command = [sys.executable, "-m", "app.faces.cli", "serve", *_address(port)]
+    if image_like:
+        from bench import image_like as image
+
+        command[1:3] = ["-m", "bench.image_like", "app.faces.cli"]
+        env = {**image.environment(), **(env or {})}
+    with _running(command, port, env) as pid:
         yield port, pid
 
 

@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.core.time import parse_time
-from app.faces.render import RenderError, render, to_yaml
-from app.raycluster.auth import TOKEN_BYTES
 from app.shell.observability import logs
 from app.shell.settings import Settings
 
@@ -104,6 +102,11 @@ def _clear_metrics(directory: Path) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
+    # Here, not at the top: ``serve`` never renders, and the cores, PyYAML and the spec models
+    # would cost the serving process memory (docs/operations.md, "The hook's memory").
+    from app.faces.render import RenderError, render, to_yaml
+    from app.raycluster.options import TOKEN_BYTES
+
     try:
         settings = Settings.from_env()
         entropy = secrets.token_bytes(TOKEN_BYTES)  # a token Secret gets a real random token

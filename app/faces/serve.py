@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 from types import FrameType
 
-import uvicorn
-from uvicorn.server import Server
+from app.faces.uvicorn_server import Config, Server
 
 APP = "app.shell.http.app:create_app"
 STARTUP_FAILURE = 3  # uvicorn's exit code when the server could not start
@@ -24,7 +23,7 @@ STARTUP_FAILURE = 3  # uvicorn's exit code when the server could not start
 class QuietServer(Server):
     """A uvicorn Server whose main loop sleeps until it is asked to stop."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__(config)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -73,8 +72,10 @@ def serve(
         "access_log": False,
     }
     if workers > 1:
-        uvicorn.run(APP, workers=workers, **options)  # type: ignore[arg-type]
+        from uvicorn.main import run  # uvicorn's supervisor; click comes with it
+
+        run(APP, workers=workers, **options)  # type: ignore[arg-type]
         return 0
-    server = QuietServer(uvicorn.Config(APP, date_header=False, **options))  # type: ignore[arg-type]
+    server = QuietServer(Config(APP, date_header=False, **options))  # type: ignore[arg-type]
     server.run()
     return 0 if server.started else STARTUP_FAILURE

@@ -22,10 +22,10 @@ from app.core.observed import Child, Observed
 from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
 from app.raycluster.env import merge_env
+from app.raycluster.options import TOKEN_BYTES
 from app.raycluster.spec import JSONObject
 
 TOKEN_KEY = "auth_token"
-TOKEN_BYTES = 32
 K8S_TOKEN_VOLUME = "ray-token"
 K8S_TOKEN_PATH = "/var/run/secrets/ray.io/serviceaccount"
 # The containers KubeRay wires: Ray's own (index 0) plus these, found by name.

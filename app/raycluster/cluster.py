@@ -9,6 +9,7 @@ from typing import Any
 from app import __version__
 from app.raycluster.command import head_port
 from app.raycluster.names import head_service_name
+from app.raycluster.options import Options as Options  # re-exported: the core's users name it here
 from app.raycluster.spec import RayClusterSpec, WorkerGroupSpec
 
 FT_ANNOTATION = "ray.io/ft-enabled"
@@ -24,14 +25,6 @@ CREATOR_KINDS = ("RayJob", "RayService")
 
 def metaray_version() -> str:
     return f"v{__version__}"
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """Operator-wide settings; the shell reads them from its environment and passes them in."""
-
-    cluster_domain: str = "cluster.local"
-    wait_gcs_init_container: bool = True
 
 
 @dataclass(frozen=True, slots=True)

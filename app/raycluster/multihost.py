@@ -26,14 +26,13 @@ from app.raycluster import labels as lbl
 from app.raycluster.cluster import Cluster
 from app.raycluster.names import member_name, replica_name
 from app.raycluster.plan import (
-    TEMPLATE_CHANGED,
-    WORKERS_TO_DELETE,
     Creation,
     Draft,
     drop,
     settle,
     surplus_order,
 )
+from app.raycluster.reasons import TEMPLATE_CHANGED, WORKERS_TO_DELETE
 from app.raycluster.rollout import max_unavailable, outdated, recreating, template_hash
 from app.raycluster.spec import WorkerGroupSpec
 

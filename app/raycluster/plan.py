@@ -11,12 +11,8 @@ from app.core.desired import Removal
 from app.core.observed import ObservedPod
 from app.raycluster.cluster import Cluster
 from app.raycluster.names import ordinals
+from app.raycluster.reasons import SUSPENDED
 from app.raycluster.rollout import outdated
-
-WORKERS_TO_DELETE = "listed in workersToDelete"
-GROUP_REMOVED = "its worker group is no longer in the spec"
-SUSPENDED = "the cluster or its group is suspended"
-TEMPLATE_CHANGED = "its pod template changed (upgradeStrategy Recreate)"
 
 
 @dataclass(frozen=True, slots=True)

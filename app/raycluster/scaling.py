@@ -16,10 +16,6 @@ from app.raycluster.cluster import Cluster
 from app.raycluster.multihost import free_indices, plan_multihost
 from app.raycluster.names import new_pod_names
 from app.raycluster.plan import (
-    GROUP_REMOVED,
-    SUSPENDED,
-    TEMPLATE_CHANGED,
-    WORKERS_TO_DELETE,
     Creation,
     Draft,
     Plan,
@@ -27,6 +23,7 @@ from app.raycluster.plan import (
     settle,
     surplus_order,
 )
+from app.raycluster.reasons import GROUP_REMOVED, SUSPENDED, TEMPLATE_CHANGED, WORKERS_TO_DELETE
 from app.raycluster.rollout import max_unavailable, outdated, recreating, template_hash
 from app.raycluster.spec import WorkerGroupSpec
 

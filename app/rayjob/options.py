@@ -1,10 +1,13 @@
-"""The RayJob core's operator-wide settings, handed over by the shell."""
+"""The RayJob core's operator-wide settings.
+
+A module of its own so that the shell's settings can build them without importing the core
+(its spec models cost memory until the first RayJob sync needs them)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.raycluster.cluster import Options as ClusterOptions
+from app.raycluster.options import Options as ClusterOptions
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ intents and the next deadline out.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +16,11 @@ from app.core.desired import Desired
 from app.core.events import NORMAL, WARNING, Event
 from app.core.observed import Child, Observed
 from app.core.time import stamp
-from app.raycluster.cluster import Options as ClusterOptions
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.spec import JSONObject
 from app.rayservice import children, gateway, names, observe, routing, timeout
 from app.rayservice.keep import echo, invalid, previous_status
+from app.rayservice.options import Options as Options  # re-exported: the core's users name it here
 from app.rayservice.plan import (
     ACTIVE,
     BUSY_RESYNC_SECONDS,
@@ -46,16 +45,6 @@ from app.rayservice.status import (
 from app.rayservice.suspend import is_suspended, resumed, suspend
 
 SERVICE = kinds.SERVICE
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    cluster: ClusterOptions = field(default_factory=ClusterOptions)
-    # How often a settled RayService is synced again to pick up Ray's view.
-    poll_seconds: float = 10.0
-    # Gateway and HTTPRoute are registered as RayService children (the config/gateway-api
-    # overlay sets METARAY_GATEWAY_API=on): only then is NewClusterWithIncrementalUpgrade valid.
-    gateway_api: bool = False
 
 
 def watched(observed: Observed, related: Observed, options: Options) -> dict[str, ServeTarget]:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.raycluster.cluster import Options
+from app.raycluster.options import Options
 from app.rayjob.options import Options as RayJobOptions
 from app.submitter import source as submitter_source
 

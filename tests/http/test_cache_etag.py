@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+import app.raycluster.sync
 import app.shell.http.answers
-import app.shell.http.routes
 from app.shell.http.app import create_app
 from app.shell.settings import Settings
 from tests.fixtures import HERE, capture
@@ -83,7 +83,7 @@ def test_an_answer_that_takes_too_long_is_503_with_retry_after(
         release.wait(10)
         raise AssertionError("the answer of a timed-out request must not be used")
 
-    monkeypatch.setattr(app.shell.http.routes, "sync", slow)
+    monkeypatch.setattr(app.raycluster.sync, "sync", slow)
     large = gzip.decompress((HERE / "sync-large-200-running.json.gz").read_bytes())
     assert len(large) >= app.shell.http.answers.OFFLOAD_BYTES
     service = create_app(Settings(events="off", compute_timeout_seconds=0.2))

@@ -229,7 +229,7 @@ def test_an_internal_fault_is_500_so_nothing_changes(monkeypatch: pytest.MonkeyP
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("app.shell.http.routes.sync", broken)
+    monkeypatch.setattr("app.raycluster.sync.sync", broken)
     response = post(HookClient(create_app(Settings())), capture("sync-c-all-running"))
     assert response.status_code == 500
     assert response.json() == {"error": "internal error: RuntimeError"}

@@ -142,7 +142,7 @@ def test_an_internal_error_is_one_error_line_with_its_traceback(
     def broken(*_: Any, **__: Any) -> Desired:
         raise RuntimeError("the core broke")
 
-    monkeypatch.setattr("app.shell.http.routes.sync", broken)
+    monkeypatch.setattr("app.raycluster.sync.sync", broken)
     responses, captured = sync_lines([("POST", "/sync", body(capture("sync-a-first")))])
     assert responses[0].status_code == 500
     [line] = captured.json()
@@ -245,8 +245,8 @@ def test_a_secret_quoted_by_the_core_is_masked_in_logs_and_events(
         raise ValueError(leaky)
 
     server = KubeServer()
-    monkeypatch.setattr("app.shell.http.routes.sync", quoting)
-    monkeypatch.setattr("app.shell.http.routes.finalize", failing)
+    monkeypatch.setattr("app.raycluster.sync.sync", quoting)
+    monkeypatch.setattr("app.raycluster.sync.finalize", failing)
     request = body({"parent": parent, "children": {}})
     with captured_logs() as captured:
         app = app_with(events_settings(tmp_path), server)

@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry, generate_latest, values
 from app.core.desired import Desired
 from app.core.events import NORMAL, WARNING, Event
 from app.hooks.request import decode
+from app.raycluster import sync as raycluster_core
 from app.rayjob import sync as rayjob_core
-from app.shell.http import routes
 from app.shell.kube import api as kube_api
 from app.shell.kube.events import RAYJOB_CONTROLLER, action_of
 from app.shell.kube.janitor import Janitor, Target
@@ -746,7 +746,7 @@ def test_delete_parent_from_a_raycluster_hook_is_ignored(
     def wants_deletion(*args: Any, **kwargs: Any) -> Desired:
         return Desired([], {}, delete_parent=True)
 
-    monkeypatch.setattr(routes, "sync", wants_deletion)
+    monkeypatch.setattr(raycluster_core, "sync", wants_deletion)
     server = KubeServer()
     run_app(
         app_with(events_settings(tmp_path), server, Clock()), calls(request(rayjob()), path="/sync")

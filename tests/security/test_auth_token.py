@@ -193,7 +193,7 @@ def handed_entropy(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
         handed.append(entropy)
         return real(parent, observed, options, entropy=entropy)
 
-    monkeypatch.setattr("app.shell.http.routes.sync", spy)
+    monkeypatch.setattr("app.raycluster.sync.sync", spy)
     return handed
 
 
@@ -332,7 +332,7 @@ def test_token_survives_hook_restarts_and_never_leaks(
             def leaky(*_: Any, **__: Any) -> Desired:
                 raise ValueError(f"the core quoted the token {token}")
 
-            monkeypatch.setattr("app.shell.http.routes.sync", leaky)
+            monkeypatch.setattr("app.raycluster.sync.sync", leaky)
             response = client.post("/sync", content=json.dumps(loop.request()).encode())
             assert response.status_code == 500
             seen.append(response.text)

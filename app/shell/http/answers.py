@@ -26,7 +26,7 @@ from app.core.events import Event
 from app.core.observed import Observed
 from app.hooks.request import BadRequest, SyncRequest, decode
 from app.hooks.response import encode
-from app.raycluster.auth import TOKEN_BYTES
+from app.raycluster.options import TOKEN_BYTES
 from app.rayjob.dashboard import Intent, StopJob, SubmitJob
 from app.rayservice.serve import ApplyServeConfig
 from app.shell.http.answer_cache import AnswerCache, Entry, etag_of, fingerprint

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import httpx
 from fastapi import FastAPI
 
 from app.shell.http.answers import Clock
@@ -19,6 +18,9 @@ from app.shell.observability.metrics import DashboardMetrics, Metrics
 from app.shell.ray.poller import Dashboards
 from app.shell.ray.serve import ServeDashboards
 from app.shell.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx  # at run time only where a request is made (idle memory: docs/operations.md)
 
 
 def event_sink(

@@ -1,5 +1,10 @@
 """Metacontroller's hooks as routes: each hands its controller's core the decoded request and
-the shell's inputs (the time, entropy, the pollers' latest views) through ``Hooks.answer``."""
+the shell's inputs (the time, entropy, the pollers' latest views) through ``Hooks.answer``.
+
+Each route imports its core on its first request, not at start-up: the four cores and their
+pydantic spec models cost ~4 MiB of a hook that may never see a RayService or a RayCronJob
+(docs/operations.md, "The hook's memory"). Later requests find them in ``sys.modules``.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,9 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 
-from app.core.desired import Desired
 from app.hooks.request import BadRequest, SyncRequest, decode_customize
-from app.raycluster.sync import finalize, sync
-from app.raycronjob import sync as raycronjob
-from app.rayjob import sync as rayjob
-from app.rayjob.customize import customize as rayjob_customize
 from app.rayjob.dashboard import DashboardView
-from app.rayjob.finalize import finalize as rayjob_finalize
-from app.rayjob.watch import watched as rayjob_watched
-from app.rayservice import sync as rayservice
+from app.rayservice.options import Options as ServiceOptions
 from app.rayservice.serve import ServeView
 from app.shell.http.answers import JSON, Hooks, error_response
 from app.shell.ray.poller import Dashboards
@@ -34,7 +32,7 @@ def add_hook_routes(
     serve: ServeDashboards | None,
 ) -> None:
     cluster_options, job_options = settings.options, settings.rayjob_options
-    service_options = rayservice.Options(
+    service_options = ServiceOptions(
         cluster=cluster_options, poll_seconds=max(settings.dashboard_interval_seconds, 2.0)
     )
 
@@ -43,14 +41,16 @@ def add_hook_routes(
         core derives from owned head Services); asks it to keep reading them."""
         if serve is None:
             return {}
+        from app.rayservice import sync as rayservice
+
         targets = rayservice.watched(request.observed, request.related, service_options)
         return serve.views(targets.values())
 
     def view(request: SyncRequest) -> DashboardView | None:
         """The poller's latest word on this RayJob's Ray job; asks it to keep polling."""
-        target = rayjob_watched(
-            request.parent, request.observed, request.related, settings.cluster_domain
-        )
+        from app.rayjob.watch import watched
+
+        target = watched(request.parent, request.observed, request.related, settings.cluster_domain)
         if dashboards is None or target is None:
             return None
         dashboards.watch(*target)
@@ -59,6 +59,8 @@ def add_hook_routes(
     @app.post("/sync")
     async def sync_hook(request: Request) -> Response:
         """Metacontroller's sync hook: the RayCluster's desired children and status."""
+        from app.raycluster.sync import sync
+
         return await hooks.answer(
             request,
             "sync",
@@ -68,14 +70,20 @@ def add_hook_routes(
     @app.post("/finalize")
     async def finalize_hook(request: Request) -> Response:
         """Metacontroller's finalize hook: a RayCluster is being deleted."""
+        from app.raycluster.sync import finalize
+
         return await hooks.answer(
             request,
             "finalize",
             lambda r, i: finalize(r.parent, r.observed, cluster_options, entropy=i.entropy),
         )
 
-    def rayjob_hook(hook: str, core: Callable[..., Desired]) -> Callable[[Request], Any]:
+    def rayjob_hook(hook: str, *, finalizing: bool) -> Callable[[Request], Any]:
         async def answer(request: Request) -> Response:
+            if finalizing:
+                from app.rayjob.finalize import finalize as core
+            else:
+                from app.rayjob.sync import sync as core
             return await hooks.answer(
                 request,
                 hook,
@@ -89,13 +97,15 @@ def add_hook_routes(
 
     # The RayJob controller's sync hook (its cluster, submitter, Service and status) and
     # finalize hook (a RayJob is being deleted).
-    app.post("/rayjob/sync")(rayjob_hook("rayjob_sync", rayjob.sync))
-    app.post("/rayjob/finalize")(rayjob_hook("rayjob_finalize", rayjob_finalize))
+    app.post("/rayjob/sync")(rayjob_hook("rayjob_sync", finalizing=False))
+    app.post("/rayjob/finalize")(rayjob_hook("rayjob_finalize", finalizing=True))
 
     @app.post("/raycronjob/sync")
     async def raycronjob_sync_hook(request: Request) -> Response:
         """The RayCronJob controller's sync hook: its runs (RayJobs) and status, at the
         shell's time (no finalize hook: the runs go with their RayCronJob by ownerReference)."""
+        from app.raycronjob import sync as raycronjob
+
         return await hooks.answer(
             request,
             "raycronjob_sync",
@@ -106,16 +116,20 @@ def add_hook_routes(
     @app.post("/rayjob/customize")
     async def rayjob_customize_hook(request: Request) -> Response:
         """The RayJob controller's customize hook: which related objects its syncs need."""
+        from app.rayjob.customize import customize
+
         try:
             parent = decode_customize(await request.body())
         except BadRequest as error:
             return error_response(400, str(error))
-        return Response(orjson.dumps(rayjob_customize(parent)), media_type=JSON)
+        return Response(orjson.dumps(customize(parent)), media_type=JSON)
 
     # The RayService controller's sync hook (its clusters, Services and status; Serve configs
     # applied through the dashboards after the answer) and customize hook.
     @app.post("/rayservice/sync")
     async def rayservice_sync_hook(request: Request) -> Response:
+        from app.rayservice import sync as rayservice
+
         return await hooks.answer(
             request,
             "rayservice_sync",
@@ -130,6 +144,8 @@ def add_hook_routes(
     @app.post("/rayservice/customize")
     async def rayservice_customize_hook(request: Request) -> Response:
         """Which related objects a RayService's syncs need (spec only: cached per generation)."""
+        from app.rayservice import sync as rayservice
+
         try:
             parent = decode_customize(await request.body())
         except BadRequest as error:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import ssl
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from app.shell.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx  # at run time only where a request is made (idle memory: docs/operations.md)
 
 # Bound service-account tokens are rotated by the kubelet; client-go re-reads them each minute.
 TOKEN_REFRESH_SECONDS = 60.0
@@ -54,8 +56,10 @@ def _api(settings: Settings, kube_host: str) -> KubeApi:
     return KubeApi(f"https://{host}:{settings.kube_port}", settings.token_path, settings.ca_path)
 
 
-class BearerToken(httpx.Auth):
-    """The token file, re-read every ``refresh`` seconds; a read failure keeps the last token."""
+class BearerToken:
+    """The token file, re-read every ``refresh`` seconds; a read failure keeps the last token.
+    An httpx auth callable (httpx wraps it per request) rather than an ``httpx.Auth`` subclass,
+    so that this module and the hook's start-up need no httpx until a request is made."""
 
     def __init__(
         self,
@@ -78,15 +82,17 @@ class BearerToken(httpx.Auth):
             self.read_at = now
         return self.token
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def __call__(self, request: httpx.Request) -> httpx.Request:
         token = self.current()
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+        return request
 
 
 def client(api: KubeApi, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """An API client: the cluster's CA when its file is there, the system's otherwise."""
+    import httpx
+
     verify: ssl.SSLContext | bool = True
     if transport is None and Path(api.ca_path).is_file():
         verify = ssl.create_default_context(cafile=api.ca_path)

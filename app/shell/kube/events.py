@@ -22,13 +22,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.core.events import Event
 from app.shell.kube.sender import ApiSender
 from app.shell.observability.redact import Redactor
+
+if TYPE_CHECKING:
+    import httpx  # at run time only where a request is made (idle memory: docs/operations.md)
 
 CONTROLLER = "metaray.io/raycluster-controller"
 RAYJOB_CONTROLLER = "metaray.io/rayjob-controller"

@@ -18,13 +18,14 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
-
-import httpx
 
 from app.shell.kube.sender import ApiSender
 from app.shell.observability.redact import Redactor
+
+if TYPE_CHECKING:
+    import httpx  # at run time only where a request is made (idle memory: docs/operations.md)
 
 DONE_SIZE = 4096  # uids remembered as deleted, least recent dropped first
 RAYJOB = "RayJob"

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-import httpx
+if TYPE_CHECKING:
+    import httpx  # at run time only where a request is made (idle memory: docs/operations.md)
+
 
 Item = TypeVar("Item")
 # How long shutting down waits for what is queued to be sent.

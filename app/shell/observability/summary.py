@@ -15,7 +15,7 @@ from app.core import kinds
 from app.core.desired import Desired
 from app.core.observed import Child, Observed, RawChild
 from app.hooks.request import SyncRequest
-from app.raycluster.scaling import GROUP_REMOVED, SUSPENDED, TEMPLATE_CHANGED, WORKERS_TO_DELETE
+from app.raycluster.reasons import GROUP_REMOVED, SUSPENDED, TEMPLATE_CHANGED, WORKERS_TO_DELETE
 
 OK = "ok"
 INVALID_SPEC = "invalid_spec"

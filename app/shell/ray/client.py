@@ -11,9 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from app.rayjob.dashboard import DashboardView
 from app.shell.ray.wire import (
@@ -31,6 +29,9 @@ from app.shell.ray.wire import (
     job_path,
     shown,
 )
+
+if TYPE_CHECKING:
+    import httpx  # at run time only where a request is made (idle memory: docs/operations.md)
 
 REPORTED_SIZE = 4096  # (url, call, kind) failures remembered as logged
 
@@ -78,6 +79,8 @@ class DashboardClient:
             self._client = None
 
     def _session(self) -> httpx.AsyncClient:
+        import httpx
+
         if self._client is None:
             self._client = httpx.AsyncClient(
                 transport=self.transport,
@@ -93,6 +96,8 @@ class DashboardClient:
     async def request(self, call: str, method: str, url: str, body: Any = None) -> Answer:
         """One request, bounded by ``timeout`` in all (httpx's own timeouts are per read).
         A request without an answer is counted here; an answer, by the caller."""
+        import httpx  # here, not at start-up: a hook without RayJobs never needs it
+
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):

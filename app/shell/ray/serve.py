@@ -22,12 +22,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from app.rayservice.serve import Application, ApplyServeConfig, Deployment, ServeTarget, ServeView
 from app.shell.ray.wire import ERROR, MAX_BODY, OK, TIMEOUT, Counters, base_url, shown
+
+if TYPE_CHECKING:
+    import httpx  # at run time only where a request is made (idle memory: docs/operations.md)
 
 APPLICATIONS = "/api/serve/applications/"
 SERVE_GET, SERVE_PUT = "serve_get", "serve_put"
@@ -297,6 +298,8 @@ class ServeDashboards:
     ) -> tuple[int, bytes]:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
+        import httpx  # here, not at start-up: a hook without RayServices never needs it
+
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
@@ -324,6 +327,8 @@ class ServeDashboards:
         return response.status_code, b"".join(chunks)
 
     def _session(self) -> httpx.AsyncClient:
+        import httpx
+
         if self._client is None:
             self._client = httpx.AsyncClient(
                 transport=self.transport,
