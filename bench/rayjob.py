@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 
 from app.core.desired import Desired
-from app.hooks.request import LAST_APPLIED, decode
+from app.hooks.request import LAST_APPLIED, SyncRequest, decode
 from app.hooks.response import encode
 from app.raycluster.sync import sync as cluster_sync
 from app.rayjob import sync as rayjob
@@ -60,11 +60,11 @@ BUDGET_SECONDS = 5.0  # of rounds per size, roughly
 MIN_ROUNDS, MAX_ROUNDS = 25, 501
 
 
-def dashboard_view(rayjob_parent: dict[str, Any]) -> DashboardView | None:
+def dashboard_view(hook: SyncRequest) -> DashboardView | None:
     """What the shell hands the core with a sync (``view`` in app/shell/http/routes.py) once its
     poller has heard from the dashboard: the Ray job is RUNNING. None when metaray reads
     no dashboards."""
-    target = rayjob_watched(rayjob_parent, "cluster.local")
+    target = rayjob_watched(hook.parent, hook.observed, hook.related, "cluster.local")
     if not JOB_OPTIONS.dashboard or target is None:
         return None
     info = JobInfo("RUNNING", "Job is currently running.", "2026-01-01T00:00:05Z")
@@ -76,7 +76,7 @@ class _Loop(JobLoop):
 
     def decide(self, request: dict[str, Any]) -> tuple[Desired, dict[str, Any]]:
         decoded = decode(orjson.dumps(request), related=True, raycluster=False)
-        view = dashboard_view(decoded.parent)
+        view = dashboard_view(decoded)
         desired = rayjob.sync(
             decoded.parent, decoded.observed, decoded.related, self.now, JOB_OPTIONS, view
         )
@@ -280,9 +280,9 @@ def rayjob_request(workers: int, status: dict[str, Any]) -> RayJobRequest:
             _managed("ray.io/v1", "metacontroller", _fields({"status": loop.status}), True),
         ],
     }
-    return RayJobRequest(
-        orjson.dumps(body), loop.now + timedelta(seconds=1), dashboard_view(rayjob_parent)
-    )
+    encoded = orjson.dumps(body)
+    hook = decode(encoded, related=True, raycluster=False)
+    return RayJobRequest(encoded, loop.now + timedelta(seconds=1), dashboard_view(hook))
 
 
 def check_steady(request: RayJobRequest) -> None:

@@ -27,7 +27,7 @@ from app.rayjob.validation import finished
 
 ATTEMPT = "metaray.io/attempt"  # label on the attempt's RayCluster and submitter Job
 CLUSTER_NAME = "metaray.io/ray-cluster-name"  # annotation: the submitter outlives its cluster
-JOB_ID = "metaray.io/job-id"  # annotation: the attempt's Ray submission id
+RAY_JOB_ID = "metaray.io/job-id"  # annotation: the attempt's Ray submission id
 # Status messages copied from Ray (a failed job's message holds the end of its logs, a refused
 # submission the whole runtime-env error) are cut here: the status is written on every change
 # and printed by kubectl; 1 KiB keeps the first lines, which name the error.
@@ -41,7 +41,7 @@ class Proof:
 
     number: int
     cluster: str | None = None
-    job_id: str | None = None
+    ray_job_id: str | None = None
     submitter: bool = False  # its submitter Job was observed (made only once it ran)
 
 
@@ -49,7 +49,7 @@ def mark(child: JSONObject, status: Mapping[str, Any]) -> JSONObject:
     """The child, labelled with the attempt it is built for."""
     metadata = dict(child.get("metadata") or {})
     labels = {**(metadata.get("labels") or {}), ATTEMPT: str(count(status.get("failed")))}
-    notes = {CLUSTER_NAME: status.get("rayClusterName"), JOB_ID: status.get("jobId")}
+    notes = {CLUSTER_NAME: status.get("rayClusterName"), RAY_JOB_ID: status.get("jobId")}
     annotations = {
         **(metadata.get("annotations") or {}),
         **{k: v for k, v in notes.items() if isinstance(v, str) and v},
@@ -64,23 +64,25 @@ def attempt(child: ObservedObject) -> int | None:
     return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
 
 
-def newest(clusters: Iterable[ObservedObject], jobs: Iterable[ObservedObject]) -> Proof | None:
+def newest(
+    clusters: Iterable[ObservedObject], submitter_jobs: Iterable[ObservedObject]
+) -> Proof | None:
     """The newest attempt any observed RayCluster or submitter Job belongs to."""
     found: list[tuple[int, ObservedObject, bool]] = [
-        (n, child, is_job)
-        for is_job, children in ((False, clusters), (True, jobs))
+        (n, child, is_submitter)
+        for is_submitter, children in ((False, clusters), (True, submitter_jobs))
         for child in children
         if (n := attempt(child)) is not None
     ]
     if not found:
         return None
     number = max(n for n, _, _ in found)
-    mine = [(child, is_job) for n, child, is_job in found if n == number]
+    mine = [(child, is_submitter) for n, child, is_submitter in found if n == number]
     notes = [child.metadata.annotations for child, _ in mine]
-    cluster = next((c.name for c, is_job in mine if not is_job), None)
+    cluster = next((c.name for c, is_submitter in mine if not is_submitter), None)
     cluster = cluster or next((n[CLUSTER_NAME] for n in notes if n.get(CLUSTER_NAME)), None)
-    job_id = next((n[JOB_ID] for n in notes if n.get(JOB_ID)), None)
-    return Proof(number, cluster, job_id, any(is_job for _, is_job in mine))
+    ray_job_id = next((n[RAY_JOB_ID] for n in notes if n.get(RAY_JOB_ID)), None)
+    return Proof(number, cluster, ray_job_id, any(is_submitter for _, is_submitter in mine))
 
 
 def caught_up(previous: Mapping[str, Any], proof: Proof | None) -> dict[str, Any] | None:
@@ -100,8 +102,8 @@ def caught_up(previous: Mapping[str, Any], proof: Proof | None) -> dict[str, Any
         jobDeploymentStatus=RUNNING if proof.submitter else INITIALIZING,
         rayClusterName=proof.cluster,
     )
-    if proof.job_id is not None:
-        status["jobId"] = proof.job_id
+    if proof.ray_job_id is not None:
+        status["jobId"] = proof.ray_job_id
     return status
 
 

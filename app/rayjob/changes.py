@@ -16,14 +16,16 @@ _CREATED = {
 _DELETED = {RAYCLUSTER: "DeletedRayCluster", JOB: "DeletedRayJobSubmitter"}
 
 
-def changes(job: RayJob, observed: Observed, children: list[Child]) -> list[Event]:
+def changes(rayjob: RayJob, observed: Observed, children: list[Child]) -> list[Event]:
     """Created and Deleted events, from the difference between observed and answered."""
     answered = {(_key(c), str(c["metadata"]["name"])) for c in children}
     events = []
     for kind, name in sorted(answered - set(observed.keys())):
         if kind in _CREATED:
             what = _what(kind)
-            events.append(Event(NORMAL, _CREATED[kind], f"Created {what} {job.namespace}/{name}"))
+            events.append(
+                Event(NORMAL, _CREATED[kind], f"Created {what} {rayjob.namespace}/{name}")
+            )
     live = {
         (k, o.name)
         for k in _DELETED
@@ -32,7 +34,7 @@ def changes(job: RayJob, observed: Observed, children: list[Child]) -> list[Even
     }
     for kind, name in sorted(live - answered):
         events.append(
-            Event(NORMAL, _DELETED[kind], f"Deleted {_what(kind)} {job.namespace}/{name}")
+            Event(NORMAL, _DELETED[kind], f"Deleted {_what(kind)} {rayjob.namespace}/{name}")
         )
     return events
 

@@ -23,7 +23,7 @@ from app.rayjob.world import Action, Step, World
 
 
 def children(
-    job: RayJob,
+    rayjob: RayJob,
     step: Step,
     observed: Observed,
     world: World,
@@ -37,57 +37,57 @@ def children(
     dropped: set[tuple[str, str]] = set()
     if step.cluster == Action.DELETE:
         dropped |= {(RAYCLUSTER, c) for c in world.clusters}
-    elif isinstance(name, str) and job.selected_cluster is None:
+    elif isinstance(name, str) and rayjob.selected_cluster is None:
         key = (RAYCLUSTER, name)
         # Never two live clusters: another one still up means this status is stale (a replayed
         # request) or the last attempt's cluster has not gone yet; either way, wait.
         alone = all(other == name for other in world.live_clusters())
         if step.cluster == Action.BUILD and key not in observed.applied and alone:
-            cluster = ray_cluster(job, name, _sidecar(job, status, options))
-            built[key] = _attempt_of(job, cluster, status)
+            cluster = ray_cluster(rayjob, name, _sidecar(rayjob, status, options))
+            built[key] = _attempt_of(rayjob, cluster, status)
         elif step.cluster == Action.SUSPEND_WORKERS and key in observed.applied:
             suspended = with_workers_suspended(observed.applied[key])
             if suspended != dict(observed.applied[key]):  # else kept as recorded, byte for byte
                 built[key] = suspended
-    submitter_key = (JOB, submitter_job_name(job.name))
+    submitter_key = (JOB, submitter_job_name(rayjob.name))
     if step.submitter == Action.DELETE:
-        dropped |= {(JOB, j) for j in world.jobs}
+        dropped |= {(JOB, j) for j in world.submitter_jobs}
     elif step.submitter == Action.BUILD and submitter_key not in observed.applied:
-        submitter = _submitter(job, step, world, options, previous)
+        submitter = _submitter(rayjob, step, world, options, previous)
         if submitter is not None:
-            built[submitter_key] = _attempt_of(job, submitter, status)
-    if step.service and isinstance(name, str) and job.cluster_spec is not None:
-        service = head_service(job, name, _cluster_spec(world, name, job), options.cluster)
+            built[submitter_key] = _attempt_of(rayjob, submitter, status)
+    if step.service and isinstance(name, str) and rayjob.cluster_spec is not None:
+        service = head_service(rayjob, name, _cluster_spec(world, name, rayjob), options.cluster)
         built[(SERVICE, service["metadata"]["name"])] = service
     kept = [k for k in keys(observed) if k not in dropped and k not in built]
     return [*echo(observed, kept), *(built[k] for k in sorted(built))]
 
 
-def _attempt_of(job: RayJob, child: JSONObject, status: Mapping[str, Any]) -> JSONObject:
+def _attempt_of(rayjob: RayJob, child: JSONObject, status: Mapping[str, Any]) -> JSONObject:
     """A new cluster or submitter Job carries the attempt it is made for (and the submitter its
     mode, which the cluster carries already): a later sync of a stale parent can tell."""
     marked = attempts.mark(child, status)
     marked["metadata"]["labels"] = dict(
-        sorted({**marked["metadata"]["labels"], jl.SUBMISSION_MODE: job.mode}.items())
+        sorted({**marked["metadata"]["labels"], jl.SUBMISSION_MODE: rayjob.mode}.items())
     )
     return marked
 
 
 def _submitter(
-    job: RayJob, step: Step, world: World, options: Options, previous: Mapping[str, Any]
+    rayjob: RayJob, step: Step, world: World, options: Options, previous: Mapping[str, Any]
 ) -> JSONObject | None:
     """The submitter Job, once there is an address to give it (derived, never the status's)
     and an image to run it with (the user's template's, else the cluster's head image); until
     then none, so that no Job is asked for that could not run, and no Event claims one."""
     name = str(step.status.get("rayClusterName"))
-    spec = _cluster_spec(world, name, job)
-    if job.selected_cluster is not None:
+    spec = _cluster_spec(world, name, rayjob)
+    if rayjob.selected_cluster is not None:
         selected = world.related_clusters.get(name)
         spec = selected.spec if selected is not None else {}
-    image = template_image(job) or head_image(spec)
+    image = template_image(rayjob) or head_image(spec)
     if not image:
         message = (
-            f"RayCluster {job.namespace}/{name} names no head image and "
+            f"RayCluster {rayjob.namespace}/{name} names no head image and "
             "spec.submitterPodTemplate no image: the submitter Job cannot be created"
         )
         if previous.get("message") != message:
@@ -96,28 +96,32 @@ def _submitter(
         return None
     if world.address is None:
         return None  # the head Service (or head pod) is not observed yet: the next sync
-    token = token_env(name, job.namespace, spec)
-    job_id = str(step.status.get("jobId") or "")
-    return submitter_job(job, options.submitter_script, image, world.address, job_id, token)
+    token = token_env(name, rayjob.namespace, spec)
+    ray_job_id = str(step.status.get("jobId") or "")
+    return submitter_job(rayjob, options.submitter_script, image, world.address, ray_job_id, token)
 
 
-def _sidecar(job: RayJob, status: Mapping[str, Any], options: Options) -> JSONObject | None:
-    if job.mode != SIDECAR_MODE or job.spec.rayClusterSpec is None:
+def _sidecar(rayjob: RayJob, status: Mapping[str, Any], options: Options) -> JSONObject | None:
+    if rayjob.mode != SIDECAR_MODE or rayjob.spec.rayClusterSpec is None:
         return None
-    url = dashboard_url("", job.namespace, job.spec.rayClusterSpec, options.cluster.cluster_domain)
+    url = dashboard_url(
+        "", rayjob.namespace, rayjob.spec.rayClusterSpec, options.cluster.cluster_domain
+    )
     port = int(url.rsplit(":", 1)[1])
     return sidecar(
-        job,
+        rayjob,
         options.submitter_script,
-        head_image(job.spec.rayClusterSpec),
+        head_image(rayjob.spec.rayClusterSpec),
         port,
         str(status.get("jobId")),
     )
 
 
-def _cluster_spec(world: World, name: str, job: RayJob) -> Mapping[str, Any]:
+def _cluster_spec(world: World, name: str, rayjob: RayJob) -> Mapping[str, Any]:
     """The spec the cluster was created with (later edits of rayClusterSpec are ignored)."""
     observed = world.clusters.get(name)
     return (
-        observed.spec if observed is not None and observed.spec else job.spec.rayClusterSpec or {}
+        observed.spec
+        if observed is not None and observed.spec
+        else rayjob.spec.rayClusterSpec or {}
     )

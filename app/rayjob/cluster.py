@@ -28,23 +28,23 @@ RAYCLUSTER_KIND = "RayCluster"
 _NOT_COPIED = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
-def ray_cluster(job: RayJob, name: str, sidecar: JSONObject | None) -> JSONObject:
+def ray_cluster(rayjob: RayJob, name: str, sidecar: JSONObject | None) -> JSONObject:
     """The RayCluster child: the RayJob's labels and annotations, KubeRay's three labels, and in
     SidecarMode the submitter container in the head pod."""
-    spec: JSONObject = copy.deepcopy(job.spec.rayClusterSpec or {})
-    annotations = {k: v for k, v in job.annotations.items() if k not in _NOT_COPIED}
-    if job.mode == SIDECAR_MODE and sidecar is not None:
-        _add_sidecar(spec, job, sidecar)
+    spec: JSONObject = copy.deepcopy(rayjob.spec.rayClusterSpec or {})
+    annotations = {k: v for k, v in rayjob.annotations.items() if k not in _NOT_COPIED}
+    if rayjob.mode == SIDECAR_MODE and sidecar is not None:
+        _add_sidecar(spec, rayjob, sidecar)
         annotations[jl.DISABLE_HEAD_RESTART] = "true"
     labels = {
-        **job.labels,
-        **jl.originated(job.name),
-        jl.SUBMISSION_MODE: job.mode,
-        lbl.CONTROLLER_UID: job.uid,
+        **rayjob.labels,
+        **jl.originated(rayjob.name),
+        jl.SUBMISSION_MODE: rayjob.mode,
+        lbl.CONTROLLER_UID: rayjob.uid,
     }
     metadata: JSONObject = {
         "name": name,
-        "namespace": job.namespace,
+        "namespace": rayjob.namespace,
         "labels": dict(sorted(labels.items())),
     }
     if annotations:
@@ -57,11 +57,11 @@ def ray_cluster(job: RayJob, name: str, sidecar: JSONObject | None) -> JSONObjec
     }
 
 
-def _add_sidecar(spec: JSONObject, job: RayJob, sidecar: JSONObject) -> None:
+def _add_sidecar(spec: JSONObject, rayjob: RayJob, sidecar: JSONObject) -> None:
     """The submitter joins the head pod, whose labels let the RayJob's hook find that pod."""
     template = spec.setdefault("headGroupSpec", {}).setdefault("template", {})
     metadata = template.setdefault("metadata", {})
-    metadata["labels"] = {**(metadata.get("labels") or {}), **jl.originated(job.name)}
+    metadata["labels"] = {**(metadata.get("labels") or {}), **jl.originated(rayjob.name)}
     pod_spec = template.setdefault("spec", {})
     pod_spec["containers"] = [*(pod_spec.get("containers") or []), sidecar]
 

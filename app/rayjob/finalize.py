@@ -20,14 +20,14 @@ from app.raycluster.problems import InvalidSpec
 from app.rayjob.address import dashboard_address
 from app.rayjob.answer import echo, keys, resync_after
 from app.rayjob.cluster import token_env
-from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
+from app.rayjob.dashboard import TERMINAL as TERMINAL_RAY_JOB_STATES
 from app.rayjob.dashboard import DashboardView, StopJob
 from app.rayjob.kinds import JOB, RAYCLUSTER
-from app.rayjob.names import stop_job_name
+from app.rayjob.names import stopper_job_name
 from app.rayjob.options import Options
 from app.rayjob.parse import parse_rayjob
 from app.rayjob.spec import CLUSTER_SELECTOR_KEY, RayJob, managed_elsewhere
-from app.rayjob.submitter import head_image, stop_job
+from app.rayjob.submitter import head_image, stopper_job
 from app.rayjob.watch import asks_token, finished
 
 # How long a deleted RayJob waits for its stop Job before letting go anyway.
@@ -51,13 +51,13 @@ def finalize(
     if managed_elsewhere(parent):  # its manager stops what it runs
         return Desired(everything, dict(previous), finalized=True)
     try:
-        job = parse_rayjob(parent, dashboard=options.dashboard)
+        rayjob = parse_rayjob(parent, dashboard=options.dashboard)
     except InvalidSpec:
         found = _from_status(parent, previous, observed, options)
         if found is None:
             return Desired(everything, dict(previous), finalized=True)
-        job = found
-    cluster = _stop_needed(job, previous, related)
+        rayjob = found
+    cluster = _stop_needed(rayjob, previous, related)
     if cluster is None:
         return Desired(everything, dict(previous), finalized=True)
     url = dashboard_address(parent, observed, related, options.cluster.cluster_domain)
@@ -67,7 +67,7 @@ def finalize(
     give_up = later(deleted, STOP_TIMEOUT_SECONDS) or now + timedelta(seconds=STOP_TIMEOUT_SECONDS)
     if options.dashboard and not asks_token(cluster.spec):
         return _stop_through_dashboard(url, previous, everything, dashboard, now, give_up)
-    name = stop_job_name(job.name)
+    name = stopper_job_name(rayjob.name)
     stopper = next((j for j in observed.of_kind(JOB) if j.name == name), None)
     done = stopper is not None and (
         stopper.has_condition("Complete") or stopper.has_condition("Failed")
@@ -83,20 +83,20 @@ def finalize(
         warning = Event(
             WARNING,
             "FailedToStopRayJob",
-            f"RayCluster {job.namespace}/{cluster.name} names no head image to run a stop Job "
+            f"RayCluster {rayjob.namespace}/{cluster.name} names no head image to run a stop Job "
             f"with: Ray job {previous.get('jobId')} was not stopped",
         )
         return Desired(everything, dict(previous), (warning,), finalized=True)
-    token = token_env(cluster.name, job.namespace, cluster.spec)
-    job_id = str(previous.get("jobId"))
-    job_object = stop_job(job, options.submitter_script, image, url, job_id, token)
+    token = token_env(cluster.name, rayjob.namespace, cluster.spec)
+    ray_job_id = str(previous.get("jobId"))
+    new_stopper = stopper_job(rayjob, options.submitter_script, image, url, ray_job_id, token)
     event = Event(
         NORMAL,
         "StoppingRayJob",
-        f"Stopping Ray job {previous.get('jobId')} on RayCluster {job.namespace}/{cluster.name}",
+        f"Stopping Ray job {previous.get('jobId')} on RayCluster {rayjob.namespace}/{cluster.name}",
     )
     return Desired(
-        [*everything, job_object],
+        [*everything, new_stopper],
         dict(previous),
         (event,),
         finalized=False,
@@ -130,12 +130,15 @@ def _stop_through_dashboard(
     give_up: datetime,
 ) -> Desired:
     """``url``: the derived address (``app.rayjob.address``), never the status's."""
-    job_id = str(previous.get("jobId"))
-    view = dashboard if dashboard is not None and dashboard.about(url, job_id) else None
+    ray_job_id = str(previous.get("jobId"))
+    view = dashboard if dashboard is not None and dashboard.about(url, ray_job_id) else None
     stopped = (
         view is not None
         and view.failing_since is None
-        and (not view.found or (view.info is not None and view.info.status in TERMINAL_JOB_STATES))
+        and (
+            not view.found
+            or (view.info is not None and view.info.status in TERMINAL_RAY_JOB_STATES)
+        )
     )
     if stopped or now >= give_up:
         return Desired(everything, dict(previous), finalized=True)
@@ -144,15 +147,15 @@ def _stop_through_dashboard(
         dict(previous),
         finalized=False,
         resync_after=resync_after([min(give_up, now + timedelta(seconds=2))], now),
-        intents=(StopJob(url, job_id),),
+        intents=(StopJob(url, ray_job_id),),
     )
 
 
 def _stop_needed(
-    job: RayJob, previous: Mapping[str, Any], related: Observed
+    rayjob: RayJob, previous: Mapping[str, Any], related: Observed
 ) -> ObservedObject | None:
     """The user's cluster, when a Ray job may still run there."""
-    name = job.selected_cluster
+    name = rayjob.selected_cluster
     if name is None or not previous.get("jobId"):
         return None
     if finished(previous):

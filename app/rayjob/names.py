@@ -14,7 +14,7 @@ def cluster_name(rayjob: str, uid: str, generation: int, failed: int) -> str:
     return f"{rayjob}-{suffix(uid, f'rayjob-cluster/{generation}/{failed}', 0)}"
 
 
-def job_id(rayjob: str, uid: str, generation: int, failed: int) -> str:
+def ray_job_id(rayjob: str, uid: str, generation: int, failed: int) -> str:
     return f"{rayjob}-{suffix(uid, f'rayjob-id/{generation}/{failed}', 0)}"
 
 
@@ -23,7 +23,7 @@ def submitter_job_name(rayjob: str) -> str:
     return rayjob
 
 
-def stop_job_name(rayjob: str) -> str:
+def stopper_job_name(rayjob: str) -> str:
     return f"{rayjob}-stop"
 
 

@@ -33,7 +33,7 @@ _EXIT_CODE = re.compile(r"exit code (\d+)")
 class Outcome:
     """How an attempt ended, as the submitter reported it."""
 
-    job_status: str  # SUCCEEDED, FAILED, STOPPED, or "" when the submission itself broke
+    ray_job_status: str  # SUCCEEDED, FAILED, STOPPED, or "" when the submission itself broke
     message: str = ""
     start_time: str | None = None
     end_time: str | None = None
@@ -41,20 +41,22 @@ class Outcome:
 
     @property
     def succeeded(self) -> bool:
-        return self.job_status in (SUCCEEDED, STOPPED)
+        return self.ray_job_status in (SUCCEEDED, STOPPED)
 
     @property
     def reason(self) -> str:
         if self.failure is not None:
             return self.failure
-        return "AppFailed" if self.job_status == FAILED else "SubmissionFailed"
+        return "AppFailed" if self.ray_job_status == FAILED else "SubmissionFailed"
 
 
-def of_job(job: ObservedObject, pods: Iterable[ObservedPod], ours: bool) -> Outcome | None:
+def of_submitter_job(
+    submitter_job: ObservedObject, pods: Iterable[ObservedPod], ours: bool
+) -> Outcome | None:
     """The outcome of a finished submitter Job, or None while it runs."""
     report = _report(pods, submitter.CONTAINER)
-    if job.has_condition("Complete"):
-        if report is not None and report.job_status:
+    if submitter_job.has_condition("Complete"):
+        if report is not None and report.ray_job_status:
             return report
         if ours:
             return Outcome(SUCCEEDED, report.message if report else "")
@@ -62,12 +64,12 @@ def of_job(job: ObservedObject, pods: Iterable[ObservedPod], ours: bool) -> Outc
             SUCCEEDED,
             "the submitter's own command exited 0; metaray cannot tell the Ray job's result",
         )
-    if not job.has_condition("Failed"):
+    if not submitter_job.has_condition("Failed"):
         return None
-    code = _exit_code(job) if ours else None
+    code = _exit_code(submitter_job) if ours else None
     if code in _BY_EXIT:
         return _from_exit(code, report)
-    return Outcome("", f"the submitter Job failed: {_condition_message(job, 'Failed')}")
+    return Outcome("", f"the submitter Job failed: {_condition_message(submitter_job, 'Failed')}")
 
 
 def of_container(status: ContainerStatus) -> Outcome | None:
@@ -84,7 +86,7 @@ def of_container(status: ContainerStatus) -> Outcome | None:
 def _from_exit(code: int, report: Outcome | None) -> Outcome:
     status = _BY_EXIT[code]
     message = NOT_FOUND_MESSAGE if code == submitter.NOT_FOUND_EXIT else ""
-    if report is not None and report.job_status == status:
+    if report is not None and report.ray_job_status == status:
         return Outcome(status, report.message or message, report.start_time, report.end_time)
     return Outcome(status, message)
 
@@ -133,22 +135,22 @@ def _time(value: object) -> str | None:
     return normalise(value) if isinstance(value, str) else None
 
 
-def _exit_code(job: ObservedObject) -> int | None:
-    match = _EXIT_CODE.search(_condition_message(job, "Failed"))
+def _exit_code(submitter_job: ObservedObject) -> int | None:
+    match = _EXIT_CODE.search(_condition_message(submitter_job, "Failed"))
     return int(match.group(1)) if match else None
 
 
-def condition_time(job: ObservedObject, kind: str) -> str | None:
+def condition_time(submitter_job: ObservedObject, kind: str) -> str | None:
     """When the Job's condition of that kind became true."""
-    for condition in job.status.get("conditions") or []:
+    for condition in submitter_job.status.get("conditions") or []:
         if isinstance(condition, dict) and condition.get("type") == kind:
             moment = condition.get("lastTransitionTime")
             return moment if isinstance(moment, str) else None
     return None
 
 
-def _condition_message(job: ObservedObject, kind: str) -> str:
-    for condition in job.status.get("conditions") or []:
+def _condition_message(submitter_job: ObservedObject, kind: str) -> str:
+    for condition in submitter_job.status.get("conditions") or []:
         if isinstance(condition, dict) and condition.get("type") == kind:
             reason, message = condition.get("reason") or "", condition.get("message") or ""
             return f"{reason}: {message}" if reason and message else str(reason or message)

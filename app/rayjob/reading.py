@@ -12,7 +12,7 @@ from app.core import labels as lbl
 from app.core.observed import ObservedObject, ObservedPod
 from app.core.time import later, parse_time
 from app.rayjob import outcome as oc
-from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
+from app.rayjob.dashboard import TERMINAL as TERMINAL_RAY_JOB_STATES
 from app.rayjob.dashboard import DashboardView, JobInfo, SubmitJob
 from app.rayjob.names import submitter_job_name
 from app.rayjob.spec import HTTP_MODE, RayJob, submitter_command
@@ -29,7 +29,7 @@ _UID_LABELS = ("batch.kubernetes.io/controller-uid", lbl.CONTROLLER_UID)
 
 
 def dashboard_outcome(
-    job: RayJob, step: Step, world: World, view: DashboardView | None
+    rayjob: RayJob, step: Step, world: World, view: DashboardView | None
 ) -> oc.Outcome | None:
     """HTTPMode and InteractiveMode: the dashboard alone knows the job; HTTPMode submits it
     (again, after a head restart wiped it, or after Ray refused it) whenever the dashboard
@@ -38,8 +38,8 @@ def dashboard_outcome(
     if view is None or view.failing_since is not None:
         return None
     if view.info is None:
-        if job.mode == HTTP_MODE and world.address is not None:
-            step.intents.append(submission(job, status, world.address))
+        if rayjob.mode == HTTP_MODE and world.address is not None:
+            step.intents.append(submission(rayjob, status, world.address))
             if view.refused:
                 status["message"] = f"Ray refused to submit job {status.get('jobId')}: " + (
                     view.refused
@@ -51,7 +51,7 @@ def dashboard_outcome(
 
 
 def _final(info: JobInfo) -> oc.Outcome | None:
-    if info.status not in TERMINAL_JOB_STATES:
+    if info.status not in TERMINAL_RAY_JOB_STATES:
         return None
     return oc.Outcome(info.status, info.message, info.start_time, info.end_time)
 
@@ -68,17 +68,17 @@ def silent_since(view: DashboardView | None) -> tuple[str, str] | None:
     return None
 
 
-def submission(job: RayJob, status: Mapping[str, Any], url: str) -> SubmitJob:
-    spec = job.spec
+def submission(rayjob: RayJob, status: Mapping[str, Any], url: str) -> SubmitJob:
+    spec = rayjob.spec
     return SubmitJob(
         url=url,
         job_id=str(status.get("jobId")),
         entrypoint=(spec.entrypoint or "").strip(),
-        runtime_env=job.runtime_env,
+        runtime_env=rayjob.runtime_env,
         metadata=dict(spec.metadata),
         entrypoint_num_cpus=spec.entrypointNumCpus or None,
         entrypoint_num_gpus=spec.entrypointNumGpus or None,
-        entrypoint_resources=job.entrypoint_resources,
+        entrypoint_resources=rayjob.entrypoint_resources,
     )
 
 
@@ -89,14 +89,14 @@ def show(status: dict[str, Any], info: JobInfo) -> None:
         status["rayJobInfo"] = {k: v for k, v in times.items() if v}
 
 
-def submitter_outcome(job: RayJob, step: Step, world: World, now: datetime) -> oc.Outcome | None:
+def submitter_outcome(rayjob: RayJob, step: Step, world: World, now: datetime) -> oc.Outcome | None:
     step.submitter = Action.BUILD
-    observed = world.jobs.get(submitter_job_name(job.name))
+    observed = world.submitter_jobs.get(submitter_job_name(rayjob.name))
     if observed is None:
         return None
-    pods = [p for p in world.related_pods if _of_job(p, observed)]
-    ours = not submitter_command(job.spec.submitterPodTemplate)
-    ended = oc.of_job(observed, pods, ours=ours)
+    pods = [p for p in world.related_pods if _of_submitter_job(p, observed)]
+    ours = not submitter_command(rayjob.spec.submitterPodTemplate)
+    ended = oc.of_submitter_job(observed, pods, ours=ours)
     if ended is None:
         running = any(p.running and not p.terminating for p in pods)
         step.status["jobStatus"] = oc.RUNNING if running else oc.PENDING
@@ -106,9 +106,9 @@ def submitter_outcome(job: RayJob, step: Step, world: World, now: datetime) -> o
     return _users_submitter_done(step, world, observed, now)
 
 
-def _of_job(pod: ObservedPod, job: ObservedObject) -> bool:
+def _of_submitter_job(pod: ObservedPod, submitter_job: ObservedObject) -> bool:
     """Whether the pod is this Job's (not a pod of an earlier Job of the same name)."""
-    uid = job.metadata.uid
+    uid = submitter_job.metadata.uid
     if not uid:
         return False
     labels = pod.metadata.labels
@@ -141,7 +141,7 @@ def _users_submitter_done(
     return oc.Outcome(oc.FAILED, message, failure=GRACE_EXCEEDED)
 
 
-def sidecar_outcome(job: RayJob, step: Step, world: World) -> oc.Outcome | None:
+def sidecar_outcome(rayjob: RayJob, step: Step, world: World) -> oc.Outcome | None:
     name = step.status["rayClusterName"]
     heads = [
         pod

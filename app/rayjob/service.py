@@ -18,22 +18,22 @@ from app.rayjob.spec import RayJob
 
 
 def head_service(
-    job: RayJob, cluster: str, spec: Mapping[str, Any], options: Options
+    rayjob: RayJob, cluster: str, spec: Mapping[str, Any], options: Options
 ) -> JSONObject:
     """A copy of the cluster's head Service (ports, type, headless), renamed, selecting the
     head of the cluster the RayJob runs on now."""
     built = service.head_service(
-        Cluster(cluster, job.namespace, job.uid, {}, _spec(job, cluster, spec), options)
+        Cluster(cluster, rayjob.namespace, rayjob.uid, {}, _spec(rayjob, cluster, spec), options)
     )
     labels = {
-        **jl.originated(job.name),
+        **jl.originated(rayjob.name),
         lbl.NODE_TYPE: lbl.HEAD,
-        lbl.IDENTIFIER: f"{job.name}-{lbl.HEAD}",
-        lbl.CONTROLLER_UID: job.uid,
+        lbl.IDENTIFIER: f"{rayjob.name}-{lbl.HEAD}",
+        lbl.CONTROLLER_UID: rayjob.uid,
     }
     built["metadata"] = {
-        "name": head_service_name(job.name),
-        "namespace": job.namespace,
+        "name": head_service_name(rayjob.name),
+        "namespace": rayjob.namespace,
         "labels": dict(sorted(labels.items())),
     }
     return built
@@ -43,7 +43,7 @@ def head_service(
 _SERVICE_FIELDS = ("headGroupSpec", "headServiceAnnotations")
 
 
-def _spec(job: RayJob, cluster: str, spec: Mapping[str, Any]) -> RayClusterSpec:
+def _spec(rayjob: RayJob, cluster: str, spec: Mapping[str, Any]) -> RayClusterSpec:
     """The head of the cluster's spec as it was created, checked as the RayCluster core checks
     it; the RayJob's own where that one cannot be read."""
     head = {key: spec[key] for key in _SERVICE_FIELDS if key in spec}
@@ -52,5 +52,5 @@ def _spec(job: RayJob, cluster: str, spec: Mapping[str, Any]) -> RayClusterSpec:
             {"apiVersion": RAYCLUSTER_API, "metadata": {"name": cluster}, "spec": head}
         )
     except InvalidSpec:
-        assert job.cluster_spec is not None  # only called for a RayJob with a cluster of its own
-        return job.cluster_spec
+        assert rayjob.cluster_spec is not None  # only called for a RayJob with a cluster of its own
+        return rayjob.cluster_spec

@@ -15,7 +15,7 @@ from typing import Any
 from app.raycluster import labels as lbl
 from app.raycluster.spec import JSONObject
 from app.rayjob import labels as jl
-from app.rayjob.names import stop_job_name, submitter_job_name
+from app.rayjob.names import stopper_job_name, submitter_job_name
 from app.rayjob.spec import RayJob
 
 CONTAINER = "ray-job-submitter"
@@ -28,23 +28,35 @@ RESOURCES: JSONObject = {
 
 
 def submitter_job(
-    job: RayJob, script: str, image: str, dashboard: str, job_id: str, token: list[JSONObject]
+    rayjob: RayJob,
+    script: str,
+    image: str,
+    dashboard: str,
+    ray_job_id: str,
+    token: list[JSONObject],
 ) -> JSONObject:
     """The K8sJobMode submitter Job, named like the RayJob (KubeRay's name). ``image``: the
     cluster's head image, for a container that names none; ``dashboard``: the derived address
     (``app.rayjob.address``); ``token``: the variables that give it the cluster's auth token
     (authOptions), if any."""
-    template = _template(job, image)
+    template = _template(rayjob, image)
     pod_spec = template["spec"]
-    ours = _wire(pod_spec["containers"][0], job, script, [*_addressing(dashboard, job_id), *token])
-    spec: JSONObject = {"backoffLimit": job.submitter_backoff_limit, "template": template}
+    ours = _wire(
+        pod_spec["containers"][0], rayjob, script, [*_addressing(dashboard, ray_job_id), *token]
+    )
+    spec: JSONObject = {"backoffLimit": rayjob.submitter_backoff_limit, "template": template}
     if ours and pod_spec.get("restartPolicy") == "Never":
         spec["podFailurePolicy"] = failure_policy(pod_spec["containers"][0]["name"])
-    return _job(job, submitter_job_name(job.name), spec)
+    return _kubernetes_job(rayjob, submitter_job_name(rayjob.name), spec)
 
 
-def stop_job(
-    job: RayJob, script: str, image: str, dashboard: str, job_id: str, token: list[JSONObject]
+def stopper_job(
+    rayjob: RayJob,
+    script: str,
+    image: str,
+    dashboard: str,
+    ray_job_id: str,
+    token: list[JSONObject],
 ) -> JSONObject:
     """A short Job that stops the Ray job on a cluster the RayJob does not own (finalize)."""
     container: JSONObject = {
@@ -52,26 +64,30 @@ def stop_job(
         "image": image,
         "resources": copy.deepcopy(RESOURCES),
         "env": [
-            *_addressing(dashboard, job_id),
+            *_addressing(dashboard, ray_job_id),
             *token,
             _env("METARAY_SUBMITTER_MODE", "stop"),
         ],
         "command": ["python", "-c", script],
     }
     template = {
-        "metadata": {"labels": jl.submitter_labels(job.name)},
+        "metadata": {"labels": jl.submitter_labels(rayjob.name)},
         "spec": {"restartPolicy": "Never", "containers": [container]},
     }
-    return _job(job, stop_job_name(job.name), {"backoffLimit": 1, "template": template})
+    return _kubernetes_job(
+        rayjob, stopper_job_name(rayjob.name), {"backoffLimit": 1, "template": template}
+    )
 
 
-def sidecar(job: RayJob, script: str, image: str, dashboard_port: int, job_id: str) -> JSONObject:
+def sidecar(
+    rayjob: RayJob, script: str, image: str, dashboard_port: int, ray_job_id: str
+) -> JSONObject:
     """The SidecarMode submitter: a container of the head pod, talking to its own dashboard."""
     return {
         "name": CONTAINER,
         "image": image,
         "resources": copy.deepcopy(RESOURCES),
-        "env": _submit_env(job, f"127.0.0.1:{dashboard_port}", job_id),
+        "env": _submit_env(rayjob, f"127.0.0.1:{dashboard_port}", ray_job_id),
         "command": ["python", "-c", script],
     }
 
@@ -96,23 +112,23 @@ def failure_policy(container: str) -> JSONObject:
     }
 
 
-def _job(job: RayJob, name: str, spec: JSONObject) -> JSONObject:
-    labels = {**jl.submitter_labels(job.name), lbl.CONTROLLER_UID: job.uid}
+def _kubernetes_job(rayjob: RayJob, name: str, spec: JSONObject) -> JSONObject:
+    labels = {**jl.submitter_labels(rayjob.name), lbl.CONTROLLER_UID: rayjob.uid}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": name,
-            "namespace": job.namespace,
+            "namespace": rayjob.namespace,
             "labels": dict(sorted(labels.items())),
         },
         "spec": spec,
     }
 
 
-def template_image(job: RayJob) -> str:
+def template_image(rayjob: RayJob) -> str:
     """The image of the first container of the user's submitter template, if it names one."""
-    template = job.spec.submitterPodTemplate
+    template = rayjob.spec.submitterPodTemplate
     spec = template.get("spec") if isinstance(template, Mapping) else None
     containers = spec.get("containers") if isinstance(spec, Mapping) else None
     first = containers[0] if isinstance(containers, list) and containers else None
@@ -120,12 +136,12 @@ def template_image(job: RayJob) -> str:
     return image if isinstance(image, str) else ""
 
 
-def _template(job: RayJob, image: str) -> JSONObject:
+def _template(rayjob: RayJob, image: str) -> JSONObject:
     """The user's submitter template (restartPolicy Never unless it says otherwise; its first
     container given ``image`` if it names none), or KubeRay's default: one container of
     ``image``."""
-    if job.spec.submitterPodTemplate is not None:
-        template: JSONObject = copy.deepcopy(job.spec.submitterPodTemplate)
+    if rayjob.spec.submitterPodTemplate is not None:
+        template: JSONObject = copy.deepcopy(rayjob.spec.submitterPodTemplate)
         template.setdefault("spec", {}).setdefault("restartPolicy", "Never")
         containers = template["spec"].get("containers") or [{"name": CONTAINER}]
         template["spec"]["containers"] = containers
@@ -146,17 +162,17 @@ def _template(job: RayJob, image: str) -> JSONObject:
         }
         template = copy.deepcopy(template)
     metadata = template.setdefault("metadata", {})
-    metadata["labels"] = {**(metadata.get("labels") or {}), **jl.submitter_labels(job.name)}
+    metadata["labels"] = {**(metadata.get("labels") or {}), **jl.submitter_labels(rayjob.name)}
     return template
 
 
-def _wire(container: JSONObject, job: RayJob, script: str, target: list[JSONObject]) -> bool:
+def _wire(container: JSONObject, rayjob: RayJob, script: str, target: list[JSONObject]) -> bool:
     """Give the submitter container its ``target`` (address, job id, token) and (unless it
     brings its own command) metaray's script and the job's settings. True when the script is
     metaray's. The target overrides a variable of the same name in the user's template: the
     token must never go to an address other than the derived one."""
     ours = not container.get("command")
-    wanted = [*target, *_job_env(job)] if ours else target
+    wanted = [*target, *_rayjob_env(rayjob)] if ours else target
     targeted = {e["name"] for e in target}
     users = [
         e
@@ -171,28 +187,28 @@ def _wire(container: JSONObject, job: RayJob, script: str, target: list[JSONObje
     return ours
 
 
-def _addressing(dashboard: str, job_id: str) -> list[JSONObject]:
+def _addressing(dashboard: str, ray_job_id: str) -> list[JSONObject]:
     return [
         _env("PYTHONUNBUFFERED", "1"),
         _env("RAY_DASHBOARD_ADDRESS", dashboard),
-        _env("RAY_JOB_SUBMISSION_ID", job_id),
+        _env("RAY_JOB_SUBMISSION_ID", ray_job_id),
     ]
 
 
-def _submit_env(job: RayJob, dashboard: str, job_id: str) -> list[JSONObject]:
-    return [*_addressing(dashboard, job_id), *_job_env(job)]
+def _submit_env(rayjob: RayJob, dashboard: str, ray_job_id: str) -> list[JSONObject]:
+    return [*_addressing(dashboard, ray_job_id), *_rayjob_env(rayjob)]
 
 
-def _job_env(job: RayJob) -> list[JSONObject]:
+def _rayjob_env(rayjob: RayJob) -> list[JSONObject]:
     """The job's own settings, for metaray's script."""
-    spec = job.spec
+    spec = rayjob.spec
     env = [_env("METARAY_ENTRYPOINT", (spec.entrypoint or "").strip())]
     optional: list[tuple[str, Any]] = [
-        ("METARAY_RUNTIME_ENV_JSON", job.runtime_env),
+        ("METARAY_RUNTIME_ENV_JSON", rayjob.runtime_env),
         ("METARAY_METADATA_JSON", spec.metadata or None),
         ("METARAY_ENTRYPOINT_NUM_CPUS", spec.entrypointNumCpus or None),
         ("METARAY_ENTRYPOINT_NUM_GPUS", spec.entrypointNumGpus or None),
-        ("METARAY_ENTRYPOINT_RESOURCES", job.entrypoint_resources),
+        ("METARAY_ENTRYPOINT_RESOURCES", rayjob.entrypoint_resources),
     ]
     for name, value in optional:
         if value is not None:

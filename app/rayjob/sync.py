@@ -46,22 +46,22 @@ def sync(
     if managed_elsewhere(parent):
         return Desired(echo(observed, keys(observed)), dict(previous))
     try:
-        job = parse_rayjob(parent, dashboard=options.dashboard)
+        rayjob = parse_rayjob(parent, dashboard=options.dashboard)
     except InvalidSpec as invalid:
         return _invalid(observed, previous, str(invalid), _invalid_reason(invalid), now)
     address = dashboard_address(parent, observed, related, options.cluster.cluster_domain)
     world = _world(observed, related, options, dashboard, address)
-    refused = refused_edit(job, previous, world)
+    refused = refused_edit(rayjob, previous, world)
     if refused is not None:
         return _invalid(observed, previous, refused, "InvalidRayJobSpec", now)
-    proof = attempts.newest(world.clusters.values(), world.jobs.values())
+    proof = attempts.newest(world.clusters.values(), world.submitter_jobs.values())
     ahead = attempts.caught_up(previous, proof)
-    step = advance(job, ahead if ahead is not None else previous, world, now)
+    step = advance(rayjob, ahead if ahead is not None else previous, world, now)
     if ahead is not None:
         step.freeze()  # the children are newer than this parent: change none of them
     attempts.settle(step.status, previous, proof)
-    answered = children(job, step, observed, world, options, previous)
-    events = (*step.events, *changes(job, observed, answered))
+    answered = children(rayjob, step, observed, world, options, previous)
+    events = (*step.events, *changes(rayjob, observed, answered))
     return Desired(
         answered,
         step.status,
@@ -81,7 +81,7 @@ def _world(
 ) -> World:
     return World(
         clusters={c.name: c for c in observed.of_kind(RAYCLUSTER)},
-        jobs={j.name: j for j in observed.of_kind(JOB)},
+        submitter_jobs={j.name: j for j in observed.of_kind(JOB)},
         related_clusters={c.name: c for c in related.of_kind(RAYCLUSTER)},
         related_pods=related.pods,
         domain=options.cluster.cluster_domain,

@@ -20,12 +20,12 @@ class Teardown:
     next_at: datetime | None = None
 
 
-def teardown(job: RayJob, status: Mapping[str, Any], ended: datetime, now: datetime) -> Teardown:
-    if job.selected_cluster is not None:
+def teardown(rayjob: RayJob, status: Mapping[str, Any], ended: datetime, now: datetime) -> Teardown:
+    if rayjob.selected_cluster is not None:
         return Teardown()  # the user's cluster is never touched
     due: list[Policy] = []
     pending: list[datetime] = []
-    for policy, delay in _policies(job, status):
+    for policy, delay in _policies(rayjob, status):
         at = later(ended, delay)
         if at is None:
             continue  # past the calendar's end: never due
@@ -37,25 +37,25 @@ def teardown(job: RayJob, status: Mapping[str, Any], ended: datetime, now: datet
     return Teardown(chosen, min(pending, default=None))
 
 
-def _policies(job: RayJob, status: Mapping[str, Any]) -> Iterator[tuple[Policy, int]]:
-    strategy = job.spec.deletionStrategy
-    job_status = status.get("jobStatus")
+def _policies(rayjob: RayJob, status: Mapping[str, Any]) -> Iterator[tuple[Policy, int]]:
+    strategy = rayjob.spec.deletionStrategy
+    ray_job_status = status.get("jobStatus")
     if strategy is not None and strategy.deletionRules is not None:
         deployment = status.get("jobDeploymentStatus")
         for rule in strategy.deletionRules:
             condition = rule.condition
-            if (condition.jobStatus is not None and condition.jobStatus == job_status) or (
+            if (condition.jobStatus is not None and condition.jobStatus == ray_job_status) or (
                 condition.jobDeploymentStatus is not None
                 and condition.jobDeploymentStatus == deployment
             ):
                 yield rule.policy, condition.ttlSeconds
         return
-    ttl = job.spec.ttlSecondsAfterFinished
+    ttl = rayjob.spec.ttlSecondsAfterFinished
     if strategy is not None:
         by_status = {"SUCCEEDED": strategy.onSuccess, "FAILED": strategy.onFailure}
-        chosen = by_status.get(job_status) if isinstance(job_status, str) else None
+        chosen = by_status.get(ray_job_status) if isinstance(ray_job_status, str) else None
         if chosen is not None:
             yield chosen.policy, ttl
         return
-    if job.spec.shutdownAfterJobFinishes:
+    if rayjob.spec.shutdownAfterJobFinishes:
         yield "DeleteCluster", ttl

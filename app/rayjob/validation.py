@@ -72,7 +72,7 @@ def finished(status: Mapping[str, Any]) -> bool:
     return state in TERMINAL or (state == VALIDATION_FAILED and resumed(status) in TERMINAL)
 
 
-def refused_edit(job: RayJob, previous: Mapping[str, Any], world: World) -> str | None:
+def refused_edit(rayjob: RayJob, previous: Mapping[str, Any], world: World) -> str | None:
     """An edit that would move a live attempt to another cluster or submission mode, which
     would orphan what runs (KubeRay ignores such edits; metaray says so and waits)."""
     name = previous.get("rayClusterName")
@@ -82,23 +82,23 @@ def refused_edit(job: RayJob, previous: Mapping[str, Any], world: World) -> str 
     if state not in LIVE or not isinstance(name, str) or not name:
         return None
     owned = world.clusters.get(name)
-    if job.selected_cluster is not None:
-        if name != job.selected_cluster:
+    if rayjob.selected_cluster is not None:
+        if name != rayjob.selected_cluster:
             return (
                 f"spec.clusterSelector: the running attempt uses RayCluster {name}; the "
                 "cluster cannot change until it ends (suspend the RayJob, or delete it)"
             )
-    elif owned is None and not _own_name(job, name):
+    elif owned is None and not _own_name(rayjob, name):
         return (
             f"spec.rayClusterSpec: the running attempt uses the existing RayCluster {name} "
             "(spec.clusterSelector); the cluster cannot change until it ends"
         )
     modes = {
         child.metadata.labels.get(SUBMISSION_MODE)
-        for child in (owned, world.jobs.get(job.name))
+        for child in (owned, world.submitter_jobs.get(rayjob.name))
         if child is not None and child.metadata.deletionTimestamp is None
     } - {None}
-    if modes and job.mode not in modes:
+    if modes and rayjob.mode not in modes:
         was = ", ".join(sorted(m for m in modes if m is not None))
         return (
             f"spec.submissionMode: the running attempt was started in {was}; the mode cannot "
@@ -107,6 +107,6 @@ def refused_edit(job: RayJob, previous: Mapping[str, Any], world: World) -> str 
     return None
 
 
-def _own_name(job: RayJob, name: str) -> bool:
+def _own_name(rayjob: RayJob, name: str) -> bool:
     """A name of the RayJob's own clusters (``<rayjob>-<5 chars>``)."""
-    return name.startswith(f"{job.name}-") and len(name) == len(job.name) + 6
+    return name.startswith(f"{rayjob.name}-") and len(name) == len(rayjob.name) + 6

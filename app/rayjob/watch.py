@@ -12,7 +12,7 @@ from typing import Any
 from app.core.observed import Observed
 from app.core.status import previous_status
 from app.rayjob.address import dashboard_address, selected_cluster, selected_name
-from app.rayjob.dashboard import TERMINAL as TERMINAL_JOB_STATES
+from app.rayjob.dashboard import TERMINAL as TERMINAL_RAY_JOB_STATES
 from app.rayjob.lifecycle import RUNNING
 
 
@@ -24,8 +24,8 @@ def watched(
     the one derived from owned and observed objects (``app.rayjob.address``), never
     ``status.dashboardURL``; None where none can be derived."""
     status = previous_status(parent)
-    job = status.get("jobId")
-    if not (isinstance(job, str) and job):
+    ray_job_id = status.get("jobId")
+    if not (isinstance(ray_job_id, str) and ray_job_id):
         return None
     metadata = parent.get("metadata")
     deleting = isinstance(metadata, Mapping) and metadata.get("deletionTimestamp") is not None
@@ -35,7 +35,7 @@ def watched(
     if token_auth(parent, related):
         return None  # the poller holds no cluster's token: its questions would be refused
     url = dashboard_address(parent, observed, related, domain)
-    return (url, job) if url is not None else None
+    return (url, ray_job_id) if url is not None else None
 
 
 def token_auth(parent: Mapping[str, Any], related: Observed) -> bool:
@@ -57,4 +57,4 @@ def asks_token(cluster: Any) -> bool:
 
 def finished(status: Mapping[str, Any]) -> bool:
     """Whether the status last saw the Ray job in a terminal state."""
-    return status.get("jobStatus") in TERMINAL_JOB_STATES
+    return status.get("jobStatus") in TERMINAL_RAY_JOB_STATES

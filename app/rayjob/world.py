@@ -18,7 +18,7 @@ class World:
     """What was observed: the RayJob's children and the related objects, by name."""
 
     clusters: Mapping[str, ObservedObject]
-    jobs: Mapping[str, ObservedObject]
+    submitter_jobs: Mapping[str, ObservedObject]
     related_clusters: Mapping[str, ObservedObject]
     related_pods: tuple[ObservedPod, ...]
     domain: str

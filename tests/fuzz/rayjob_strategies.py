@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from app.hooks.request import LAST_APPLIED
 from app.rayjob.dashboard import DashboardView, JobInfo
-from app.rayjob.names import cluster_name, job_id
+from app.rayjob.names import cluster_name, ray_job_id
 from tests.fuzz.strategies import (
     BREAKERS,
     HOT_KEYS,
@@ -296,7 +296,7 @@ def previous_statuses(
     if has_cluster and not one_in(draw, 15):
         choices = [selected] if selected else [own, own, cluster_name(name, uid, generation, 0)]
         status["rayClusterName"] = draw(st.sampled_from([*choices, "other-abcde"]))
-        status["jobId"] = job_id(name, uid, generation, failed)
+        status["jobId"] = ray_job_id(name, uid, generation, failed)
         status["startTime"] = draw(times())
         status["jobStatus"] = draw(st.sampled_from(JOB_STATUSES))
     if "rayClusterName" in status and draw(st.booleans()):

@@ -48,17 +48,17 @@ def test_a_failjob_rule_names_the_exit_code_and_so_the_result(
     code: int, status: str, reason: str
 ) -> None:
     text = f"Container ray-job-submitter for pod ns/p failed with exit code {code} matching ..."
-    ended = outcome.of_job(job("Failed", "PodFailurePolicy", text), [], ours=True)
+    ended = outcome.of_submitter_job(job("Failed", "PodFailurePolicy", text), [], ours=True)
     assert ended is not None
-    assert ended.job_status == status
+    assert ended.ray_job_status == status
     assert ended.succeeded == (status == "STOPPED")
-    if ended.job_status == "FAILED":
+    if ended.ray_job_status == "FAILED":
         assert ended.reason == reason
 
 
 def test_a_complete_job_of_our_script_succeeded_with_its_report() -> None:
     report = {"status": "SUCCEEDED", "message": "ok", "startTime": "2026-01-01T00:00:01Z"}
-    ended = outcome.of_job(job("Complete"), [pod(0, report)], ours=True)
+    ended = outcome.of_submitter_job(job("Complete"), [pod(0, report)], ours=True)
     assert ended == outcome.Outcome("SUCCEEDED", "ok", "2026-01-01T00:00:01Z", None)
 
 
@@ -73,29 +73,32 @@ def test_the_newest_report_wins_whatever_order_the_pods_come_in(order: str) -> N
         "newest-last": [older, old, new],
         "newest-between": [old, new, older],
     }[order]
-    ended = outcome.of_job(job("Complete"), pods, ours=True)
+    ended = outcome.of_submitter_job(job("Complete"), pods, ours=True)
     assert ended == outcome.Outcome("SUCCEEDED", "new")
 
 
 def test_a_report_with_a_bad_date_keeps_the_result_and_drops_the_date() -> None:
     report = {"status": "SUCCEEDED", "startTime": "yesterday", "endTime": 5}
-    ended = outcome.of_job(job("Complete"), [pod(0, report)], ours=True)
+    ended = outcome.of_submitter_job(job("Complete"), [pod(0, report)], ours=True)
     assert ended == outcome.Outcome("SUCCEEDED", "", None, None)
 
 
 def test_a_backoff_limit_failure_is_a_submission_failure() -> None:
     failed = job("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
-    ended = outcome.of_job(failed, [], ours=True)
+    ended = outcome.of_submitter_job(failed, [], ours=True)
     assert ended is not None and ended.reason == "SubmissionFailed"
     assert "BackoffLimitExceeded" in ended.message
 
 
 def test_a_users_own_submitter_is_not_read_for_exit_codes() -> None:
     text = "Container c for pod ns/p failed with exit code 64"
-    ended = outcome.of_job(job("Failed", "PodFailurePolicy", text), [], ours=False)
+    ended = outcome.of_submitter_job(job("Failed", "PodFailurePolicy", text), [], ours=False)
     assert ended is not None and ended.reason == "SubmissionFailed"
-    assert "cannot tell" in (outcome.of_job(job("Complete"), [], ours=False) or ended).message
+    assert (
+        "cannot tell"
+        in (outcome.of_submitter_job(job("Complete"), [], ours=False) or ended).message
+    )
 
 
 def test_a_running_job_has_no_outcome() -> None:
-    assert outcome.of_job(job("Suspended"), [], ours=True) is None
+    assert outcome.of_submitter_job(job("Suspended"), [], ours=True) is None

@@ -8,7 +8,7 @@ import copy
 from datetime import timedelta
 
 from app.core.events import WARNING
-from app.rayjob.names import cluster_name, job_id
+from app.rayjob.names import cluster_name, ray_job_id
 from tests.rayjob.loop import JobLoop, rayjob_object
 from tests.rayjob.test_scenarios import running
 
@@ -46,7 +46,7 @@ def test_a_fresh_attempt_is_named_from_uid_generation_and_attempt_and_forgets_th
     loop.step()
     status = loop.status
     assert status["rayClusterName"] == cluster_name("job", "uid-job-1", 1, 0)
-    assert status["jobId"] == job_id("job", "uid-job-1", 1, 0)
+    assert status["jobId"] == ray_job_id("job", "uid-job-1", 1, 0)
     assert status["jobStatus"] == ""
     other = JobLoop(rayjob_object(uid="uid-job-2"))
     other.step()
@@ -59,7 +59,7 @@ def test_a_fresh_attempt_is_named_from_uid_generation_and_attempt_and_forgets_th
             break
     status = loop.status
     assert status["rayClusterName"] == cluster_name("job", "uid-job-1", 1, 1)
-    assert status["jobId"] == job_id("job", "uid-job-1", 1, 1)
+    assert status["jobId"] == ray_job_id("job", "uid-job-1", 1, 1)
     assert status["jobStatus"] == ""
     assert not {"reason", "message", "endTime", "dashboardURL", "rayJobInfo"} & set(status)
 

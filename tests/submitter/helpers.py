@@ -1,32 +1,28 @@
-"""Load the submitter script the way a pod sees it (by path, outside the `app` package) and fake
-the parts of Ray's JobSubmissionClient that it uses."""
+"""Load the submitter script the way a pod sees it (one text, run outside the `app` package) and
+fake the parts of Ray's JobSubmissionClient that it uses."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import sys
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import app.submitter
 
-SCRIPT = Path(app.submitter.__file__).with_name(app.submitter.SCRIPT_NAME)
-
 _serial = itertools.count()
 
 
 def load_script() -> ModuleType:
-    """A fresh module object built from the script file (no `app` import involved)."""
+    """A fresh module object built from the script's text, ``app.submitter.source()``: a
+    module of its own, so that it sees none of the parts' imports of each other."""
     name = f"metaray_submitter_under_test_{next(_serial)}"
-    spec = importlib.util.spec_from_file_location(name, SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
+    module = ModuleType(name)
+    module.__file__ = f"<{name}>"
     sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    exec(compile(app.submitter.source(), module.__file__, "exec"), module.__dict__)
     return module
 
 

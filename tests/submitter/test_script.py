@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 import app.submitter
 from tests.submitter.helpers import (
     END_MS,
-    SCRIPT,
     START_MS,
     FakeClient,
     duplicate,
@@ -524,8 +523,7 @@ def test_stop_mode_errors_exit_1(run: Run) -> None:
 # --- the script as a pod runs it ---------------------------------------------------------------
 
 
-def test_source_is_the_shipped_file() -> None:
-    assert app.submitter.source() == SCRIPT.read_text(encoding="utf-8")
+def test_the_exit_codes_the_core_reads_are_the_scripts() -> None:
     exits = (S.SUCCEEDED_EXIT, S.FAILED_EXIT, S.STOPPED_EXIT, S.NOT_FOUND_EXIT, S.ERROR_EXIT)
     assert exits == (
         app.submitter.SUCCEEDED_EXIT,
@@ -581,8 +579,10 @@ def test_the_script_runs_standalone(how: str, tmp_path: Path) -> None:
         "METARAY_DASHBOARD_WAIT_SECONDS": "0",
         "PATH": "/usr/bin:/bin",
     }
+    script = tmp_path / "ray_job_submitter.py"
+    script.write_text(app.submitter.source(), encoding="utf-8")
     argv = [sys.executable, "-c", app.submitter.source()] if how == "-c" else []
-    argv = argv or [sys.executable, str(SCRIPT)]
+    argv = argv or [sys.executable, str(script)]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1, done.stderr
     assert done.stdout == ""
