@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import dashboard, http, inprocess, memory, rayjob, rayservice, soak
+from bench import dashboard, footprint, http, inprocess, memory, rayjob, rayservice, soak
 
 
 def main() -> None:
@@ -18,6 +18,8 @@ def main() -> None:
     http.main(10.0)
     print("\n== memory, 500 distinct 1,000-pod syncs")
     memory.main(500, 1000)
+    print("\n== the hook's memory as the image runs it: idle, after 20 clusters, layer by layer")
+    footprint.main(3, 20, 11)
     print("\n== soak")
     soak.main(120.0)
 

@@ -62,7 +62,7 @@ def main(runs: int = 3, clusters: int = 20, pods: int = 11) -> None:
     print("what the idle figure is made of (cumulative RSS, what each layer adds):")
     previous = 0.0
     for name, rss in breakdown():
-        print(f"  {name:<60} {rss:5.1f} MiB  +{rss - previous:4.1f}")
+        print(f"  {name:<75} {rss:5.1f} MiB  +{rss - previous:4.1f}")
         previous = rss
 
 

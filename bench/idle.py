@@ -110,7 +110,7 @@ def main(clusters: int = 20, pods: int = 11, idle_seconds: float = 60.0) -> None
         f"{clusters} idle clusters of {pods} Running pods ({len(raw[0]) / 1e3:.0f} KB per sync), "
         f"{CONNECTIONS} connections; resync {TODAY_SECONDS} s (today) against {shipped} s (shipped)"
     )
-    with metaray() as (port, pid):
+    with metaray(image_like=True) as (port, pid):
         time.sleep(1.0)  # let start-up settle before reading the idle RSS
         rss_start = rss_kib(pid)
         bodies = [steady(b, a) for b, a in zip(raw, asyncio.run(_answers(port, raw)), strict=True)]

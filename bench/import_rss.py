@@ -14,8 +14,9 @@ from pathlib import Path
 
 STAGES: list[tuple[str, list[str]]] = [
     ("the interpreter", []),
+    ("asyncio and ssl (the event loop; OpenSSL's libraries)", ["asyncio", "ssl", "hashlib"]),
     (
-        "uvicorn's server (h11, asyncio, logging config, ssl)",
+        "uvicorn's server without its command line (h11, logging config)",
         [
             "app.faces.uvicorn_server",
             "uvicorn.protocols.http.h11_impl",
@@ -23,10 +24,14 @@ STAGES: list[tuple[str, list[str]]] = [
             "uvicorn.loops.asyncio",
         ],
     ),
-    ("FastAPI (Starlette, pydantic, pydantic-core)", ["fastapi"]),
+    ("pydantic and pydantic-core", ["pydantic"]),
     (
-        "prometheus_client and its FastAPI instrumentator, orjson, xxhash",
-        ["prometheus_client", "prometheus_fastapi_instrumentator", "orjson", "xxhash"],
+        "FastAPI and Starlette (and OpenTelemetry's API, for FastAPI's telemetry)",
+        ["fastapi"],
+    ),
+    (
+        "prometheus_client and its FastAPI instrumentator, orjson, msgspec, xxhash",
+        ["prometheus_client", "prometheus_fastapi_instrumentator", "orjson", "msgspec", "xxhash"],
     ),
     ("metaray's serving path, the app built (`metaray serve` at rest)", ["app.faces.cli"]),
     (

@@ -127,6 +127,9 @@ class ServeDashboards:
         self._task: asyncio.Task[None] | None = None
         self._slots: asyncio.Semaphore | None = None
         self._reported: set[tuple[str, str, str]] = set()
+        # Set by watch() (from any thread) when the loop may be asleep with nothing watched.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
 
     # -- the hook's side -------------------------------------------------------------------
     def watch(self, target: ServeTarget) -> None:
@@ -144,6 +147,7 @@ class ServeDashboards:
             self._watches[key] = _Watch(seen=now, due=now, token=target.token)
             count = len(self._watches)
         self.metrics.watched(count)
+        self._poke()
 
     def view(self, cluster: str, url: str) -> ServeView | None:
         found = self._watches.get((cluster, url))
@@ -162,6 +166,7 @@ class ServeDashboards:
     # -- the loop --------------------------------------------------------------------------
     def start(self) -> None:
         if self._task is None or self._task.done():
+            self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
             self._task = asyncio.create_task(self._run(), name="metaray-serve")
 
     async def stop(self) -> None:
@@ -182,7 +187,28 @@ class ServeDashboards:
                 await self.poll_once()
             except Exception:  # a bug: never end the loop
                 log.exception("the Serve poll loop failed; carrying on")
+            await self._rest()
+
+    async def _rest(self) -> None:
+        """A quarter interval while anything is watched; with nothing watched, until ``watch``
+        adds a target: no timer at rest, an idle hook spends no CPU here."""
+        wake = self._wake
+        if wake is None:
             await asyncio.sleep(self.interval / 4)
+            return
+        wake.clear()  # before looking: a watch added after the look sets it again
+        with self._lock:
+            idle = not self._watches
+        if idle:
+            await wake.wait()
+        else:
+            await asyncio.sleep(self.interval / 4)
+
+    def _poke(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(wake.set)
 
     async def poll_once(self) -> None:
         """Read every watched cluster that is due, and wait for the answers."""
