@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 from typing import Any
@@ -182,6 +183,5 @@ print(json.dumps({"at_rest": at_rest, "same": same, "version": version,
 
 
 def _base_env() -> dict[str, str]:
-    import os
-
+    """This environment without metaray's settings (each test sets the ones it needs)."""
     return {k: v for k, v in os.environ.items() if not k.startswith("METARAY_")}
