@@ -88,6 +88,12 @@ def _serve_port(head: Mapping[str, Any]) -> int:
     return int(cluster_service.DEFAULT_PORTS["serve"])
 
 
+def head_serve_port(cluster_spec: Mapping[str, Any]) -> int:
+    """Where the head's Serve proxy listens, from a RayCluster's spec."""
+    head = cluster_spec.get("headGroupSpec")
+    return _serve_port(head if isinstance(head, Mapping) else {})
+
+
 def _proxy_readiness(group: JSONObject, serve_port: int) -> None:
     """KubeRay's worker readiness for a RayService: the raylet and the node's Serve proxy, one
     failure enough. A worker without a healthy proxy (none started, or draining because it
