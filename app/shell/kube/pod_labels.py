@@ -2,13 +2,14 @@
 ``ray.io/serve`` label, which Metacontroller cannot write (the pod is the RayCluster
 controller's child, and pods are never updated: OnDelete).
 
-Like the janitor: ``enqueue`` runs after the response and only queues (full: dropped and
+Like the janitor: ``offer_all`` runs when the answer is sent and only queues (full: dropped and
 counted); one background task sends the PATCHes with the hook's ServiceAccount (ClusterRole
 ``metaray-head-labeler``: pods, patch only). Each is a JSON merge patch of the label, and of the
 reading it follows (``metaray.io/serve-proxy-read-at``), carrying ``metadata.uid``: the API
 server refuses it (409) for a pod replaced under the same name. It sets a value, so sending it
-twice changes nothing; an intent queued, in flight or carried out by this process is not queued
-again. 404 (gone) and 409 count as done: the next sync decides from what it observes then.
+twice changes nothing; an intent queued or in flight is not queued again, nor one that follows
+a reading and was carried out. 404 (gone) and 409 count as done: the next sync decides from
+what it observes then.
 """
 
 from __future__ import annotations
@@ -93,9 +94,13 @@ class HeadLabeler(ApiSender[SetHeadServeLabel]):
             self._failed(item, "rejected", detail)
             return
         self.counters.head_label(outcome)
-        self.done[item] = None
-        while len(self.done) > self.done_size:
-            self.done.popitem(last=False)
+        if item.read_at:
+            # A reading's wish is carried out once (a newer reading is a new wish). One that
+            # follows no reading (excludeHeadPodFromServeSvc) is sent again while the observed
+            # label differs, so that a label changed by someone else is put back.
+            self.done[item] = None
+            while len(self.done) > self.done_size:
+                self.done.popitem(last=False)
         log.info(
             "set %s=%s on the head pod %s/%s: %s",
             SERVE_LABEL,
