@@ -36,15 +36,15 @@ def ray_cluster(
     annotations: Mapping[str, str],
     config: Mapping[str, Any],
     goal: str,
-    exclude_head: bool,
 ) -> JSONObject:
     """The RayCluster child. Its pods carry ``ray.io/serve`` (the serve Service selects on it:
-    workers always, the head unless ``excludeHeadPodFromServeSvc``) and the RayService's
+    workers ``"true"``, gated by their readiness probe; the head ``"false"`` until a reading of
+    its Serve proxy says otherwise, as KubeRay: app.rayservice.head_label) and the RayService's
     labels, and its head Service the RayService's labels (so that the RayService's customize
     hook finds them)."""
     spec: JSONObject = copy.deepcopy(dict(config))
     head = spec.setdefault("headGroupSpec", {})
-    _label_template(head, {**originated(rs_name), SERVE_LABEL: str(not exclude_head).lower()})
+    _label_template(head, {**originated(rs_name), SERVE_LABEL: "false"})
     custom = head.setdefault("headService", {})
     meta = custom.setdefault("metadata", {})
     meta["labels"] = {**(meta.get("labels") or {}), **originated(rs_name)}

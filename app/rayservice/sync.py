@@ -177,7 +177,6 @@ def _cluster(rs: RayService, name: str) -> JSONObject:
         rs.annotations,
         rs.spec.rayClusterConfig,
         names.goal_hash(rs.cluster_spec),
-        rs.spec.excludeHeadPodFromServeSvc,
     )
 
 

@@ -96,6 +96,18 @@ def reading(healthy: bool, moment: datetime = T1, url: str = f"{IP}:8000") -> di
     return {POD_UID: ProxyView(url, healthy, at(moment))}
 
 
+def test_a_new_clusters_head_starts_out_of_the_serve_service_and_its_workers_in() -> None:
+    """As KubeRay: no serve traffic to a head whose proxy nobody has seen answer yet."""
+    loop = serving_loop()
+    assert loop.active is not None
+    spec = loop.children[(RAYCLUSTER, loop.active)]["spec"]
+    head = spec["headGroupSpec"]["template"]["metadata"]["labels"]
+    assert head["ray.io/serve"] == "false"
+    assert {
+        g["template"]["metadata"]["labels"]["ray.io/serve"] for g in spec["workerGroupSpecs"]
+    } == {"true"}
+
+
 def test_the_heads_to_read_are_the_owned_head_pods_at_their_own_ip_and_serve_port() -> None:
     loop = serving_loop()
     request = loop.request()
