@@ -15,11 +15,11 @@ from app.raycluster.command import DASHBOARD_AGENT_PORT
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.spec import JSONObject, RayClusterSpec, parse_spec
 from app.rayservice import names
+from app.rayservice.proxy import SERVE_LABEL
 
 RAYCLUSTER_API = "ray.io/v1"
 RAYCLUSTER_KIND = "RayCluster"
 RAYSERVICE_CRD = "RayService"
-SERVE_LABEL = "ray.io/serve"
 SERVE_SELECTOR_LABEL = "ray.io/serve"
 _NOT_COPIED = ("kubectl.kubernetes.io/last-applied-configuration",)
 
@@ -36,15 +36,15 @@ def ray_cluster(
     annotations: Mapping[str, str],
     config: Mapping[str, Any],
     goal: str,
-    exclude_head: bool,
 ) -> JSONObject:
     """The RayCluster child. Its pods carry ``ray.io/serve`` (the serve Service selects on it:
-    workers always, the head unless ``excludeHeadPodFromServeSvc``) and the RayService's
+    workers ``"true"``, gated by their readiness probe; the head ``"false"`` until a reading of
+    its Serve proxy says otherwise, as KubeRay: app.rayservice.head_label) and the RayService's
     labels, and its head Service the RayService's labels (so that the RayService's customize
     hook finds them)."""
     spec: JSONObject = copy.deepcopy(dict(config))
     head = spec.setdefault("headGroupSpec", {})
-    _label_template(head, {**originated(rs_name), SERVE_LABEL: str(not exclude_head).lower()})
+    _label_template(head, {**originated(rs_name), SERVE_LABEL: "false"})
     custom = head.setdefault("headService", {})
     meta = custom.setdefault("metadata", {})
     meta["labels"] = {**(meta.get("labels") or {}), **originated(rs_name)}
@@ -86,6 +86,12 @@ def _serve_port(head: Mapping[str, Any]) -> int:
             if isinstance(number, int):
                 return number
     return int(cluster_service.DEFAULT_PORTS["serve"])
+
+
+def head_serve_port(cluster_spec: Mapping[str, Any]) -> int:
+    """Where the head's Serve proxy listens, from a RayCluster's spec."""
+    head = cluster_spec.get("headGroupSpec")
+    return _serve_port(head if isinstance(head, Mapping) else {})
 
 
 def _proxy_readiness(group: JSONObject, serve_port: int) -> None:

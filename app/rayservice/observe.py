@@ -122,9 +122,10 @@ def _ready(endpoint: Any) -> bool:
 def customize_rules(
     name: str, namespace: str, serve_service: str, token_secret: str | None = None
 ) -> list[dict[str, Any]]:
-    """The related objects a RayService's sync needs: its clusters' head Services and token
-    Secrets (labelled with the RayService through the cluster it builds), the user's own token
-    Secret if ``authOptions`` names one, and its serve Service's EndpointSlices."""
+    """The related objects a RayService's sync needs: its clusters' head Services, token
+    Secrets and head pods (labelled with the RayService through the cluster it builds), the
+    user's own token Secret if ``authOptions`` names one, and its serve Service's
+    EndpointSlices."""
     originated = {lbl.ORIGINATED_NAME: name, lbl.ORIGINATED_CRD: "RayService"}
     rules: list[dict[str, Any]] = [
         {
@@ -141,6 +142,12 @@ def customize_rules(
             "apiVersion": "v1",
             "resource": "secrets",
             "labelSelector": {"matchLabels": originated},
+        },
+        # Its clusters' head pods: ray.io/serve follows each head's proxy health.
+        {
+            "apiVersion": "v1",
+            "resource": "pods",
+            "labelSelector": {"matchLabels": {**originated, lbl.NODE_TYPE: lbl.HEAD}},
         },
     ]
     if token_secret:

@@ -18,7 +18,7 @@ from app.core.observed import Child, Observed
 from app.core.time import stamp
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.spec import JSONObject
-from app.rayservice import children, gateway, names, observe, routing, timeout
+from app.rayservice import children, gateway, head_label, names, observe, routing, timeout
 from app.rayservice.keep import echo, invalid, previous_status
 from app.rayservice.options import Options as Options  # re-exported: the core's users name it here
 from app.rayservice.plan import (
@@ -31,6 +31,7 @@ from app.rayservice.plan import (
     World,
     decide,
 )
+from app.rayservice.proxy import ProxyTarget, ProxyView
 from app.rayservice.serve import ServeTarget, ServeView
 from app.rayservice.spec import RayService, Strategy, managed_elsewhere, parse_rayservice
 from app.rayservice.status import (
@@ -52,6 +53,12 @@ def watched(observed: Observed, related: Observed, options: Options) -> dict[str
     return observe.targets(observed.of_kind(RAYCLUSTER), related, options.cluster.cluster_domain)
 
 
+def watched_proxies(observed: Observed, related: Observed) -> dict[str, ProxyTarget]:
+    """The head proxies whose health the next syncs need (by pod uid): the heads of this
+    RayService's clusters, at their own IPs."""
+    return head_label.targets(observed.of_kind(RAYCLUSTER), related)
+
+
 def sync(
     parent: Mapping[str, Any],
     observed: Observed,
@@ -59,9 +66,11 @@ def sync(
     now: datetime,
     options: Options | None = None,
     views: Mapping[str, ServeView] | None = None,
+    proxies: Mapping[str, ProxyView] | None = None,
 ) -> Desired:
     """``views``: the shell's latest Serve view per cluster name (for the addresses that
-    ``watched`` returned)."""
+    ``watched`` returned); ``proxies``: its latest reading of each head proxy, by pod uid (for
+    the addresses that ``watched_proxies`` returned)."""
     options = options or Options()
     previous = previous_status(parent)
     if managed_elsewhere(parent):
@@ -120,12 +129,20 @@ def sync(
         built = _services(rs, observed, world, plan, options)
     answer = [*kept, *plan.build.values(), *built]
     status = _status(rs, previous, plan, world, related, now)
+    labels = head_label.decide(
+        rs.namespace,
+        rs.spec.excludeHeadPodFromServeSvc,
+        (plan.active, plan.pending),
+        world.live.values(),
+        related,
+        proxies or {},
+    )
     return Desired(
         _sorted(answer),
         status,
-        tuple(_events(rs, observed, answer, plan)),
+        (*_events(rs, observed, answer, plan), *head_label.events(labels)),
         resync_after=_resync(plan, now, options),
-        intents=tuple(plan.intents),
+        intents=(*plan.intents, *labels),
     )
 
 
@@ -166,7 +183,6 @@ def _cluster(rs: RayService, name: str) -> JSONObject:
         rs.annotations,
         rs.spec.rayClusterConfig,
         names.goal_hash(rs.cluster_spec),
-        rs.spec.excludeHeadPodFromServeSvc,
     )
 
 

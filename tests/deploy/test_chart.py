@@ -152,7 +152,10 @@ def test_the_toggles_do_what_they_say() -> None:
     assert set(controllers(default)) == {"rayclusters", "rayjobs", "raycronjobs", "rayservices"}
     no_service = render({"rayservice.enabled": False})
     assert "rayservices" not in controllers(no_service)
-    assert {"metaray-events", "metaray-rayjob-deleter"} <= role_names(default)
+    assert "metaray-head-labeler" not in role_names(no_service)
+    assert {"metaray-events", "metaray-rayjob-deleter", "metaray-head-labeler"} <= role_names(
+        default
+    )
     assert (env(default)["METARAY_EVENTS"], env(default)["METARAY_DASHBOARD"]) == ("auto", "on")
 
     no_jobs = render({"rayjob.enabled": False})
@@ -252,6 +255,22 @@ def test_metacontroller_holds_what_the_autoscaler_roles_it_creates_grant() -> No
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 assert set(rule["verbs"]) <= allowed(rules, group, resource), (group, resource)
+
+
+def test_the_rayservice_customize_hook_may_read_what_it_asks_for() -> None:
+    from app.rayservice.sync import customize
+
+    parent = {
+        "metadata": {"name": "svc", "namespace": "ns"},
+        "spec": {"rayClusterConfig": {"authOptions": {"mode": "token", "secretName": "mine"}}},
+    }
+    for values in ({}, {"rayjob.enabled": False}):
+        rules = only(render(values), "ClusterRole", "metaray-metacontroller")["rules"]
+        asked = customize(parent)["relatedResources"]
+        assert {r["resource"] for r in asked} >= {"pods", "services", "secrets", "endpointslices"}
+        for related in asked:
+            group = group_of(related["apiVersion"])
+            assert {"get", "list", "watch"} <= allowed(rules, group, related["resource"])
 
 
 def test_the_rayjob_customize_hook_may_read_what_it_asks_for() -> None:

@@ -176,6 +176,8 @@ def test_kustomize_builds_the_expected_objects(built: list[Obj]) -> None:
         ("ClusterRoleBinding", "metaray-events"),
         ("ClusterRole", "metaray-rayjob-deleter"),
         ("ClusterRoleBinding", "metaray-rayjob-deleter"),
+        ("ClusterRole", "metaray-head-labeler"),
+        ("ClusterRoleBinding", "metaray-head-labeler"),
         ("CompositeController", RAYCLUSTER_CONTROLLER),
         ("CompositeController", RAYJOB_CONTROLLER),
         ("CompositeController", RAYCRONJOB_CONTROLLER),
@@ -216,8 +218,8 @@ def test_every_object_has_the_common_labels(built: list[Obj]) -> None:
 
 def test_builtin_objects_validate_strictly(built: list[Obj]) -> None:
     builtin = [obj for obj in built if obj["kind"] not in NOT_BUILTIN]
-    # Namespace, ServiceAccount, Deployment, Service, NetPol, PDB, 2 ClusterRoles, 2 bindings
-    assert len(builtin) == 10
+    # Namespace, ServiceAccount, Deployment, Service, NetPol, PDB, 3 ClusterRoles, 3 bindings
+    assert len(builtin) == 12
     errors = []
     for obj in builtin:
         try:
@@ -609,10 +611,12 @@ ROLES = {
     "metaray-rayjob-deleter": [
         {"apiGroups": ["ray.io"], "resources": ["rayjobs"], "verbs": ["delete"]}
     ],
+    # A RayService head's ray.io/serve label (its proxy's health): patch, nothing else.
+    "metaray-head-labeler": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}],
 }
 
 
-def test_the_serviceaccount_token_may_only_post_events_and_delete_rayjobs(
+def test_the_serviceaccount_token_may_only_post_events_delete_rayjobs_and_label_heads(
     built: list[Obj],
 ) -> None:
     assert only(built, "ServiceAccount")["automountServiceAccountToken"] is True

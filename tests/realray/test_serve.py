@@ -1,8 +1,10 @@
 """A real Ray Serve behind metaray's Serve poller (app/shell/ray/serve.py) and the core's rules
 (app/rayservice/serve.py), in the loopback-only sandbox: a config applied through the dashboard
-comes up RUNNING and answers through the Serve proxy; a changed config is applied once; a
-restarted metaray (a new poller, no memory) reads Ray's deployed_app_config and applies
-nothing. Skipped, saying why, where the namespaces, ``ip`` or Ray are missing.
+comes up RUNNING and answers through the Serve proxy, whose ``/-/healthz`` the poller then
+reads as healthy (the head's ``ray.io/serve`` label), and a port without a proxy as unhealthy; a
+changed config is applied once; a restarted metaray (a new poller, no memory) reads Ray's
+deployed_app_config and applies nothing. Skipped, saying why, where the namespaces, ``ip`` or
+Ray are missing.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from app.rayservice.head_label import ProxyTarget
 from app.rayservice.serve import ApplyServeConfig, ServeTarget, canonical, deployed, ready
 from app.shell.ray.serve import ServeDashboards
 
@@ -84,6 +87,19 @@ async def syncs(wanted, seconds=150):
         await poller.stop()
 
 
+async def proxies():
+    """The head proxy read as the poller reads it for the head's ray.io/serve label, and a
+    port where no proxy listens."""
+    poller = ServeDashboards(clock=lambda: datetime.now(UTC), interval=0.0, timeout=10.0)
+    heads = [ProxyTarget("c", "head", "127.0.0.1:8000"), ProxyTarget("c", "none", "127.0.0.1:8999")]
+    try:
+        poller.proxies(heads)
+        await poller.poll_once()
+        return {uid: view.healthy for uid, view in poller.proxies(heads).items()}
+    finally:
+        await poller.stop()
+
+
 def ask():
     deadline = time.monotonic() + 60
     while True:
@@ -100,6 +116,7 @@ async def main():
     out = {}
     out["first_running"] = await syncs(config("hello"))
     out["first_puts"], out["first_answer"] = len(PUTS), ask()
+    out["proxies"] = await proxies()
     out["changed_running"] = await syncs(config("bonjour"))
     out["changed_puts"], out["changed_answer"] = len(PUTS) - out["first_puts"], ask()
     before = len(PUTS)
@@ -134,6 +151,7 @@ def test_a_config_runs_answers_is_applied_once_per_change_and_not_again_after_a_
         out = json.loads(text)
     assert out["first_running"] and out["first_answer"] == "hello", out
     assert out["first_puts"] == 1, out
+    assert out["proxies"] == {"head": True, "none": False}, out
     assert out["changed_running"] and out["changed_answer"] == "bonjour", out
     assert out["changed_puts"] == 1, out
     assert out["restart_running"] and out["restart_puts"] == 0, out

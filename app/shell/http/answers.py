@@ -28,10 +28,12 @@ from app.hooks.request import BadRequest, SyncRequest, decode
 from app.hooks.response import encode
 from app.raycluster.options import TOKEN_BYTES
 from app.rayjob.dashboard import Intent, StopJob, SubmitJob
+from app.rayservice.proxy import SetHeadServeLabel
 from app.rayservice.serve import ApplyServeConfig
 from app.shell.http.answer_cache import AnswerCache, Entry, etag_of, fingerprint
 from app.shell.kube.events import EventSink
 from app.shell.kube.janitor import Janitor
+from app.shell.kube.pod_labels import HeadLabeler
 from app.shell.observability import logs
 from app.shell.observability.metrics import Metrics, Timings
 from app.shell.observability.redact import Redactor, secret_children
@@ -78,8 +80,8 @@ class Replay:
     events: tuple[Event, ...]
     redactor: Redactor
     delete_parent: bool = False  # a RayJob's DeleteSelf is due (rayjob hooks only)
-    # A RayJob's requests to its Ray dashboard, a RayService's Serve configs.
-    intents: tuple[Intent | ApplyServeConfig, ...] = ()
+    # A RayJob's requests to its Ray dashboard, a RayService's Serve configs and head labels.
+    intents: tuple[Intent | ApplyServeConfig | SetHeadServeLabel, ...] = ()
 
 
 class Hooks:
@@ -92,6 +94,7 @@ class Hooks:
         janitor: Janitor | None = None,
         dashboards: Dashboards | None = None,
         serve: ServeDashboards | None = None,
+        labeler: HeadLabeler | None = None,
     ) -> None:
         self.clock = clock
         self.timeout = settings.compute_timeout_seconds
@@ -101,6 +104,7 @@ class Hooks:
         self.janitor_off_logged = False
         self.dashboards = dashboards
         self.serve = serve
+        self.labeler = labeler
         self.cache: AnswerCache[Replay] | None = (
             AnswerCache(settings.cache_bytes) if settings.cache_bytes > 0 else None
         )
@@ -178,12 +182,14 @@ class Hooks:
         if replay is not None and replay.intents:
             # On the pollers' tasks, not the response's: a background task of the response
             # would hold this request's guard slot until a slow dashboard answered.
-            jobs = [i for i in replay.intents if not isinstance(i, ApplyServeConfig)]
+            jobs = [i for i in replay.intents if isinstance(i, SubmitJob | StopJob)]
             configs = [i for i in replay.intents if isinstance(i, ApplyServeConfig)]
             if jobs and self.dashboards is not None:
                 self.dashboards.offer(jobs)
             if configs and self.serve is not None:
                 self.serve.offer(configs)
+            if self.labeler is not None:
+                self.labeler.offer_all(replay.intents)
         after = background if background.tasks else None
         headers = {"ETag": etag}
         if request.headers.get("if-none-match") == etag:
@@ -263,7 +269,9 @@ def _replay(hook: str, request: SyncRequest, desired: Desired) -> Replay | None:
             Redactor.of(request.parent, held),
             delete_parent=desired.delete_parent and kind_of(hook) == RAYJOB,
             intents=tuple(
-                i for i in desired.intents if isinstance(i, SubmitJob | StopJob | ApplyServeConfig)
+                i
+                for i in desired.intents
+                if isinstance(i, SubmitJob | StopJob | ApplyServeConfig | SetHeadServeLabel)
             ),
         )
     except Exception:

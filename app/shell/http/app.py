@@ -56,17 +56,19 @@ def create_app(
     janitor = background.janitor(settings, metrics, kube_transport)
     dashboards = background.dashboards(settings, metrics, dashboard_transport, now)
     serve = background.serve(settings, dashboard_transport, now)
-    hooks = Hooks(settings, metrics, events, now, janitor, dashboards, serve)
+    labeler = background.head_labeler(settings, metrics, kube_transport)
+    hooks = Hooks(settings, metrics, events, now, janitor, dashboards, serve, labeler)
 
     app = FastAPI(
         title="metaray",
         version=__version__,
         docs_url=None,
         redoc_url=None,
-        lifespan=background.lifespan(events, janitor, dashboards, serve),
+        lifespan=background.lifespan(events, janitor, dashboards, serve, labeler),
     )
     app.state.dashboards = dashboards  # for tests: step the poller by hand
     app.state.serve = serve
+    app.state.labeler = labeler
 
     add_hook_routes(app, hooks, settings, dashboards, serve)
 

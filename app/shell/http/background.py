@@ -1,6 +1,6 @@
 """The shell's background services, built from the settings and run for the app's lifetime:
-the Event sink and the RayJob janitor (in a cluster only), the Ray job poller and the Serve
-poller (unless METARAY_DASHBOARD=off)."""
+the Event sink, the RayJob janitor and the head labeler (in a cluster only), the Ray job poller
+and the Serve poller (unless METARAY_DASHBOARD=off)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from app.shell.http.answers import Clock
 from app.shell.kube import api as kube_api
 from app.shell.kube.events import EventSink
 from app.shell.kube.janitor import Janitor
+from app.shell.kube.pod_labels import HeadLabeler
 from app.shell.observability.metrics import DashboardMetrics, Metrics
 from app.shell.ray.poller import Dashboards
 from app.shell.ray.serve import ServeDashboards
@@ -49,6 +50,19 @@ def janitor(
     if api is None:
         return None
     return Janitor(
+        lambda: kube_api.client(api, transport), metrics, queue_size=settings.events_queue_size
+    )
+
+
+def head_labeler(
+    settings: Settings, metrics: Metrics, transport: httpx.AsyncBaseTransport | None
+) -> HeadLabeler | None:
+    """Sets the ray.io/serve label of RayService heads, with the hook's ServiceAccount; None
+    outside a cluster."""
+    api = kube_api.in_cluster_api(settings)
+    if api is None:
+        return None
+    return HeadLabeler(
         lambda: kube_api.client(api, transport), metrics, queue_size=settings.events_queue_size
     )
 

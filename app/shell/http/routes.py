@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request, Response
 from app.hooks.request import BadRequest, SyncRequest, decode_customize
 from app.rayjob.dashboard import DashboardView
 from app.rayservice.options import Options as ServiceOptions
+from app.rayservice.proxy import ProxyView
 from app.rayservice.serve import ServeView
 from app.shell.http.answers import JSON, Hooks, error_response
 from app.shell.ray.poller import Dashboards
@@ -45,6 +46,16 @@ def add_hook_routes(
 
         targets = rayservice.watched(request.observed, request.related, service_options)
         return serve.views(targets.values())
+
+    def proxy_views(request: SyncRequest) -> dict[str, ProxyView]:
+        """The Serve poller's latest readings of this RayService's head proxies (each head
+        pod's own IP), by pod uid; asks it to keep reading them."""
+        if serve is None:
+            return {}
+        from app.rayservice import sync as rayservice
+
+        heads = rayservice.watched_proxies(request.observed, request.related)
+        return serve.proxies(heads.values())
 
     def view(request: SyncRequest) -> DashboardView | None:
         """The poller's latest word on this RayJob's Ray job; asks it to keep polling."""
@@ -134,7 +145,13 @@ def add_hook_routes(
             request,
             "rayservice_sync",
             lambda r, i: rayservice.sync(
-                r.parent, r.observed, r.related, i.now, service_options, serve_views(r)
+                r.parent,
+                r.observed,
+                r.related,
+                i.now,
+                service_options,
+                serve_views(r),
+                proxy_views(r),
             ),
             # The answer depends on the clock and Ray's view, not only on the body.
             cache=False,

@@ -64,6 +64,7 @@ EVENT_OUTCOMES = ("created", "patched", "rejected", "unreachable")
 # precondition failed, a RayJob of the same name was recreated) are done as well; rejected
 # (another HTTP error), unreachable and dropped (queue full or shut down) will be asked again.
 DELETION_OUTCOMES = ("deleted", "not_found", "conflict", "rejected", "unreachable", "dropped")
+LABEL_OUTCOMES = ("patched", *DELETION_OUTCOMES[1:])
 # Decoding a small request takes ~100 us, a 1,000-pod one ~100 ms: start well below 1 ms.
 SECONDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 PODS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -133,6 +134,13 @@ class Metrics:
             "RayJobs deleted for their DeleteSelf policy, by outcome",
             "outcome",
             DELETION_OUTCOMES,
+            registry,
+        )
+        self.head_labels = _counter(
+            "metaray_head_serve_labels",
+            "ray.io/serve label patches of RayService head pods, by outcome",
+            "outcome",
+            LABEL_OUTCOMES,
             registry,
         )
         self.events_posted = _counter(
@@ -210,6 +218,9 @@ class Metrics:
 
     def deletion(self, outcome: str) -> None:
         self.rayjob_deletions.labels(outcome).inc()
+
+    def head_label(self, outcome: str) -> None:
+        self.head_labels.labels(outcome).inc()
 
     def posted(self, outcome: str) -> None:
         self.events_posted.labels(outcome).inc()

@@ -1,21 +1,19 @@
 """Ray Serve through the dashboards of RayService clusters: views in, config PUTs out.
 
-The RayService hook calls ``watch(target)`` for every cluster the core names (addresses derived
-by the core from head Services that metaray's RayCluster controller owns) and reads
-``view(cluster, url)``; both are synchronous, O(1), without I/O. A background task reads
-``GET <url>/api/serve/applications/?api_type=declarative`` of every watched cluster every
-``interval`` seconds, at most ``concurrency`` requests in flight, each bounded by ``timeout``:
-a dead dashboard only ages its view and sets ``failing_since``. ``carry_out`` PUTs a config
-(``ApplyServeConfig``) after the answer, on this poller's own loop: the same PUT is never in
-flight twice, is not repeated until the cluster has been read again after it, and a failure is
-counted and logged once, never raised. Whether a config is applied is always read back from Ray.
+The hook calls ``views(targets)`` (dashboards, from head Services metaray's RayCluster
+controller owns) and ``proxies(targets)`` (head pods' own IP and serve port): synchronous, O(1)
+per target, no I/O. A background task reads each watched dashboard's
+``/api/serve/applications/?api_type=declarative`` and each head proxy's ``/-/healthz`` every
+``interval`` s, bounded in number and time: a dead dashboard ages its view (``failing_since``); a
+proxy that does not answer 200 reads as unhealthy. ``carry_out`` PUTs an ``ApplyServeConfig``
+after the answer on this poller's loop: never twice in flight, not again until the cluster was
+read after it, a failure logged once, never raised. "Applied" is always read back from Ray.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -24,71 +22,28 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from app.rayservice.serve import Application, ApplyServeConfig, Deployment, ServeTarget, ServeView
-from app.shell.ray.wire import ERROR, MAX_BODY, OK, TIMEOUT, Counters, base_url, shown
+from app.rayservice.proxy import ProxyTarget, ProxyView
+from app.rayservice.serve import ApplyServeConfig, ServeTarget, ServeView
+from app.shell.ray.serve_wire import (
+    APPLICATIONS,
+    FORMAT,
+    HEALTHZ,
+    PROXY_GET,
+    SERVE_GET,
+    SERVE_PUT,
+    Failure,
+    Fetch,
+    Quiet,
+    parse_applications,
+)
+from app.shell.ray.wire import ERROR, OK, Counters, base_url, shown
 
 if TYPE_CHECKING:
     import httpx  # at run time only where a request is made (idle memory: docs/operations.md)
 
-APPLICATIONS = "/api/serve/applications/"
-SERVE_GET, SERVE_PUT = "serve_get", "serve_put"
-FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
 log = logging.getLogger("metaray.serve")
 
 Key = tuple[str, str]  # (cluster, url)
-
-
-class _Quiet:
-    def request(self, call: str, outcome: str, seconds: float) -> None:
-        pass
-
-    def watched(self, count: int) -> None:
-        pass
-
-    def refused(self) -> None:
-        pass
-
-
-def parse_applications(url: str, body: bytes) -> ServeView | None:
-    """Ray's ``ServeInstanceDetails``, reduced to what the core reads; None for garbage."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    apps = data.get("applications") if isinstance(data, dict) else None
-    if not isinstance(apps, dict):
-        return None
-    found = []
-    for name, app in sorted(apps.items()):
-        if not isinstance(app, dict) or not isinstance(app.get("status"), str):
-            return None
-        deployments = app.get("deployments")
-        found.append(
-            (
-                str(name) or "default",
-                Application(
-                    status=app["status"],
-                    message=_text(app.get("message")),
-                    deployments=tuple(
-                        (str(d), Deployment(_text(v.get("status")), _text(v.get("message"))))
-                        for d, v in sorted((deployments or {}).items())
-                        if isinstance(v, dict)
-                    )
-                    if isinstance(deployments, dict)
-                    else (),
-                    deployed=app.get("deployed_app_config"),
-                ),
-            )
-        )
-    capacity = data.get("target_capacity")
-    if isinstance(capacity, bool) or not isinstance(capacity, int | float):
-        capacity = None
-    return ServeView(url, tuple(found), target_capacity=capacity)
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 @dataclass(slots=True)
@@ -99,6 +54,14 @@ class _Watch:
     view: ServeView | None = None
     polling: bool = False
     reads: int = 0  # answers read; a PUT is not repeated until this moved past it
+
+
+@dataclass(slots=True)
+class _ProxyWatch:
+    seen: float
+    due: float
+    view: ProxyView | None = None
+    polling: bool = False
 
 
 class ServeDashboards:
@@ -118,14 +81,14 @@ class ServeDashboards:
         self.clock, self.transport, self.timer = clock, transport, timer
         self.interval, self.timeout, self.concurrency = interval, timeout, concurrency
         self.expiry, self.max_watches = expiry, max_watches
-        self.metrics: Counters = metrics if metrics is not None else _Quiet()
+        self.metrics: Counters = metrics if metrics is not None else Quiet()
         self._lock = threading.Lock()  # watch() may run in the hook's worker thread
         self._watches: dict[Key, _Watch] = {}
+        self._proxies: dict[Key, _ProxyWatch] = {}  # (pod uid, url)
         self._sent: dict[tuple[str, str, str], int] = {}  # (cluster, url, config) -> reads
         self._puts: dict[tuple[str, str, str], asyncio.Task[None]] = {}
-        self._client: httpx.AsyncClient | None = None
+        self._fetch = Fetch(transport, timeout, concurrency, self.metrics)
         self._task: asyncio.Task[None] | None = None
-        self._slots: asyncio.Semaphore | None = None
         self._reported: set[tuple[str, str, str]] = set()
         # Set by watch() (from any thread) when the loop may be asleep with nothing watched.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -163,6 +126,25 @@ class ServeDashboards:
                 out[target.cluster] = view
         return out
 
+    def proxies(self, targets: Iterable[ProxyTarget]) -> dict[str, ProxyView]:
+        """Keep reading each head proxy; its latest reading by pod uid."""
+        now = self.timer()
+        out = {}
+        with self._lock:
+            for target in targets:
+                key = (target.pod_uid, target.url)
+                found = self._proxies.get(key)
+                if found is None:
+                    if len(self._proxies) >= self.max_watches:
+                        self.metrics.refused()
+                        continue
+                    found = self._proxies[key] = _ProxyWatch(seen=now, due=now)
+                    self._poke()
+                found.seen = now
+                if found.view is not None:
+                    out[target.pod_uid] = found.view
+        return out
+
     # -- the loop --------------------------------------------------------------------------
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -177,9 +159,7 @@ class ServeDashboards:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._task = None
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._fetch.aclose()
 
     async def _run(self) -> None:
         while True:
@@ -190,7 +170,7 @@ class ServeDashboards:
             await self._rest()
 
     async def _rest(self) -> None:
-        """A quarter interval while anything is watched; with nothing watched, until ``watch``
+        """A quarter interval while anything is watched; with nothing watched, until a watch
         adds a target: no timer at rest, an idle hook spends no CPU here."""
         wake = self._wake
         if wake is None:
@@ -198,7 +178,7 @@ class ServeDashboards:
             return
         wake.clear()  # before looking: a watch added after the look sets it again
         with self._lock:
-            idle = not self._watches
+            idle = not self._watches and not self._proxies
         if idle:
             await wake.wait()
         else:
@@ -214,6 +194,7 @@ class ServeDashboards:
         """Read every watched cluster that is due, and wait for the answers."""
         now = self.timer()
         due = []
+        heads = []
         with self._lock:
             for key, watch in list(self._watches.items()):
                 if now - watch.seen >= self.expiry:
@@ -221,8 +202,32 @@ class ServeDashboards:
                 elif watch.due <= now and not watch.polling:
                     watch.polling = True
                     due.append((key, watch))
-        if due:
-            await asyncio.gather(*(self._poll(key, watch) for key, watch in due))
+            for key, proxy in list(self._proxies.items()):
+                if now - proxy.seen >= self.expiry:
+                    del self._proxies[key]
+                elif proxy.due <= now and not proxy.polling:
+                    proxy.polling = True
+                    heads.append((key[1], proxy))
+        if due or heads:
+            await asyncio.gather(
+                *(self._poll(key, watch) for key, watch in due),
+                *(self._poll_proxy(url, proxy) for url, proxy in heads),
+            )
+
+    async def _poll_proxy(self, url: str, proxy: _ProxyWatch) -> None:
+        """200 is healthy; anything else, a timeout or no connection is not (as KubeRay)."""
+        try:
+            status, _ = await self._fetch(PROXY_GET, "GET", base_url(url) + HEALTHZ)
+            healthy = status == 200
+            if healthy:
+                self.metrics.request(PROXY_GET, OK, 0.0)
+        except Failure:
+            healthy = False
+        finally:
+            proxy.polling = False
+            proxy.due = self.timer() + self.interval
+        read_at = self.clock().astimezone(UTC).isoformat(timespec="microseconds")
+        proxy.view = ProxyView(url, healthy, read_at)
 
     async def _poll(self, key: Key, watch: _Watch) -> None:
         try:
@@ -236,14 +241,14 @@ class ServeDashboards:
     async def _read(self, url: str, previous: ServeView | None, token: str) -> ServeView:
         target = base_url(url) + APPLICATIONS + "?api_type=declarative"
         try:
-            status, body = await self._request(SERVE_GET, "GET", target, token=token)
+            status, body = await self._fetch(SERVE_GET, "GET", target, token=token)
             view = parse_applications(url, body) if status == 200 else None
             if view is None:
-                raise _Failure(ERROR, f"HTTP {status}" if status != 200 else "not Serve's answer")
+                raise Failure(ERROR, f"HTTP {status}" if status != 200 else "not Serve's answer")
             self.metrics.request(SERVE_GET, OK, 0.0)
             self._reported = {r for r in self._reported if r[:2] != (url, SERVE_GET)}
             return view
-        except _Failure as failure:
+        except Failure as failure:
             self._failed(url, SERVE_GET, failure.kind)
             since = previous.failing_since if previous is not None else None
             return ServeView(
@@ -251,7 +256,6 @@ class ServeDashboards:
                 previous.applications if previous is not None else None,
                 failing_since=since or self.clock().astimezone(UTC).strftime(FORMAT),
                 error=failure.kind,
-                target_capacity=previous.target_capacity if previous is not None else None,
             )
 
     # -- intents ---------------------------------------------------------------------------
@@ -285,7 +289,7 @@ class ServeDashboards:
         for intent in intents:
             if not isinstance(intent, ApplyServeConfig):
                 continue
-            key = (intent.cluster, intent.url, intent.key)
+            key = (intent.cluster, intent.url, intent.config)
             watch = self._watches.get((intent.cluster, intent.url))
             reads = watch.reads if watch is not None else 0
             if key in self._puts or self._sent.get(key) == reads:
@@ -301,12 +305,12 @@ class ServeDashboards:
         self, intent: ApplyServeConfig, key: tuple[str, str, str], reads: int, token: str
     ) -> None:
         try:
-            status, _ = await self._request(
+            status, _ = await self._fetch(
                 SERVE_PUT, "PUT", base_url(intent.url) + APPLICATIONS, intent.body(), token=token
             )
             if not 200 <= status < 300:
-                raise _Failure(ERROR, f"HTTP {status}")
-        except _Failure as failure:
+                raise Failure(ERROR, f"HTTP {status}")
+        except Failure as failure:
             self._failed(intent.url, SERVE_PUT, failure.kind)
             return
         self.metrics.request(SERVE_PUT, OK, 0.0)
@@ -318,53 +322,6 @@ class ServeDashboards:
             watch.due = self.timer()  # read it back soon
         log.info("applied a Serve config to %s", shown(intent.url))
 
-    # -- one request -----------------------------------------------------------------------
-    async def _request(
-        self, call: str, method: str, url: str, body: Any = None, *, token: str = ""
-    ) -> tuple[int, bytes]:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.concurrency)
-        import httpx  # here, not at start-up: a hook without RayServices never needs it
-
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.timeout):
-                async with self._slots:
-                    client = self._session()
-                    # Ray's token auth reads the standard header first.
-                    headers = {"Authorization": f"Bearer {token}"} if token else None
-                    request = client.build_request(method, url, json=body, headers=headers)
-                    response = await client.send(request, stream=True)
-                    try:
-                        chunks, size = [], 0
-                        async for chunk in response.aiter_bytes():
-                            size += len(chunk)
-                            if size > MAX_BODY:
-                                raise _Failure(ERROR, "the answer is too large")
-                            chunks.append(chunk)
-                    finally:
-                        await response.aclose()
-        except (TimeoutError, httpx.TimeoutException):
-            self.metrics.request(call, TIMEOUT, time.perf_counter() - started)
-            raise _Failure(TIMEOUT, f"timed out after {self.timeout:g} s") from None
-        except httpx.HTTPError as error:
-            self.metrics.request(call, ERROR, time.perf_counter() - started)
-            raise _Failure(ERROR, type(error).__name__) from None
-        return response.status_code, b"".join(chunks)
-
-    def _session(self) -> httpx.AsyncClient:
-        import httpx
-
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=self.transport,
-                timeout=httpx.Timeout(self.timeout),
-                limits=httpx.Limits(max_connections=self.concurrency),
-                follow_redirects=False,
-                trust_env=False,  # no proxies or .netrc credentials from the environment
-            )
-        return self._client
-
     def _failed(self, url: str, call: str, kind: str) -> None:
         key = (url, call, kind)
         if key in self._reported or len(self._reported) > 4096:
@@ -372,10 +329,3 @@ class ServeDashboards:
         self._reported.add(key)
         verb = "read Serve applications from" if call == SERVE_GET else "apply a Serve config to"
         log.warning("cannot %s the dashboard %s: %s", verb, shown(url), kind)
-
-
-class _Failure(Exception):
-    def __init__(self, outcome: str, kind: str) -> None:
-        super().__init__(kind)
-        self.outcome = outcome
-        self.kind = kind
