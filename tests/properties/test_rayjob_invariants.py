@@ -9,8 +9,8 @@ the RayJob oracle (``tests/fuzz/rayjob_oracle.py``); across steps: never two liv
 the RayJob, the user's cluster never a child, and once the world stops changing (the clock
 too), a fixpoint within a few syncs whose answer is the same bytes every time.
 
-Stale replays: as behind a real Metacontroller, a sync may see the parent as it was before the
-last status write (its cache lags its own writes by tens of milliseconds, so at the clock of
+Stale replays: as behind a real Metacontroller, a sync may see the whole parent as it was before
+the last status write (its cache lags its own writes by tens of milliseconds, so at the clock of
 that write) with the children as they are now, and its answer's status is written over the
 newer one. Across the whole history (issue 15, rules 3-4):
 no child is created for an attempt older than the newest one observed, ``failed`` and
@@ -304,7 +304,10 @@ def test_a_rayjob_lifecycle_keeps_the_rules_and_settles(
         stale = what == "stale" and loop.stale is not None
         if stale:
             event("stale replay")
-            parent = {**loop.parent, "status": copy.deepcopy(loop.stale.get("status") or {})}
+            # The whole parent as it was before the write it misses: its spec too. A cache that
+            # lags behind its own status write cannot hold a later spec edit (resourceVersions
+            # are one line), so an old status never meets a newer spec.
+            parent = copy.deepcopy(loop.stale)
         if stale:  # right after the write it misses: Metacontroller lags by milliseconds
             now, loop.now = loop.now, loop.stale_at
         _, answer = loop.sync(parent if stale else None)
