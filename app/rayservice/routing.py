@@ -75,11 +75,12 @@ def answer(
 
 
 def endpoints(related: Observed, plan: Plan) -> int:
-    """Ready endpoints of the active and pending clusters' serve Services."""
+    """Ready endpoints of the serve Services this answer's route sends traffic to (KubeRay
+    counts the pending cluster's from its creation: Ready before any traffic reaches it)."""
     return sum(
         observe.endpoints(related, gateway.cluster_serve_service(name))
-        for name in (plan.active, plan.pending)
-        if name is not None
+        for name, weight in weights(plan).items()
+        if weight > 0
     )
 
 

@@ -54,6 +54,9 @@ class Settings:
     dashboard_interval_seconds: float = 3.0
     dashboard_timeout_seconds: float = 2.0
     dashboard_resync_seconds: float = 5.0
+    # Gateway and HTTPRoute are registered as RayService children (config/gateway-api sets
+    # METARAY_GATEWAY_API=on): NewClusterWithIncrementalUpgrade is refused without them.
+    gateway_api: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +101,7 @@ class Settings:
             dashboard_resync_seconds=float(
                 env.get("METARAY_DASHBOARD_RESYNC_SECONDS", defaults.dashboard_resync_seconds)
             ),
+            gateway_api=_switch(env, "METARAY_GATEWAY_API", defaults.gateway_api),
         )
 
     @property

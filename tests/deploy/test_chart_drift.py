@@ -154,6 +154,22 @@ def test_mtls_renders_the_config_mtls_overlay() -> None:
     assert helm_cc == overlay, diff(helm_cc, overlay)
 
 
+def test_gateway_api_renders_the_config_gateway_api_overlay() -> None:
+    """The RayService registration and the hook's METARAY_GATEWAY_API, as the overlay sets them."""
+    key = ("CompositeController", "metaray-rayservice")
+    helm = normalised(render({"gatewayAPI.enabled": True}))
+    overlay = normalised(kustomize("config/gateway-api"))
+    assert helm[key] == overlay[key], diff(helm[key], overlay[key])
+    helm_env, overlay_env = _env(helm), _env(overlay)
+    assert helm_env["METARAY_GATEWAY_API"] == overlay_env["METARAY_GATEWAY_API"] == "on"
+    assert "METARAY_GATEWAY_API" not in _env(normalised(render({})))
+
+
+def _env(objs: dict[Any, Any]) -> dict[str, Any]:
+    container = objs[("Deployment", "metaray")]["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
 def test_the_monitors_are_config_prometheus() -> None:
     helm = normalised(render({"serviceMonitor.enabled": True, "podMonitor.enabled": True}))
     for key, source in normalised(kustomize("config/prometheus")).items():
@@ -164,7 +180,7 @@ def test_the_monitors_are_config_prometheus() -> None:
 # settings: every METARAY_* the app reads has a value in the chart, or a stated reason not to
 
 # Set by their own values (logLevel, events, dashboard).
-DEDICATED = {"METARAY_LOG_LEVEL", "METARAY_EVENTS", "METARAY_DASHBOARD"}
+DEDICATED = {"METARAY_LOG_LEVEL", "METARAY_EVENTS", "METARAY_DASHBOARD", "METARAY_GATEWAY_API"}
 # Not settable: the Service, the probes and the NetworkPolicy rely on 0.0.0.0:8080; the hook's
 # token and TLS files come from Secrets (SECURITY.md), through extraEnv and extraVolumes.
 NOT_VALUES = {

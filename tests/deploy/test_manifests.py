@@ -298,6 +298,48 @@ def test_the_mtls_overlay_adds_cert_manager_children_and_nothing_else(built: lis
     assert [o for o in overlay if o["metadata"]["name"] != RAYCLUSTER_CONTROLLER] == untouched
 
 
+def test_the_gateway_api_overlay_registers_gateways_and_routes_and_turns_them_on(
+    built: list[Obj],
+) -> None:
+    """config/gateway-api/: Gateways and HTTPRoutes as RayService children, the hook told so
+    (METARAY_GATEWAY_API=on), a grant for a narrowly bound Metacontroller, nothing else."""
+    kubectl = require_tool("kubectl")
+    result = run([kubectl, "kustomize", str(ROOT / "config" / "gateway-api")])
+    assert result.returncode == 0, result.stderr
+    overlay = [obj for obj in yaml.safe_load_all(result.stdout) if obj]
+    children = controller(overlay, "metaray-rayservice")["spec"]["childResources"]
+    base = controller(built, "metaray-rayservice")["spec"]["childResources"]
+    added = [c for c in children if c not in base]
+    assert {(c["apiVersion"], c["resource"]) for c in added} == {
+        ("gateway.networking.k8s.io/v1", "gateways"),
+        ("gateway.networking.k8s.io/v1", "httproutes"),
+    }
+    [hook] = [o for o in overlay if o["kind"] == "Deployment"]
+    env = {
+        e["name"]: e.get("value") for e in hook["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["METARAY_GATEWAY_API"] == "on"
+    [role] = [
+        o
+        for o in overlay
+        if o["metadata"]["name"] == "metaray-metacontroller-gateway-api"
+        and o["kind"] == "ClusterRole"
+    ]
+    assert role["rules"][0]["resources"] == ["gateways", "httproutes"]
+    grant = "metaray-metacontroller-gateway-api"
+    changed = {
+        ("CompositeController", "metaray-rayservice"),
+        ("Deployment", "metaray"),
+        ("ClusterRole", grant),
+        ("ClusterRoleBinding", grant),
+    }
+
+    def kept(objs: list[Obj]) -> list[Obj]:
+        return [o for o in objs if (o["kind"], o["metadata"]["name"]) not in changed]
+
+    assert kept(overlay) == kept(built)
+
+
 def test_finalize_hook_calls_the_same_service_on_its_own_route(
     built: list[Obj], routes: set[tuple[str, str]]
 ) -> None:

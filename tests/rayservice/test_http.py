@@ -68,7 +68,10 @@ def _ray_answer(view: ServeView) -> dict[str, Any]:
         }
         for name, app in view.applications or ()
     }
-    return {"applications": apps, "proxy_location": "EveryNode"}
+    answer: dict[str, Any] = {"applications": apps, "proxy_location": "EveryNode"}
+    if view.target_capacity is not None:
+        answer["target_capacity"] = view.target_capacity
+    return answer
 
 
 class HttpLoop(ServiceLoop):
@@ -104,8 +107,8 @@ def http_loop(world: ServeWorld | None = None, **spec: Any) -> HttpLoop:
     return loop
 
 
-def fresh_app(world: ServeWorld, clock: list[datetime]) -> Any:
-    settings = Settings(events="off", dashboard_timeout_seconds=0.5)
+def fresh_app(world: ServeWorld, clock: list[datetime], gateway_api: bool = False) -> Any:
+    settings = Settings(events="off", dashboard_timeout_seconds=0.5, gateway_api=gateway_api)
     return create_app(settings, dashboard_transport=dashboard(world, clock), clock=lambda: clock[0])
 
 

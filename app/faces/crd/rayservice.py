@@ -75,7 +75,8 @@ DESCRIPTIONS: dict[str, str] = {
     "RayServiceSpec.serviceUnhealthySecondThreshold": "Deprecated and ignored (as in KubeRay).",
     "RayServiceSpec.deploymentUnhealthySecondThreshold": "Deprecated and ignored (as in KubeRay).",
     "RayServiceUpgradeStrategy.type": "NewCluster (default), None, or "
-    "NewClusterWithIncrementalUpgrade (not supported by metaray yet).",
+    "NewClusterWithIncrementalUpgrade (traffic moved in steps through a Gateway API HTTPRoute; "
+    "needs metaray's config/gateway-api overlay).",
     "RayServiceUpgradeStrategy.clusterUpgradeOptions": "Options of the incremental upgrade.",
     "ClusterUpgradeOptions.maxSurgePercent": "Capacity added to the new cluster per step.",
     "ClusterUpgradeOptions.stepSizePercent": "Traffic moved per step.",
@@ -143,6 +144,23 @@ def status_schema(types: KubernetesTypes) -> JSONSchema:
                 "Each Serve application, as Ray reports it.",
                 statuses("Each deployment of the application."),
             ),
+            "targetCapacity": {
+                "type": "integer",
+                "format": "int32",
+                "description": "Incremental upgrades: the Serve target_capacity (percent) the "
+                "cluster is asked to run at.",
+            },
+            "trafficRoutedPercent": {
+                "type": "integer",
+                "format": "int32",
+                "description": "Incremental upgrades: the cluster's weight (percent) in the "
+                "HTTPRoute.",
+            },
+            "lastTrafficMigratedTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "Incremental upgrades: when trafficRoutedPercent last changed.",
+            },
         },
     }
     active = {**side, "description": "The cluster that takes traffic."}
@@ -161,7 +179,8 @@ def status_schema(types: KubernetesTypes) -> JSONSchema:
             "serviceStatus": string("Deprecated: Running while Ready is True, else empty."),
             "conditions": {
                 "type": "array",
-                "description": "Ready, UpgradeInProgress, Suspending and Suspended.",
+                "description": "Ready, UpgradeInProgress, RollbackInProgress, Suspending and "
+                "Suspended.",
                 "items": _condition(types),
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],

@@ -34,7 +34,9 @@ def add_hook_routes(
 ) -> None:
     cluster_options, job_options = settings.options, settings.rayjob_options
     service_options = ServiceOptions(
-        cluster=cluster_options, poll_seconds=max(settings.dashboard_interval_seconds, 2.0)
+        cluster=cluster_options,
+        poll_seconds=max(settings.dashboard_interval_seconds, 2.0),
+        gateway_api=settings.gateway_api,
     )
 
     def serve_views(request: SyncRequest) -> dict[str, ServeView]:
