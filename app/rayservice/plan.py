@@ -75,6 +75,8 @@ class Plan:
     target: str | None = None  # the cluster the Services select
     deadlines: list[datetime] = field(default_factory=list)
     upgrade: Upgrade | None = None  # an incremental upgrade under way
+    # A parent older than the one that last wrote the route: traffic and capacity stay put.
+    frozen: bool = False
 
 
 def side(status: Mapping[str, Any], key: str) -> str | None:
@@ -131,9 +133,14 @@ def decide(
         avoid |= {plan.active} if plan.active else set()
         return names.new_cluster_name(rs.name, rs.uid, goal, avoid)
 
+    if rs.strategy == Strategy.INCREMENTAL:
+        _routed(world, plan)
+        plan.frozen = rs.generation < world.gateway.generation
     stepped = rs.strategy == Strategy.INCREMENTAL and plan.active is not None
     rolling_back = False
-    if stepped and plan.active is not None and plan.pending is not None and plan.pending in live:
+    if plan.frozen:
+        rolling_back = plan.pending is not None  # nothing dropped, nothing moved
+    elif stepped and plan.active is not None and plan.pending is not None and plan.pending in live:
         plan.upgrade = _step(rs, previous, world, (plan.active, plan.pending), goal)
         if plan.upgrade.promote:
             plan.active, plan.pending, plan.promoted = plan.pending, None, True
@@ -175,6 +182,19 @@ def decide(
     _children(previous, world, plan, build, in_place)
     _serve(rs, world, plan)
     return plan
+
+
+def _routed(world: World, plan: Plan) -> None:
+    """The observed route is newer than a stale parent's status: a live cluster it sends
+    traffic to is never dropped. If the status names it neither active nor pending (an older
+    status, replayed or written back), the route's backends are the active and pending ones."""
+    order = [c for c in world.gateway.order if c in world.live]
+    lost = [
+        c for c in order if world.gateway.weight(c) > 0 and c not in (plan.active, plan.pending)
+    ]
+    if lost:
+        plan.active = order[0]
+        plan.pending = order[1] if len(order) > 1 else None
 
 
 def _step(
@@ -255,6 +275,8 @@ def _serve(rs: RayService, world: World, plan: Plan) -> None:
     if config is None:
         return
     if rs.strategy == Strategy.INCREMENTAL:
+        if plan.frozen:
+            return
         plan.intents += incremental.intents(rs, _capacities(plan), world.views, world.targets)
         return
     chosen = plan.pending if plan.pending is not None else active
@@ -268,13 +290,13 @@ def _serve(rs: RayService, world: World, plan: Plan) -> None:
 
 def _capacities(plan: Plan) -> list[tuple[str, int, bool]]:
     """Which cluster gets which target_capacity, and whether its config is frozen: both during
-    an incremental upgrade (the active one frozen, or the pending one while rolling back), else
-    the one that serves (at full capacity)."""
+    an incremental upgrade (the active one frozen until it is alone again, the pending one too
+    while rolling back), else the one that serves (at full capacity)."""
     upgrade = plan.upgrade
     if upgrade is not None and plan.active == upgrade.active and plan.pending == upgrade.pending:
         back = upgrade.rolling_back is not None
         return [
-            (upgrade.active, upgrade.capacity[upgrade.active], not back),
+            (upgrade.active, upgrade.capacity[upgrade.active], True),
             (upgrade.pending, upgrade.capacity[upgrade.pending], back),
         ]
     if plan.pending is not None and plan.active is not None:

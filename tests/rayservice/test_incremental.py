@@ -237,3 +237,19 @@ def test_a_cluster_serve_service_name_fits_a_service(length: int) -> None:
     assert name != cluster_serve_service("c" * (length + 1))
     if length + len("-serve-svc") <= 63:
         assert name == f"{cluster}-serve-svc"
+
+
+def test_a_parent_from_before_the_upgrade_replayed_moves_no_traffic_back() -> None:
+    """Its spec is the old one and its status knows no pending cluster: the route, written by a
+    newer generation, says otherwise, and wins."""
+    loop = deployed(step=10, interval=1, surge=20)
+    before = copy.deepcopy(loop.parent)
+    loop.new_image()
+    loop.until(lambda s: s.pending is not None and s.weights().get(s.pending, 0) >= 30, 200)
+    new = loop.pending or ""
+    for write in (False, True):
+        weight, puts = loop.weights()[new], len(loop.world.puts)
+        step = loop.step(parent=before, write_status=write)
+        assert step.created == [] and step.deleted == [] and step.desired.intents == ()
+        assert loop.weights()[new] == weight and len(loop.world.puts) == puts
+    loop.until(lambda s: s.active == new, 300)  # the status written back is recovered from
