@@ -253,3 +253,22 @@ def test_a_parent_from_before_the_upgrade_replayed_moves_no_traffic_back() -> No
         assert step.created == [] and step.deleted == [] and step.desired.intents == ()
         assert loop.weights()[new] == weight and len(loop.world.puts) == puts
     loop.until(lambda s: s.active == new, 300)  # the status written back is recovered from
+
+
+def test_the_customize_hook_asks_for_each_cluster_serve_service_s_endpoint_slices() -> None:
+    rules = rayservice.customize(incremental_object())["relatedResources"]
+    assert {
+        "apiVersion": "discovery.k8s.io/v1",
+        "resource": "endpointslices",
+        "labelSelector": {"matchLabels": {"ray.io/serve": "svc-serve"}},
+        "namespace": "default",
+    } in rules
+
+
+def test_each_capacity_step_and_route_change_is_an_event() -> None:
+    loop, _, new = upgrading(step=10, interval=1, surge=20)
+    reasons = {e.reason for s in loop.history for e in (s.desired.events if s.desired else ())}
+    assert {"CreatedGateway", "CreatedHTTPRoute", "UpdatedHTTPRoute"} <= reasons
+    assert "UpdatedServeTargetCapacity" in reasons
+    messages = [e.message for s in loop.history for e in s.desired.events]
+    assert f"Updated the target_capacity of the RayCluster default/{new} to 20" in messages
