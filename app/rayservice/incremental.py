@@ -15,6 +15,7 @@ direction (``max``/``min`` with what Ray runs), and a weight only from the obser
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -148,6 +149,16 @@ def progress(
         rolled_back,
         next_step,
     )
+
+
+def without_replicas(cluster: Mapping[str, Any]) -> JSONObject:
+    """A new cluster of an upgrade: its worker groups without ``replicas``, so that the
+    autoscaler starts them from ``minReplicas`` and grows them with the capacity (KubeRay)."""
+    built: JSONObject = copy.deepcopy(dict(cluster))
+    for group in built.get("spec", {}).get("workerGroupSpecs") or []:
+        if isinstance(group, dict):
+            group.pop("replicas", None)
+    return built
 
 
 def _running(view: ServeView | None) -> bool:

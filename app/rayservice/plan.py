@@ -180,6 +180,10 @@ def decide(
             plan.pending = fresh_pending()
     _retire(rs, previous, world, plan)
     _children(previous, world, plan, build, in_place)
+    fresh = plan.pending is not None and plan.pending not in live and plan.pending in plan.build
+    if rs.strategy == Strategy.INCREMENTAL and plan.active is not None and fresh:
+        name = str(plan.pending)
+        plan.build[name] = incremental.without_replicas(plan.build[name])
     _serve(rs, world, plan)
     return plan
 

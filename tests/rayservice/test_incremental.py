@@ -272,3 +272,14 @@ def test_each_capacity_step_and_route_change_is_an_event() -> None:
     assert "UpdatedServeTargetCapacity" in reasons
     messages = [e.message for s in loop.history for e in s.desired.events]
     assert f"Updated the target_capacity of the RayCluster default/{new} to 20" in messages
+
+
+def test_the_new_cluster_of_an_upgrade_leaves_its_worker_replicas_to_the_autoscaler() -> None:
+    loop = deployed()
+    old = loop.active or ""
+    groups = loop.children[(RAYCLUSTER, old)]["spec"]["workerGroupSpecs"]
+    assert all("replicas" in g for g in groups)  # the first cluster: as asked
+    loop.new_image()
+    loop.until(lambda s: s.pending is not None and (RAYCLUSTER, s.pending) in s.children)
+    groups = loop.children[(RAYCLUSTER, loop.pending or "")]["spec"]["workerGroupSpecs"]
+    assert groups and all("replicas" not in g for g in groups)
