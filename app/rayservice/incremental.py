@@ -169,6 +169,24 @@ def _running(view: ServeView | None) -> bool:
     return all(app.status == "RUNNING" for _, app in view.applications)
 
 
+def capacities(
+    upgrade: Upgrade | None, active: str | None, pending: str | None
+) -> list[tuple[str, int, bool]]:
+    """Which cluster gets which target_capacity, and whether its config is frozen: both during
+    an upgrade (the active one frozen until it is alone again, the pending one too while
+    rolling back), else the one that serves (at full capacity)."""
+    if upgrade is not None and (active, pending) == (upgrade.active, upgrade.pending):
+        back = upgrade.rolling_back is not None
+        return [
+            (upgrade.active, upgrade.capacity[upgrade.active], True),
+            (upgrade.pending, upgrade.capacity[upgrade.pending], back),
+        ]
+    if pending is not None and active is not None:
+        return []  # named, not yet live: its first config goes with capacity 0 once it is
+    chosen = pending if pending is not None else active
+    return [] if chosen is None else [(chosen, FULL, False)]
+
+
 def intents(
     rs: RayService,
     chosen: list[tuple[str, int, bool]],

@@ -22,7 +22,7 @@ from app.raycluster.spec import JSONObject
 from app.rayservice import incremental, names
 from app.rayservice.children import with_appended_groups
 from app.rayservice.gateway import NOTHING, Observation
-from app.rayservice.incremental import FULL, Upgrade
+from app.rayservice.incremental import Upgrade
 from app.rayservice.serve import ApplyServeConfig, ServeTarget, ServeView, canonical, deployed
 from app.rayservice.serve import ready as serve_ready
 from app.rayservice.spec import RayService, Strategy
@@ -281,7 +281,8 @@ def _serve(rs: RayService, world: World, plan: Plan) -> None:
     if rs.strategy == Strategy.INCREMENTAL:
         if plan.frozen:
             return
-        plan.intents += incremental.intents(rs, _capacities(plan), world.views, world.targets)
+        sides = incremental.capacities(plan.upgrade, plan.active, plan.pending)
+        plan.intents += incremental.intents(rs, sides, world.views, world.targets)
         return
     chosen = plan.pending if plan.pending is not None else active
     if chosen is None or chosen not in world.live or chosen not in world.targets:
@@ -290,20 +291,3 @@ def _serve(rs: RayService, world: World, plan: Plan) -> None:
     if view is None or not view.fresh or deployed(config, view):
         return
     plan.intents.append(ApplyServeConfig(chosen, world.targets[chosen].url, canonical(config)))
-
-
-def _capacities(plan: Plan) -> list[tuple[str, int, bool]]:
-    """Which cluster gets which target_capacity, and whether its config is frozen: both during
-    an incremental upgrade (the active one frozen until it is alone again, the pending one too
-    while rolling back), else the one that serves (at full capacity)."""
-    upgrade = plan.upgrade
-    if upgrade is not None and plan.active == upgrade.active and plan.pending == upgrade.pending:
-        back = upgrade.rolling_back is not None
-        return [
-            (upgrade.active, upgrade.capacity[upgrade.active], True),
-            (upgrade.pending, upgrade.capacity[upgrade.pending], back),
-        ]
-    if plan.pending is not None and plan.active is not None:
-        return []  # named, not yet live: its first config goes with capacity 0 once it is
-    chosen = plan.pending if plan.pending is not None else plan.active
-    return [] if chosen is None else [(chosen, FULL, False)]
