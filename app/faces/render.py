@@ -68,7 +68,9 @@ def render(
             desired = _rayjob_walk(parent, now, job_options)
         return {"children": desired.children, "status": desired.status}
     if parent["kind"] == "RayService":
-        service_options = rayservice.Options(cluster=options)
+        # Shown as metaray answers with the config/gateway-api overlay installed: an
+        # incremental RayService renders its Gateway and HTTPRoute (nothing else differs).
+        service_options = rayservice.Options(cluster=options, gateway_api=True)
         desired = render_rayservice(parent, now, service_options, RenderError)
         return as_plain(desired)
     desired = _answer(parent, children, options, entropy)

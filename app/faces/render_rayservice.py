@@ -44,10 +44,11 @@ def render_rayservice(
             for c in _plain(desired.children)
             if c.get("kind") == "RayCluster"
         }
-        services = {
-            c["metadata"]["name"]: c for c in _plain(desired.children) if c.get("kind") == "Service"
-        }
-        again = _sync(parent, clusters, services, now, options, fail)
+        others: dict[str, dict[str, Any]] = {}
+        for c in _plain(desired.children):
+            if c.get("kind") != "RayCluster":
+                others.setdefault(f"{c['kind']}.{c['apiVersion']}", {})[c["metadata"]["name"]] = c
+        again = _sync(parent, clusters, others, now, options, fail)
         if _plain(again.children) == _plain(desired.children) and again.status == desired.status:
             return again
         desired = again
@@ -57,7 +58,7 @@ def render_rayservice(
 def _sync(
     parent: dict[str, Any],
     clusters: dict[str, Any],
-    services: dict[str, Any],
+    others: dict[str, dict[str, Any]],
     now: datetime,
     options: rayservice.Options,
     fail: Callable[[str], Exception],
@@ -65,7 +66,8 @@ def _sync(
     heads = {head_service_name(name): _head_service(c) for name, c in clusters.items()}
     body = {
         "parent": parent,
-        "children": {RAYCLUSTER: clusters, SERVICE: services},
+        # Gateway and HTTPRoute too where the answer has them (an incremental RayService).
+        "children": {RAYCLUSTER: clusters, SERVICE: {}, **others},
         "related": {SERVICE: heads},
     }
     try:

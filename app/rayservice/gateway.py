@@ -28,6 +28,9 @@ LISTENER = {"name": "http", "protocol": "HTTP", "port": 80}  # KubeRay's one lis
 # When metaray last moved traffic, kept on the route it moved (a stale parent's older status
 # then never makes a step come early).
 MIGRATED_AT = "metaray.io/traffic-migrated-at"
+# The RayService generation whose sync last wrote the route: an older one (a stale parent)
+# moves nothing.
+GENERATION = "metaray.io/rayservice-generation"
 
 
 def gateway_name(rayservice: str) -> str:
@@ -69,16 +72,22 @@ class Backend:
 
 
 def route(
-    rs_name: str, namespace: str, backends: Iterable[Backend], migrated_at: datetime | None
+    rs_name: str,
+    namespace: str,
+    backends: Iterable[Backend],
+    migrated_at: datetime | None,
+    generation: int,
 ) -> JSONObject:
     """One rule, every path, the clusters' serve Services by weight (active first)."""
+    annotations = {GENERATION: str(generation)}
+    if migrated_at is not None:
+        annotations[MIGRATED_AT] = stamp(migrated_at)
     metadata: JSONObject = {
         "name": route_name(rs_name),
         "namespace": namespace,
         "labels": children.originated(rs_name),
+        "annotations": dict(sorted(annotations.items())),
     }
-    if migrated_at is not None:
-        metadata["annotations"] = {MIGRATED_AT: stamp(migrated_at)}
     refs = [
         {
             "kind": "Service",
@@ -127,6 +136,8 @@ class Observation:
     migrated_at: datetime | None
     ready: bool
     route_seen: bool
+    order: tuple[str, ...] = ()  # the backends' clusters, the active one first
+    generation: int = 0  # of the RayService that last wrote the route
 
     def weight(self, cluster: str | None) -> int:
         return self.weights.get(cluster, 0) if cluster is not None else 0
@@ -139,15 +150,20 @@ def observe(rs_name: str, observed: Observed, clusters: Iterable[str]) -> Observ
     applied = observed.applied.get((HTTPROUTE, route_name(rs_name)))
     by_service = {cluster_serve_service(c): c for c in clusters}
     weights: dict[str, int] = {}
+    order: list[str] = []
     migrated_at = None
+    generation = 0
     if applied is not None:
         for ref in _backend_refs(applied):
             cluster = by_service.get(str(ref.get("name")))
             weight = ref.get("weight", 1)
             if cluster is not None and type(weight) is int:
                 weights[cluster] = weight
+                order.append(cluster)
         annotations = (applied.get("metadata") or {}).get("annotations") or {}
         migrated_at = parse_time(annotations.get(MIGRATED_AT))
+        written = str(annotations.get(GENERATION, ""))
+        generation = int(written) if written.isdigit() else 0
     gateways = {o.name: o for o in observed.of_kind(GATEWAY)}
     routes = {o.name: o for o in observed.of_kind(HTTPROUTE)}
     found_gateway = gateways.get(gateway_name(rs_name))
@@ -158,7 +174,7 @@ def observe(rs_name: str, observed: Observed, clusters: Iterable[str]) -> Observ
         and found_route is not None
         and _route_accepted(found_route, gateway_name(rs_name))
     )
-    return Observation(weights, migrated_at, ready, applied is not None)
+    return Observation(weights, migrated_at, ready, applied is not None, tuple(order), generation)
 
 
 def _backend_refs(route_child: Child) -> list[Mapping[str, Any]]:

@@ -15,6 +15,7 @@ direction (``max``/``min`` with what Ray runs), and a weight only from the obser
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -150,12 +151,40 @@ def progress(
     )
 
 
+def without_replicas(cluster: Mapping[str, Any]) -> JSONObject:
+    """A new cluster of an upgrade: its worker groups without ``replicas``, so that the
+    autoscaler starts them from ``minReplicas`` and grows them with the capacity (KubeRay)."""
+    built: JSONObject = copy.deepcopy(dict(cluster))
+    for group in built.get("spec", {}).get("workerGroupSpecs") or []:
+        if isinstance(group, dict):
+            group.pop("replicas", None)
+    return built
+
+
 def _running(view: ServeView | None) -> bool:
     """Every application the cluster runs is RUNNING (whatever config: the active cluster's
     is frozen during an upgrade)."""
     if view is None or not view.fresh or not view.applications:
         return False
     return all(app.status == "RUNNING" for _, app in view.applications)
+
+
+def capacities(
+    upgrade: Upgrade | None, active: str | None, pending: str | None
+) -> list[tuple[str, int, bool]]:
+    """Which cluster gets which target_capacity, and whether its config is frozen: both during
+    an upgrade (the active one frozen until it is alone again, the pending one too while
+    rolling back), else the one that serves (at full capacity)."""
+    if upgrade is not None and (active, pending) == (upgrade.active, upgrade.pending):
+        back = upgrade.rolling_back is not None
+        return [
+            (upgrade.active, upgrade.capacity[upgrade.active], True),
+            (upgrade.pending, upgrade.capacity[upgrade.pending], back),
+        ]
+    if pending is not None and active is not None:
+        return []  # named, not yet live: its first config goes with capacity 0 once it is
+    chosen = pending if pending is not None else active
+    return [] if chosen is None else [(chosen, FULL, False)]
 
 
 def intents(

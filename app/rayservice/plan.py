@@ -22,7 +22,7 @@ from app.raycluster.spec import JSONObject
 from app.rayservice import incremental, names
 from app.rayservice.children import with_appended_groups
 from app.rayservice.gateway import NOTHING, Observation
-from app.rayservice.incremental import FULL, Upgrade
+from app.rayservice.incremental import Upgrade
 from app.rayservice.serve import ApplyServeConfig, ServeTarget, ServeView, canonical, deployed
 from app.rayservice.serve import ready as serve_ready
 from app.rayservice.spec import RayService, Strategy
@@ -75,6 +75,8 @@ class Plan:
     target: str | None = None  # the cluster the Services select
     deadlines: list[datetime] = field(default_factory=list)
     upgrade: Upgrade | None = None  # an incremental upgrade under way
+    # A parent older than the one that last wrote the route: traffic and capacity stay put.
+    frozen: bool = False
 
 
 def side(status: Mapping[str, Any], key: str) -> str | None:
@@ -131,9 +133,14 @@ def decide(
         avoid |= {plan.active} if plan.active else set()
         return names.new_cluster_name(rs.name, rs.uid, goal, avoid)
 
+    if rs.strategy == Strategy.INCREMENTAL:
+        _routed(world, plan)
+        plan.frozen = rs.generation < world.gateway.generation
     stepped = rs.strategy == Strategy.INCREMENTAL and plan.active is not None
     rolling_back = False
-    if stepped and plan.active is not None and plan.pending is not None and plan.pending in live:
+    if plan.frozen:
+        rolling_back = plan.pending is not None  # nothing dropped, nothing moved
+    elif stepped and plan.active is not None and plan.pending is not None and plan.pending in live:
         plan.upgrade = _step(rs, previous, world, (plan.active, plan.pending), goal)
         if plan.upgrade.promote:
             plan.active, plan.pending, plan.promoted = plan.pending, None, True
@@ -173,8 +180,25 @@ def decide(
             plan.pending = fresh_pending()
     _retire(rs, previous, world, plan)
     _children(previous, world, plan, build, in_place)
+    fresh = plan.pending is not None and plan.pending not in live and plan.pending in plan.build
+    if rs.strategy == Strategy.INCREMENTAL and plan.active is not None and fresh:
+        name = str(plan.pending)
+        plan.build[name] = incremental.without_replicas(plan.build[name])
     _serve(rs, world, plan)
     return plan
+
+
+def _routed(world: World, plan: Plan) -> None:
+    """The observed route is newer than a stale parent's status: a live cluster it sends
+    traffic to is never dropped. If the status names it neither active nor pending (an older
+    status, replayed or written back), the route's backends are the active and pending ones."""
+    order = [c for c in world.gateway.order if c in world.live]
+    lost = [
+        c for c in order if world.gateway.weight(c) > 0 and c not in (plan.active, plan.pending)
+    ]
+    if lost:
+        plan.active = order[0]
+        plan.pending = order[1] if len(order) > 1 else None
 
 
 def _step(
@@ -255,7 +279,10 @@ def _serve(rs: RayService, world: World, plan: Plan) -> None:
     if config is None:
         return
     if rs.strategy == Strategy.INCREMENTAL:
-        plan.intents += incremental.intents(rs, _capacities(plan), world.views, world.targets)
+        if plan.frozen:
+            return
+        sides = incremental.capacities(plan.upgrade, plan.active, plan.pending)
+        plan.intents += incremental.intents(rs, sides, world.views, world.targets)
         return
     chosen = plan.pending if plan.pending is not None else active
     if chosen is None or chosen not in world.live or chosen not in world.targets:
@@ -264,20 +291,3 @@ def _serve(rs: RayService, world: World, plan: Plan) -> None:
     if view is None or not view.fresh or deployed(config, view):
         return
     plan.intents.append(ApplyServeConfig(chosen, world.targets[chosen].url, canonical(config)))
-
-
-def _capacities(plan: Plan) -> list[tuple[str, int, bool]]:
-    """Which cluster gets which target_capacity, and whether its config is frozen: both during
-    an incremental upgrade (the active one frozen, or the pending one while rolling back), else
-    the one that serves (at full capacity)."""
-    upgrade = plan.upgrade
-    if upgrade is not None and plan.active == upgrade.active and plan.pending == upgrade.pending:
-        back = upgrade.rolling_back is not None
-        return [
-            (upgrade.active, upgrade.capacity[upgrade.active], not back),
-            (upgrade.pending, upgrade.capacity[upgrade.pending], back),
-        ]
-    if plan.pending is not None and plan.active is not None:
-        return []  # named, not yet live: its first config goes with capacity 0 once it is
-    chosen = plan.pending if plan.pending is not None else plan.active
-    return [] if chosen is None else [(chosen, FULL, False)]

@@ -24,10 +24,12 @@ SERVICE = "Service.v1"
 ROLLBACK_REASON = "DesiredClusterSpecChanged"
 
 
-def weights(plan: Plan) -> dict[str, int]:
+def weights(plan: Plan, world: World) -> dict[str, int]:
     """Each cluster's weight in this answer's route: the active one only, but during an
-    upgrade (none before an active cluster exists)."""
+    upgrade (none before an active cluster exists); as observed for a stale parent."""
     upgrade = plan.upgrade
+    if plan.frozen and world.gateway.route_seen:
+        return dict(world.gateway.weights)
     if plan.active is None:
         return {}
     if upgrade is not None and (plan.active, plan.pending) == (upgrade.active, upgrade.pending):
@@ -47,7 +49,7 @@ def answer(
         built.append(children.head_service(rs.name, rs.namespace, plan.target, spec, options))
     elif (SERVICE, head) in observed.applied:
         built.append(observed.applied[(SERVICE, head)])
-    split = weights(plan)
+    split = weights(plan, world)
     # A cluster keeps its serve Service while it is asked for or the observed route still
     # sends it traffic.
     served = {plan.active, plan.pending} | {c for c, w in world.gateway.weights.items() if w}
@@ -55,7 +57,9 @@ def answer(
         spec = children.cluster_spec_of(world.applied.get(name), rs.cluster_spec)
         built.append(gateway.cluster_service(rs.name, rs.namespace, name, spec))
     route_key = (gateway.HTTPROUTE, gateway.route_name(rs.name))
-    if split:
+    if plan.frozen and route_key in observed.applied:
+        built.append(observed.applied[route_key])
+    elif split:
         backends = [
             gateway.Backend(
                 name,
@@ -68,40 +72,51 @@ def answer(
         ]
         upgrade = plan.upgrade
         moved = upgrade.migrated_at if upgrade is not None else world.gateway.migrated_at
-        built.append(gateway.route(rs.name, rs.namespace, backends, moved))
+        built.append(gateway.route(rs.name, rs.namespace, backends, moved, rs.generation))
     elif route_key in observed.applied:
         built.append(observed.applied[route_key])  # no active cluster: left as it is
     return built
 
 
-def endpoints(related: Observed, plan: Plan) -> int:
+def endpoints(related: Observed, plan: Plan, world: World) -> int:
     """Ready endpoints of the serve Services this answer's route sends traffic to (KubeRay
     counts the pending cluster's from its creation: Ready before any traffic reaches it)."""
     return sum(
         observe.endpoints(related, gateway.cluster_serve_service(name))
-        for name, weight in weights(plan).items()
+        for name, weight in weights(plan, world).items()
         if weight > 0
     )
 
 
 def status_sides(
-    previous: Mapping[str, Any], plan: Plan, sides: tuple[JSONObject, JSONObject], now: datetime
+    previous: Mapping[str, Any],
+    plan: Plan,
+    world: World,
+    sides: tuple[JSONObject, JSONObject],
+    now: datetime,
 ) -> None:
     """Add the upgrade's fields to the active and pending sides of the status."""
     upgrade = plan.upgrade
-    split = weights(plan)
+    split = weights(plan, world)
     ongoing = upgrade is not None and plan.pending == upgrade.pending
     for name, side in zip((plan.active, plan.pending), sides, strict=True):
         if name is None:
             continue
         before = side_of(previous, ACTIVE, name) or side_of(previous, PENDING, name)
+        kept = _number(before.get("targetCapacity"))
         if ongoing and upgrade is not None:
             capacity = upgrade.capacity[name]
+        elif plan.frozen and kept is not None:
+            capacity = kept
         elif name == plan.pending and plan.active is not None:
             capacity = 0  # named during an upgrade: it starts at nothing
         else:
             capacity = FULL
         side.update(side_fields(before, capacity, split.get(name), now))
+
+
+def _number(value: Any) -> int | None:
+    return value if type(value) is int else None
 
 
 def rollback(previous: Mapping[str, Any], plan: Plan, clock: str) -> list[JSONObject]:

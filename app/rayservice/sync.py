@@ -230,7 +230,7 @@ def _status(
     stepped = rs.strategy == Strategy.INCREMENTAL
     serve_name = names.serve_service(rs.name, rs.spec.serveService)
     if stepped:
-        endpoints = routing.endpoints(related, plan)
+        endpoints = routing.endpoints(related, plan, world)
     else:
         endpoints = observe.endpoints(related, serve_name) if plan.target is not None else 0
     sides = (
@@ -238,7 +238,7 @@ def _status(
         side_status(plan.pending, previous, PENDING, world.clusters, world.views),
     )
     if stepped:
-        routing.status_sides(previous, plan, sides, now)
+        routing.status_sides(previous, plan, world, sides, now)
     status: JSONObject = {
         ACTIVE: sides[0],
         PENDING: sides[1],

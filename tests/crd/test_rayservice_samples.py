@@ -96,7 +96,8 @@ def test_sample_is_admitted_unchanged_and_the_hook_accepts_it(service: dict[str,
     schema = _schema(RAYSERVICE.output, version)
     assert Admission(schema).errors(service) == []
     assert pruned(schema, service) == []
-    parsed = parse_rayservice({**service, "metadata": {**service["metadata"], "uid": "u"}})
+    parent = {**service, "metadata": {**service["metadata"], "uid": "u"}}
+    parsed = parse_rayservice(parent, gateway_api=True)  # with the config/gateway-api overlay
     assert parsed.name == service["metadata"]["name"]
 
 

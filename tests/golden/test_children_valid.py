@@ -1,6 +1,7 @@
 """Every child metaray answers for a sample is a valid object for a real API server: the
 Kubernetes schemas kubernetes-validate ships, and for cert-manager's Issuers and Certificates the
-hand-written minimal schema of tests/features/cert_manager.py."""
+hand-written minimal schema of tests/features/cert_manager.py, for the Gateway API's Gateway and
+HTTPRoute that of tests/features/gateway_api.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.features import cert_manager
+from tests.features import cert_manager, gateway_api
 from tests.golden.render_samples import golden_path, samples
 
 KUBERNETES_VERSION = "1.33"
@@ -27,6 +28,12 @@ def test_every_child_is_a_valid_kubernetes_object(sample: Path) -> None:
             errors += [
                 f"{child['kind']}/{child['metadata']['name']}: {e}"
                 for e in cert_manager.errors(child)
+            ]
+            continue
+        if child["apiVersion"] == "gateway.networking.k8s.io/v1":
+            errors += [
+                f"{child['kind']}/{child['metadata']['name']}: {e}"
+                for e in gateway_api.errors(child)
             ]
             continue
         try:

@@ -237,3 +237,49 @@ def test_a_cluster_serve_service_name_fits_a_service(length: int) -> None:
     assert name != cluster_serve_service("c" * (length + 1))
     if length + len("-serve-svc") <= 63:
         assert name == f"{cluster}-serve-svc"
+
+
+def test_a_parent_from_before_the_upgrade_replayed_moves_no_traffic_back() -> None:
+    """Its spec is the old one and its status knows no pending cluster: the route, written by a
+    newer generation, says otherwise, and wins."""
+    loop = deployed(step=10, interval=1, surge=20)
+    before = copy.deepcopy(loop.parent)
+    loop.new_image()
+    loop.until(lambda s: s.pending is not None and s.weights().get(s.pending, 0) >= 30, 200)
+    new = loop.pending or ""
+    for write in (False, True):
+        weight, puts = loop.weights()[new], len(loop.world.puts)
+        step = loop.step(parent=before, write_status=write)
+        assert step.created == [] and step.deleted == [] and step.desired.intents == ()
+        assert loop.weights()[new] == weight and len(loop.world.puts) == puts
+    loop.until(lambda s: s.active == new, 300)  # the status written back is recovered from
+
+
+def test_the_customize_hook_asks_for_each_cluster_serve_service_s_endpoint_slices() -> None:
+    rules = rayservice.customize(incremental_object())["relatedResources"]
+    assert {
+        "apiVersion": "discovery.k8s.io/v1",
+        "resource": "endpointslices",
+        "labelSelector": {"matchLabels": {"ray.io/serve": "svc-serve"}},
+        "namespace": "default",
+    } in rules
+
+
+def test_each_capacity_step_and_route_change_is_an_event() -> None:
+    loop, _, new = upgrading(step=10, interval=1, surge=20)
+    reasons = {e.reason for s in loop.history for e in (s.desired.events if s.desired else ())}
+    assert {"CreatedGateway", "CreatedHTTPRoute", "UpdatedHTTPRoute"} <= reasons
+    assert "UpdatedServeTargetCapacity" in reasons
+    messages = [e.message for s in loop.history for e in s.desired.events]
+    assert f"Updated the target_capacity of the RayCluster default/{new} to 20" in messages
+
+
+def test_the_new_cluster_of_an_upgrade_leaves_its_worker_replicas_to_the_autoscaler() -> None:
+    loop = deployed()
+    old = loop.active or ""
+    groups = loop.children[(RAYCLUSTER, old)]["spec"]["workerGroupSpecs"]
+    assert all("replicas" in g for g in groups)  # the first cluster: as asked
+    loop.new_image()
+    loop.until(lambda s: s.pending is not None and (RAYCLUSTER, s.pending) in s.children)
+    groups = loop.children[(RAYCLUSTER, loop.pending or "")]["spec"]["workerGroupSpecs"]
+    assert groups and all("replicas" not in g for g in groups)
