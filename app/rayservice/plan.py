@@ -136,6 +136,8 @@ def decide(
     if rs.strategy == Strategy.INCREMENTAL:
         _routed(world, plan)
         plan.frozen = rs.generation < world.gateway.generation
+    else:
+        _cut_over_seen(world, plan, goal)
     stepped = rs.strategy == Strategy.INCREMENTAL and plan.active is not None
     rolling_back = False
     if plan.frozen:
@@ -199,6 +201,21 @@ def _routed(world: World, plan: Plan) -> None:
     if lost:
         plan.active = order[0]
         plan.pending = order[1] if len(order) > 1 else None
+
+
+def _cut_over_seen(world: World, plan: Plan, goal: str) -> None:
+    """The Services already select a live cluster the status does not call active: the status
+    is older than the cut-over that moved them (a stale parent's answer written back over it).
+    If that cluster is the status's pending one, or is built for the goal, it serves what is
+    asked: it is the active one again, never replaced as an unready pending cluster nor listed
+    for deletion. Services only ever move to the active cluster, so this cannot undo a cut-over
+    whose observed Services lag behind the status: those select the cluster the status just
+    retired, which is neither its pending one nor built for the goal."""
+    chosen = [c for c in world.selected if c in world.live]
+    if len(chosen) != 1 or chosen[0] == plan.active:
+        return
+    if chosen[0] == plan.pending or world.hash_of(chosen[0]) == goal:
+        plan.active, plan.pending, plan.promoted = chosen[0], None, True
 
 
 def _step(

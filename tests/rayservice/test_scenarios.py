@@ -309,3 +309,33 @@ def test_workers_take_serve_traffic_only_while_their_proxy_is_healthy() -> None:
     }
     head = cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
     assert "readinessProbe" not in head
+
+
+def test_a_stale_status_written_back_after_a_cut_over_never_loses_the_serving_cluster() -> None:
+    """A→B, back to A (adopted and cut over to again), then a parent from before that second
+    cut-over is synced and its answer written (a stale parent's): its status names B active and
+    lists A for deletion while the Services send every request to A. A keeps the traffic and
+    stays active; B, serving nothing, is the one retired; the next change builds a third
+    cluster beside A."""
+    loop = ServiceLoop(rayservice_object(rayClusterDeletionDelaySeconds=0))
+    loop.until(lambda s: s.active is not None)
+    first = loop.active
+    new_image(loop)
+    loop.until(lambda s: s.active not in (None, first))
+    second = loop.active
+    new_image(loop, "rayproject/ray:2.52.0")  # back to the first cluster's spec
+    stale = copy.deepcopy(loop.parent)  # B active, A listed for deletion
+    loop.until(lambda s: s.active == first)
+    step = loop.step(parent=stale)  # its answer's status written over the newer one
+    assert step.deleted == [] and loop.selector() == first
+    assert (loop.active, loop.pending) == (first, None)
+    assert [e["name"] for e in loop.status["rayClustersToDelete"]] == [second]
+    new_image(loop, "rayproject/ray:2.54.0")
+    step = loop.step()
+    third = loop.pending
+    assert loop.active == first and third not in (None, first, second)
+    assert step.deleted == [second]  # its delay (0 s) is over
+    step = loop.step()
+    assert step.created == [f"RayCluster/{third}"] and loop.selector() == first
+    loop.until(lambda s: s.active == third)
+    assert loop.selector() == third
