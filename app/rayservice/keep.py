@@ -9,6 +9,7 @@ from typing import Any
 from app.core.desired import Desired
 from app.core.events import WARNING, Event
 from app.core.observed import Child, Observed
+from app.core.status import previous_status as previous_status  # re-exported: sync reads it here
 from app.core.time import stamp
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.status import condition
@@ -38,8 +39,3 @@ def invalid(
 
 def echo(observed: Observed) -> list[Child]:
     return [observed.applied[key] for key in sorted(observed.keys()) if key in observed.applied]
-
-
-def previous_status(parent: Mapping[str, Any]) -> dict[str, Any]:
-    status = parent.get("status")
-    return dict(status) if isinstance(status, Mapping) else {}
