@@ -282,7 +282,7 @@ def _cluster_spec(
         return parse_spec(cluster)
     except InvalidSpec as invalid:
         problems += [
-            Problem(_nested(p.path), f"{_SPEC}{p.message}")
+            Problem(_nested(p.path), f"{_SPEC}{_nested(p.path)}: {p.message}")
             for p in invalid.problems
             if p.path != "metadata.name"  # the RayService's own name rule says it better
         ]
