@@ -13,7 +13,7 @@ from app.core.status import previous_status as previous_status  # re-exported: s
 from app.core.time import stamp
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.status import condition
-from app.rayservice.status import VALIDATION_FAILED, Condition
+from app.rayservice.status import VALIDATION_FAILED, Condition, conditions_of
 
 
 def invalid(
@@ -24,11 +24,7 @@ def invalid(
         p.message if p.message.startswith("The RayService") else str(p) for p in invalid.problems
     )
     status = dict(previous)
-    others = [
-        c
-        for c in previous.get("conditions") or []
-        if isinstance(c, Mapping) and c.get("type") != Condition.READY
-    ]
+    others = [c for c in conditions_of(previous) if c.get("type") != Condition.READY]
     ready = condition(Condition.READY, "False", VALIDATION_FAILED, message, previous, stamp(now))
     status["conditions"] = [ready, *others]
     on_metadata = all(p.path.startswith(("metadata", "apiVersion")) for p in invalid.problems)

@@ -32,11 +32,14 @@ RUNNING = "Running"
 _SUBSTANTIVE = (ACTIVE, PENDING, "serviceStatus", "numServeEndpoints", "conditions", TO_DELETE)
 
 
+def conditions_of(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The status's conditions that are objects (a status anyone can write may hold others)."""
+    items = status.get("conditions")
+    return [c for c in items if isinstance(c, Mapping)] if isinstance(items, list) else []
+
+
 def previous_condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
-    for item in status.get("conditions") or []:
-        if isinstance(item, Mapping) and item.get("type") == kind:
-            return item
-    return None
+    return next((c for c in conditions_of(status) if c.get("type") == kind), None)
 
 
 def is_true(status: Mapping[str, Any], kind: str) -> bool:
