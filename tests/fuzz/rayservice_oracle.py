@@ -39,154 +39,35 @@ parent that may be stale, so the rules are about what an answer may leave out, a
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
 from collections import Counter
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-import orjson
-
 from app.core.time import parse_time
-from app.hooks.request import BadRequest, decode, decode_customize
-from app.hooks.response import encode
 from app.raycluster.problems import InvalidSpec
-from app.rayservice import sync as rayservice
-from app.rayservice.serve import ApplyServeConfig, ServeView, deployed
+from app.rayservice.serve import ApplyServeConfig, deployed
 from app.rayservice.spec import parse_rayservice
 from tests.fuzz.rayjob_oracle import Seen, _exact, identity, observed, storable
-from tests.fuzz.rayservice_strategies import GATEWAY, HTTPROUTE, OPTIONS, RAYCLUSTER, SERVICE
-from tests.fuzz.strategies import dumps
+from tests.fuzz.rayservice_objects import GATEWAY, HTTPROUTE, RAYCLUSTER, SERVICE
+from tests.fuzz.rayservice_reading import (
+    DNS_LABEL,
+    TO_DELETE,
+    Judged,
+    condition_of,
+    derived_urls,
+    is_true,
+    labels_valid,
+    listed,
+    mapping_of,
+    selector_of,
+    side,
+    weighted,
+)
 
-TO_DELETE = "rayClustersToDelete"
 INCREMENTAL = "NewClusterWithIncrementalUpgrade"
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
-    items = status.get("conditions")
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, Mapping) and item.get("type") == kind:
-            return item
-    return None
-
-
-def _true(status: Mapping[str, Any], kind: str) -> bool:
-    found = _condition(status, kind)
-    return found is not None and found.get("status") == "True"
-
-
-def side(status: Mapping[str, Any], key: str) -> str | None:
-    name = _mapping(status.get(key)).get("rayClusterName")
-    return name if isinstance(name, str) and name else None
-
-
-def listed(status: Mapping[str, Any]) -> dict[str, str]:
-    """``rayClustersToDelete`` as metaray reads it: entries with a name and a time."""
-    entries = status.get(TO_DELETE)
-    found = {}
-    for entry in entries if isinstance(entries, list) else []:
-        name, when = _mapping(entry).get("name"), _mapping(entry).get("deleteAfter")
-        if isinstance(name, str) and isinstance(when, str) and parse_time(when) is not None:
-            found[name] = when
-    return found
-
-
-def _selector(child: Any) -> str | None:
-    value = _mapping(_mapping(_mapping(child).get("spec")).get("selector")).get("ray.io/cluster")
-    return value if isinstance(value, str) else None
-
-
-def _weighted(route: Any) -> set[str]:
-    """The serve Services an HTTPRoute (as recorded) sends traffic to."""
-    found = set()
-    for rule in _mapping(_mapping(route).get("spec")).get("rules") or []:
-        for ref in _mapping(rule).get("backendRefs") or []:
-            weight = _mapping(ref).get("weight", 1)
-            if not (type(weight) is int and weight == 0):
-                found.add(str(_mapping(ref).get("name")))
-    return found
-
-
-def valid_label(key: Any, value: Any) -> bool:
-    if not isinstance(key, str) or not isinstance(value, str) or len(value) > 63:
-        return False
-    prefix, _, name = key.rpartition("/")
-    ok_prefix = not prefix or (
-        len(prefix) <= 253 and all(DNS_LABEL.match(p) for p in prefix.split("."))
-    )
-    return (
-        ok_prefix
-        and 0 < len(name) <= 63
-        and bool(LABEL_VALUE.match(name))
-        and bool(LABEL_VALUE.match(value))
-    )
-
-
-def _labels_valid(labels: Any) -> bool:
-    return isinstance(labels, Mapping) and all(valid_label(k, v) for k, v in labels.items())
-
-
-def derived_urls(request: Mapping[str, Any]) -> dict[str, str]:
-    """Each live observed cluster's dashboard, derived independently of the core: the related
-    head Service named for it, owned (controller) by its uid, labelled for it, port
-    ``dashboard``."""
-    found = {}
-    related = _mapping(request.get("related"))
-    services = [s for s in _mapping(related.get(SERVICE)).values() if isinstance(s, Mapping)]
-    for seen in observed(request):
-        meta = seen.obj["metadata"]
-        if seen.key != RAYCLUSTER or seen.terminating:
-            continue
-        for service in services:
-            smeta = _mapping(service.get("metadata"))
-            owners = smeta.get("ownerReferences")
-            owned = any(
-                _mapping(o).get("controller") is True
-                and _mapping(o).get("kind") == "RayCluster"
-                and _mapping(o).get("uid") == meta.get("uid")
-                for o in (owners if isinstance(owners, list) else [])
-            )
-            labels = _mapping(smeta.get("labels"))
-            if smeta.get("name") != f"{seen.name}-head-svc" or not owned:
-                continue
-            if (
-                labels.get("ray.io/cluster") != seen.name
-                or labels.get("ray.io/node-type") != "head"
-            ):
-                continue
-            ports = _mapping(service.get("spec")).get("ports")
-            port = next(
-                (
-                    _mapping(p).get("port")
-                    for p in ports or []
-                    if _mapping(p).get("name") == "dashboard"
-                ),
-                None,
-            )
-            namespace = meta.get("namespace") or ""
-            domain = OPTIONS.cluster.cluster_domain
-            found[seen.name] = f"{seen.name}-head-svc.{namespace}.svc.{domain}:{port}"
-    return found
-
-
-@dataclasses.dataclass
-class Judged:
-    """What one answer is judged against."""
-
-    request: Mapping[str, Any]
-    answer: bytes
-    now: datetime
-    views: Mapping[str, ServeView]
-    intents: tuple[Any, ...] = ()
 
 
 # -- the checks -----------------------------------------------------------------------------------
@@ -221,7 +102,7 @@ def check_answer(judged: Judged, invalid_text: str | None = None, gateway_api: b
             _exact(child, by_key[(child.key, child.name)], answer)
         assert not judged.intents, f"{why}: intents {judged.intents}"
 
-    manager = _mapping(parent.get("spec")).get("managedBy")
+    manager = mapping_of(parent.get("spec")).get("managedBy")
     if manager is not None and manager != "ray.io/kuberay-operator":
         everything_as_recorded("managed by another controller")
         assert status == previous, f"managed elsewhere, the status changed: {status!r:.300}"
@@ -230,7 +111,7 @@ def check_answer(judged: Judged, invalid_text: str | None = None, gateway_api: b
         parse_rayservice(parent, gateway_api)
     except InvalidSpec:
         everything_as_recorded("invalid spec")
-        ready = _condition(status, "Ready")
+        ready = condition_of(status, "Ready")
         assert ready is not None and ready.get("reason") == "ValidationFailed", status
         message = ready.get("message")
         assert isinstance(message, str) and message, f"no message: {ready}"
@@ -255,20 +136,20 @@ def _check_valid(
     spec, meta = parent["spec"], parent["metadata"]
     rs = meta["name"]
     head = f"{rs}-head-svc"
-    custom = _mapping(_mapping(spec.get("serveService")).get("metadata")).get("name")
+    custom = mapping_of(mapping_of(spec.get("serveService")).get("metadata")).get("name")
     serve = custom if isinstance(custom, str) and custom else f"{rs}-serve-svc"
-    incremental = _mapping(spec.get("upgradeStrategy")).get("type") == INCREMENTAL
-    suspended = _true(previous, "Suspended") and spec.get("suspend") is True
-    suspending = _true(previous, "Suspending") and not suspended
-    gave_up = _mapping(_condition(previous, "Ready")).get("reason") == "InitializingTimeout"
+    incremental = mapping_of(spec.get("upgradeStrategy")).get("type") == INCREMENTAL
+    suspended = is_true(previous, "Suspended") and spec.get("suspend") is True
+    suspending = is_true(previous, "Suspending") and not suspended
+    gave_up = mapping_of(condition_of(previous, "Ready")).get("reason") == "InitializingTimeout"
     before = listed(previous)
     live = {c.name for c in seen if c.key == RAYCLUSTER and not c.terminating}
     active, pending = side(status, "activeServiceStatus"), side(status, "pendingServiceStatus")
-    answered_selects = {_selector(c) for k, c in by_key.items() if k[0] == SERVICE}
+    answered_selects = {selector_of(c) for k, c in by_key.items() if k[0] == SERVICE}
     recorded = {(c.key, c.name): c.recorded for c in seen}
-    selecting = {_selector(recorded.get((SERVICE, n))) for n in (head, serve)}
+    selecting = {selector_of(recorded.get((SERVICE, n))) for n in (head, serve)}
     traffic = selecting | answered_selects
-    routed = _weighted(recorded.get((HTTPROUTE, f"{rs}-httproute")))
+    routed = weighted(recorded.get((HTTPROUTE, f"{rs}-httproute")))
     selecting |= {c for c in live if f"{c}-serve-svc" in routed}
     # (d) what leaves
     for child in missing:
@@ -314,7 +195,7 @@ def _check_valid(
         elif kind != RAYCLUSTER:
             raise AssertionError(f"created a {kind} {name!r}")
     # kept clusters: as recorded, or with groups appended; built children: valid names
-    inputs_valid = _labels_valid(meta.get("labels") or {}) and all(
+    inputs_valid = labels_valid(meta.get("labels") or {}) and all(
         DNS_LABEL.match(n) and len(n) <= 63 for n in live
     )
     for key, child in by_key.items():
@@ -324,9 +205,9 @@ def _check_valid(
         if key[0] == RAYCLUSTER and key in recorded:
             _appended_only(key[1], was, child)
         if key[0] == SERVICE:
-            target = _selector(child)
+            target = selector_of(child)
             assert target is None or target in live, f"Service {key[1]} selects {target!r}"
-            if key[1] in (head, serve) and target != _selector(was) and target not in selecting:
+            if key[1] in (head, serve) and target != selector_of(was) and target not in selecting:
                 _serves(judged, target, parent)
         if (
             inputs_valid
@@ -334,8 +215,8 @@ def _check_valid(
             and key[1] in (head, f"{rs}-serve-svc", *made)
         ):
             assert DNS_LABEL.match(key[1]) and len(key[1]) <= 63, f"name {key[1]!r}"
-            labels = _mapping(child.get("metadata")).get("labels") or {}
-            assert _labels_valid(labels), f"{key}: labels {labels}"
+            labels = mapping_of(child.get("metadata")).get("labels") or {}
+            assert labels_valid(labels), f"{key}: labels {labels}"
     # (g) the status
     for name in (active, pending):
         assert name is None or name in live or name == pending, f"status names {name}"
@@ -344,7 +225,7 @@ def _check_valid(
     after = listed(status)
     # A suspend deletes every cluster at once: its deadlines mean nothing, its status is the
     # parent's as it was.
-    if not (suspending or suspended or _true(status, "Suspending")):
+    if not (suspending or suspended or is_true(status, "Suspending")):
         entries = status.get(TO_DELETE) or []
         assert len(entries) == len(after), f"unreadable or repeated entries: {entries}"
         for name, when in before.items():
@@ -360,7 +241,7 @@ def _check_valid(
 
 def _appended_only(name: str, was: Any, now: Any) -> None:
     """A live cluster is never rebuilt: only worker groups appended (and its hash)."""
-    old, new = _mapping(_mapping(was).get("spec")), _mapping(_mapping(now).get("spec"))
+    old, new = mapping_of(mapping_of(was).get("spec")), mapping_of(mapping_of(now).get("spec"))
     assert new.get("headGroupSpec") == old.get("headGroupSpec"), f"{name}: head rebuilt"
     groups = list(old.get("workerGroupSpecs") or [])
     assert (new.get("workerGroupSpecs") or [])[: len(groups)] == groups, f"{name}: groups changed"
@@ -406,9 +287,9 @@ def _phase(
         return "suspended"
     if suspending:
         return "suspending"
-    if _true(status, "Suspending"):
+    if is_true(status, "Suspending"):
         return "staging suspend"
-    if gave_up or _mapping(_condition(status, "Ready")).get("reason") == "InitializingTimeout":
+    if gave_up or mapping_of(condition_of(status, "Ready")).get("reason") == "InitializingTimeout":
         return "timed out"
     active, pending = side(status, "activeServiceStatus"), side(status, "pendingServiceStatus")
     if made:
@@ -430,7 +311,7 @@ def check_customize(parent: Any, answer: bytes) -> str:
     assert isinstance(body, dict) and set(body) == {"relatedResources"}, body
     rules = body["relatedResources"]
     assert isinstance(rules, list), rules
-    namespace = _mapping(_mapping(parent).get("metadata")).get("namespace")
+    namespace = mapping_of(mapping_of(parent).get("metadata")).get("namespace")
     for rule in rules:
         assert isinstance(rule, dict), rule
         assert isinstance(rule.get("apiVersion"), str) and isinstance(rule.get("resource"), str)
@@ -442,118 +323,3 @@ def check_customize(parent: Any, answer: bytes) -> str:
         if isinstance(namespace, str) and namespace:
             assert rule.get("namespace") == namespace, rule
     return f"{len(rules)} rules"
-
-
-# -- running the core ------------------------------------------------------------------------
-def run_core(
-    body: bytes, hook: str, now: datetime, views: Mapping[str, ServeView] | None = None
-) -> tuple[bytes, tuple[Any, ...], tuple[Any, ...]] | None:
-    """decode + sync or customize + encode, as the shell does: the bytes, the events and the
-    intents; None for a 400. An exception out of here is a 5xx in production."""
-    if hook == "customize":
-        try:
-            parent = decode_customize(body)
-        except BadRequest:
-            return None
-        return orjson.dumps(rayservice.customize(parent)), (), ()
-    try:
-        request = decode(body, related=True, raycluster=False)
-    except BadRequest:
-        return None
-    desired = rayservice.sync(
-        request.parent, request.observed, request.related, now, OPTIONS, views
-    )
-    return encode(desired), desired.events, desired.intents
-
-
-def parse_request(body: bytes) -> Any:
-    return json.loads(body.decode("utf-8", errors="replace"))
-
-
-def check_core(
-    body: bytes,
-    hook: str,
-    now: datetime,
-    views: Mapping[str, ServeView] | None = None,
-    invalid_text: str | None = None,
-) -> str:
-    """Every invariant of one request through the core, twice (determinism)."""
-    first = run_core(body, hook, now, views)
-    if first is None:
-        return "bad request"
-    again = run_core(body, hook, now, views)
-    assert again == first, f"two answers to the same input:\n{first[0]!r:.600}\n{again!r:.600}"
-    if hook == "customize":
-        return check_customize(parse_request(body).get("parent"), first[0])
-    judged = Judged(parse_request(body), first[0], now, views or {}, first[2])
-    return check_answer(judged, invalid_text)
-
-
-def check_http(
-    body: bytes, status: int, answer: bytes, hook: str, now: datetime, gateway_api: bool
-) -> str:
-    assert status in (200, 400, 413, 429), f"/rayservice/{hook} answered {status}: {answer[:300]!r}"
-    if status != 200:
-        error = json.loads(answer)
-        assert isinstance(error, dict) and isinstance(error.get("error"), str), answer[:200]
-        return str(status)
-    if hook == "customize":
-        return check_customize(parse_request(body).get("parent"), answer)
-    return check_answer(Judged(parse_request(body), answer, now, {}), gateway_api=gateway_api)
-
-
-def unusable(views: Mapping[str, ServeView], now: datetime) -> dict[str, ServeView]:
-    """The same views as the poller has them before any answer, or failing ever since."""
-    return {
-        name: ServeView(view.url)
-        if i % 2
-        else ServeView(view.url, view.applications, "2026-01-01T00:00:00Z", "down")
-        for i, (name, view) in enumerate(sorted(views.items()))
-    }
-
-
-def check_views_cost_nothing(body: bytes, now: datetime, views: Mapping[str, ServeView]) -> str:
-    """(k) the Serve view's word never costs a child."""
-    blind = run_core(body, "sync", now, {})
-    if blind is None:
-        return "bad request"
-    deaf = run_core(body, "sync", now, unusable(views, now))
-    assert deaf is not None
-    children = [json.loads(a)["children"] for a in (blind[0], deaf[0])]
-    assert children[0] == children[1], "views nobody could read changed the children"
-    assert blind[2] == deaf[2], f"views nobody could read made intents: {deaf[2]}"
-    told = run_core(body, "sync", now, views)
-    assert told is not None
-    request = parse_request(body)
-    previous = _mapping(request["parent"].get("status"))
-    contradictory = set(listed(previous)) & {
-        side(previous, "activeServiceStatus"),
-        side(previous, "pendingServiceStatus"),
-    }
-
-    def dropped(answer: bytes) -> set[tuple[str, str]]:
-        kept = {identity(c) for c in json.loads(answer)["children"]}
-        return {(c.key, c.name) for c in observed(request)} - kept
-
-    extra = dropped(told[0]) - dropped(blind[0])
-    assert {n for _, n in extra} <= contradictory, f"the views cost {sorted(extra)}"
-    return "views checked"
-
-
-def converge(body: bytes, now: datetime, views: Mapping[str, ServeView], steps: int = 8) -> int:
-    """(j) feed each answer's status back with the same observed, views and clock."""
-    request = parse_request(body)
-    answers: list[bytes] = []
-    for _ in range(steps):
-        result = run_core(body, "sync", now, views)
-        assert result is not None, "an answered request became a bad request"
-        check_answer(Judged(request, result[0], now, views, result[2]))
-        if answers and result[0] == answers[-1]:
-            return len(answers)
-        answers.append(result[0])
-        request = {
-            **request,
-            "parent": {**request["parent"], "status": json.loads(result[0])["status"]},
-        }
-        body = dumps(request)
-    raise AssertionError(f"no fixpoint within {steps} syncs: {[a[-300:] for a in answers[-2:]]}")

@@ -1,27 +1,23 @@
-"""Generators of RayService hook requests: valid RayServices in every phase, with the children
-and related objects Metacontroller would send, the Serve poller's views, and hostile variants.
+"""Generators of RayService sync requests: valid RayServices in every phase, with the children
+and related objects Metacontroller would send and the Serve poller's views (hostile variants:
+``rayservice_hostile.py``; related objects and views: ``rayservice_objects.py``).
 
-- ``rayservice_worlds``: a RayService (a sample from ``samples/ray-service.*.yaml`` or a
-  generated one; upgradeStrategy absent, NewCluster, None or incremental) in one phase (first
-  deploy, pending cluster named or up, serving, upgrading, cut-over done with the old cluster
-  awaiting its delay, suspend staged, suspending, suspended, resumed, timing out, timed out),
-  its observed RayClusters (built as the core builds them, with and without status, now and
-  then terminating), its Services (and Gateway and HTTPRoute when incremental), the related
-  head Services, EndpointSlices and token Secrets its customize hook asks for; and the Serve
-  views (applications RUNNING, DEPLOYING, UNHEALTHY or none, the config asked for or another,
-  never answered, failing, at an address metaray did not derive). ``damage`` corrupts the
-  status and mutates the body, a third of the time.
-- ``corrupted_rayservices``: a valid world with one path corrupted.
-- ``invalid_rayservices``: a valid world made invalid by one known change, and the text the
-  Ready condition's message must hold.
-- ``customize_bodies``: customize requests, valid and hostile.
+``rayservice_worlds``: a RayService (a sample from ``samples/ray-service.*.yaml`` or a generated
+one; upgradeStrategy absent, NewCluster, None or incremental) in one phase (first deploy,
+pending cluster named or up, serving, upgrading, cut-over done with the old cluster awaiting
+its delay, suspend staged, suspending, suspended or resumed, timing out, timed out), its
+observed RayClusters (built as the core builds them, with and without status, now and then
+terminating), its Services (and Gateway and HTTPRoute when incremental), the related head
+Services, EndpointSlices and token Secrets its customize hook asks for; and the Serve views
+(applications RUNNING, DEPLOYING, UNHEALTHY or none, the config asked for or another, never
+answered, failing, at an address metaray did not derive). ``damage`` corrupts the status a
+quarter of the time and mutates the body a third of the time.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,21 +28,27 @@ from hypothesis import strategies as st
 from app.core.time import stamp
 from app.rayservice import children as built
 from app.rayservice import names
-from app.rayservice.options import Options
-from app.rayservice.serve import Application, Deployment, ServeView
+from app.rayservice.serve import ServeView
 from app.rayservice.spec import RayService, parse_rayservice
 from tests.fuzz.rayjob_strategies import NOW, as_observed
-from tests.fuzz.strategies import BREAKERS, JSON_VALUES, SPECIAL_TEXT, mutations, one_in, paths
+from tests.fuzz.rayservice_objects import (
+    GATEWAY,
+    HEAD_READY,
+    HTTPROUTE,
+    OPTIONS,
+    RAYCLUSTER,
+    SECRET,
+    SERVICE,
+    SLICE,
+    cluster_status,
+    endpoint_slice,
+    head_service,
+    serve_views,
+    token_secret,
+)
+from tests.fuzz.strategies import mutations, one_in, paths
 from tests.rayservice.loop import SERVE_CONFIG, rayservice_object
 
-RAYCLUSTER = "RayCluster.ray.io/v1"
-SERVICE = "Service.v1"
-SLICE = "EndpointSlice.discovery.k8s.io/v1"
-SECRET = "Secret.v1"
-GATEWAY = "Gateway.gateway.networking.k8s.io/v1"
-HTTPROUTE = "HTTPRoute.gateway.networking.k8s.io/v1"
-OPTIONS = Options(gateway_api=True)
-DOMAIN = OPTIONS.cluster.cluster_domain
 SAMPLES_DIR = Path(__file__).parents[2] / "samples"
 IMAGES = ("rayproject/ray:2.52.0", "rayproject/ray:2.53.0")
 OTHER_CONFIG = SERVE_CONFIG.replace("price: 3", "price: 7")
@@ -198,114 +200,6 @@ def status_of(
     return status
 
 
-# -- children and related objects ----------------------------------------------------------
-HEAD_READY = {
-    "state": "ready",
-    "conditions": [{"type": "HeadPodReady", "status": "True", "reason": "HeadPodRunningAndReady"}],
-}
-
-
-def _cluster_status(draw: st.DrawFn) -> dict[str, Any] | None:
-    chosen = draw(st.sampled_from([HEAD_READY, HEAD_READY, HEAD_READY, {"state": ""}, None]))
-    return copy.deepcopy(chosen)  # mutations must not reach the constant
-
-
-def _head_service(cluster: dict[str, Any], rs_name: str, hostile: str) -> dict[str, Any]:
-    """What metaray's RayCluster controller makes for a cluster (or, ``hostile``, a look-alike
-    owned by something else, or with no dashboard port)."""
-    name = cluster["metadata"]["name"]
-    uid = cluster["metadata"]["uid"] if hostile != "foreign" else "someone-else"
-    port = {"name": "dashboard" if hostile != "no-port" else "http", "port": 8265}
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": f"{name}-head-svc",
-            "namespace": "default",
-            "labels": {
-                "ray.io/cluster": name,
-                "ray.io/node-type": "head",
-                **built.originated(rs_name),
-            },
-            "ownerReferences": [
-                {"kind": "RayCluster", "name": name, "uid": uid, "controller": True}
-            ],
-        },
-        "spec": {"ports": [port, {"name": "serve", "port": 8000}]},
-    }
-
-
-def _slice(service: str, targets: list[str], ready: bool) -> dict[str, Any]:
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": f"{service}-abcde",
-            "namespace": "default",
-            "labels": {"kubernetes.io/service-name": service},
-        },
-        "endpoints": [
-            {"addresses": ["10.0.0.9"], "conditions": {"ready": ready}, "targetRef": {"uid": t}}
-            for t in targets
-        ],
-    }
-
-
-def _token_secret(cluster: dict[str, Any], rs_name: str) -> dict[str, Any]:
-    name = cluster["metadata"]["name"]
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": name,
-            "namespace": "default",
-            "labels": {"ray.io/cluster": name, **built.originated(rs_name)},
-            "ownerReferences": [
-                {"kind": "RayCluster", "uid": cluster["metadata"]["uid"], "controller": True}
-            ],
-        },
-        "data": {"auth_token": "dG9rZW4="},
-    }
-
-
-def url_of(cluster: str) -> str:
-    return f"{cluster}-head-svc.default.svc.{DOMAIN}:8265"
-
-
-# -- the Serve views ---------------------------------------------------------------------------
-APP_STATUSES = st.sampled_from(["RUNNING", "RUNNING", "DEPLOYING", "UNHEALTHY", "DEPLOY_FAILED"])
-
-
-@st.composite
-def serve_views(draw: st.DrawFn, cluster: str, config: dict[str, Any] | None) -> ServeView | None:
-    """The poller's word on one cluster: none, never answered, failing, no applications, or
-    applications in some state running the config asked for or another one."""
-    kind = draw(
-        st.sampled_from(["ready", "apps", "apps", "none", "unanswered", "failing", "empty"])
-    )
-    if kind == "none":
-        return None
-    url = url_of(cluster) if kind == "ready" or not one_in(draw, 8) else "evil.example.com:8265"
-    if kind == "unanswered":
-        return ServeView(url)
-    if kind == "empty":
-        return ServeView(url, ())
-    perfect = kind == "ready" and config is not None
-    wanted = config if config is not None and (perfect or not one_in(draw, 4)) else {}
-    apps = []
-    common = draw(APP_STATUSES)
-    for app in wanted.get("applications") or [{"name": "fruit", "import_path": "old"}]:
-        deployed = {**app, "runtime_env": {}} if perfect or not one_in(draw, 5) else {"name": "old"}
-        status = "RUNNING" if perfect else draw(APP_STATUSES) if one_in(draw, 4) else common
-        deployments = (("Ingress", Deployment("HEALTHY" if status == "RUNNING" else status)),)
-        apps.append(
-            (str(app.get("name") or "default"), Application(status, "", deployments, deployed))
-        )
-    failing = stamp(NOW - timedelta(seconds=5)) if kind == "failing" else None
-    capacity = draw(st.sampled_from([None, None, 0.0, 50.0, 100.0]))
-    return ServeView(url, tuple(apps), failing, "timed out" if failing else "", capacity)
-
-
 # -- a whole world -------------------------------------------------------------------------------
 class _World:
     """The children and related objects of one request, as they are added."""
@@ -337,15 +231,15 @@ class _World:
             names.goal_hash(rs.cluster_spec),
             rs.spec.excludeHeadPodFromServeSvc,
         )
-        obj = self.add(RAYCLUSTER, applied, _cluster_status(self.draw))
+        obj = self.add(RAYCLUSTER, applied, cluster_status(self.draw))
         self.clusters[name] = obj
         if obj.get("status") == HEAD_READY or one_in(self.draw, 6):
             hostile = self.draw(st.sampled_from(["", "", "", "", "foreign", "no-port"]))
-            svc = _head_service(obj, self.rs.name, hostile)
+            svc = head_service(obj, self.rs.name, hostile)
             self.related[SERVICE][f"default/{svc['metadata']['name']}"] = svc
         auth = rs.spec.rayClusterConfig.get("authOptions") or {}
         if auth.get("mode") == "token" and not one_in(self.draw, 4):
-            self.related[SECRET][f"default/{name}"] = _token_secret(obj, self.rs.name)
+            self.related[SECRET][f"default/{name}"] = token_secret(obj, self.rs.name)
 
     def services(self, target: str, endpoints: bool) -> None:
         """The head and serve Services selecting ``target``, as metaray built them."""
@@ -358,7 +252,9 @@ class _World:
         serve_name = serve["metadata"]["name"]
         uid = self.clusters.get(target, {}).get("metadata", {}).get("uid", "x")
         ready = endpoints and not one_in(self.draw, 4)
-        self.related[SLICE][f"default/{serve_name}-abcde"] = _slice(serve_name, [uid], ready)
+        self.related[SLICE][f"default/{serve_name}-abcde"] = endpoint_slice(
+            serve_name, [uid], ready
+        )
 
 
 def _variant(spec: dict[str, Any], name: str, uid: str) -> RayService:
@@ -467,124 +363,3 @@ def _gateway_children(draw: st.DrawFn, world: _World, active: str, pending: str 
     route = gateway.route(rs.name, rs.namespace, backends, NOW - timedelta(seconds=60))
     parents = [{"parentRef": {"name": gateway.gateway_name(rs.name)}, "conditions": accepted}]
     world.add(HTTPROUTE, route, {"parents": parents})
-
-
-# -- one path corrupted ----------------------------------------------------------------------------
-HOT = frozenset(
-    {
-        "activeServiceStatus",
-        "pendingServiceStatus",
-        "rayClusterName",
-        "rayClustersToDelete",
-        "deleteAfter",
-        "conditions",
-        "reason",
-        "status",
-        "lastTransitionTime",
-        "upgradeStrategy",
-        "type",
-        "serveConfigV2",
-        "serveService",
-        "selector",
-        "ports",
-        "annotations",
-        "labels",
-        "rayClusterConfig",
-        "suspend",
-        "endpoints",
-        "data",
-        "ownerReferences",
-    }
-)
-
-
-@st.composite
-def corrupted_rayservices(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, ServeView]]:
-    body, views = draw(rayservice_worlds(damage=False))
-    everywhere = [("parent", *path) for path in paths(body["parent"])]
-    for where in ("children", "related"):
-        for kind, objects in body[where].items():
-            for key, obj in objects.items():
-                everywhere += [(where, kind, key, *path) for path in paths(obj)]
-    hot = [path for path in everywhere if path[-1] in HOT]
-    draw(mutations(body, hot * 4 + everywhere, most=1, values=BREAKERS))
-    return body, views
-
-
-# -- invalid on purpose ---------------------------------------------------------------------------
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    def change(parent: dict[str, Any]) -> None:
-        node = parent
-        *head, last = path.split(".")
-        for key in head:
-            node = node.setdefault(key, {})
-        node[last] = value
-
-    return change
-
-
-def _bad_group(parent: dict[str, Any]) -> None:
-    parent["spec"]["rayClusterConfig"]["workerGroupSpecs"][0] |= {
-        "minReplicas": 5,
-        "maxReplicas": 2,
-    }
-
-
-# (the change, the text the Ready condition's message must hold)
-INVALID: list[tuple[Callable[[dict[str, Any]], None], str]] = [
-    (_set("spec.upgradeStrategy", {"type": "Rolling"}), "Spec.UpgradeStrategy.Type"),
-    (_set("spec.rayClusterDeletionDelaySeconds", -1), "RayClusterDeletionDelaySeconds"),
-    (_set("spec.serveConfigV2", "applications: [1, 2]"), "spec.serveConfigV2"),
-    (_set("spec.serveConfigV2", "a: [b"), "spec.serveConfigV2"),
-    (_set("spec.serveConfigV2", "- a"), "spec.serveConfigV2"),
-    (_set("spec.rayClusterConfig", "x"), "spec.rayClusterConfig"),
-    (_set("spec.unknownField", 1), "spec.unknownField"),
-    (_set("spec.serveConfig", {"importPath": "x"}), "spec.serveConfig"),
-    (_set("spec.excludeHeadPodFromServeSvc", "maybe"), "spec.excludeHeadPodFromServeSvc"),
-    (_set("metadata.name", "x" * 48), "no more than 47 characters"),
-    (_set("metadata.name", "Svc"), "DNS1035"),
-    (_set("metadata.annotations", {TIMEOUT: "-5"}), TIMEOUT),
-    (_set("apiVersion", "ray.io/v2"), "apiVersion"),
-    (_bad_group, "spec.rayClusterConfig.workerGroupSpecs"),
-    (
-        _set("spec.rayClusterConfig.headGroupSpec.headService", {"metadata": {"name": "h"}}),
-        "headService.metadata.name",
-    ),
-]
-
-
-@st.composite
-def invalid_rayservices(
-    draw: st.DrawFn,
-) -> tuple[dict[str, Any], dict[str, ServeView], str]:
-    body, views = draw(rayservice_worlds(damage=False))
-    spec = body["parent"]["spec"]
-    if "workerGroupSpecs" not in spec["rayClusterConfig"]:
-        spec["rayClusterConfig"]["workerGroupSpecs"] = [
-            rayservice_object()["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
-        ]
-    change, text = INVALID[draw(st.integers(0, len(INVALID) - 1))]
-    change(body["parent"])
-    return body, views, text
-
-
-# -- customize -----------------------------------------------------------------------------------
-@st.composite
-def customize_bodies(draw: st.DrawFn) -> Any:
-    body, _ = draw(rayservice_worlds(damage=False))
-    sent = {"controller": body["controller"], "parent": body["parent"]}
-    if draw(st.booleans()):
-        parent = sent["parent"]
-        if draw(st.booleans()):
-            parent["spec"]["serveService"] = draw(
-                st.sampled_from([{"metadata": {"name": 5}}, {"metadata": ["x"]}, [], "x", None])
-            )
-        if draw(st.booleans()):
-            parent["spec"]["rayClusterConfig"]["authOptions"] = draw(
-                st.sampled_from(
-                    [{"secretName": ""}, {"secretName": 5}, {"secretName": "mine"}, "x"]
-                )
-            )
-        parent["metadata"]["name"] = draw(st.sampled_from([*SPECIAL_TEXT[:8], 5, None, [], "svc"]))
-        draw(mutations(sent, list(paths(sent)), most=2, values=JSON_VALUES))
-    return sent

@@ -26,15 +26,13 @@ from app.rayservice.serve import ServeView
 from app.shell.http.app import create_app
 from app.shell.settings import Settings
 from tests.fuzz import count
-from tests.fuzz.rayservice_oracle import check_core, check_http, check_views_cost_nothing, converge
-from tests.fuzz.rayservice_strategies import (
-    NOW,
-    PHASES,
+from tests.fuzz.rayservice_hostile import (
     corrupted_rayservices,
     customize_bodies,
     invalid_rayservices,
-    rayservice_worlds,
 )
+from tests.fuzz.rayservice_run import check_core, check_http, check_views_cost_nothing, converge
+from tests.fuzz.rayservice_strategies import NOW, PHASES, rayservice_worlds
 from tests.fuzz.strategies import dumps, malformed_bodies
 
 FUZZ = settings(
