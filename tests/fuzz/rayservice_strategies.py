@@ -331,6 +331,11 @@ def rayservice_worlds(
         world.services(active, endpoints=phase != "upgrading" or draw(st.booleans()))
     if rs.strategy == "NewClusterWithIncrementalUpgrade" and active in world.clusters:
         _gateway_children(draw, world, active, pending)
+    if damage and one_in(draw, 3):  # a status from another moment: real names, other roles
+        roles = [None, old_name, new_name, f"{name}-zzzzz"]
+        active, pending = draw(st.sampled_from(roles)), draw(st.sampled_from(roles))
+        for cluster in draw(st.lists(st.sampled_from(roles[1:]), max_size=2)):
+            listed[cluster] = draw(st.sampled_from([past, ahead, "not a time"]))
     status = status_of(active, pending, listed, conditions, 1 if ready in conditions else 0)
     if phase != "first deploy" or draw(st.booleans()):
         parent["status"] = status

@@ -68,28 +68,28 @@ def fuzz(test: str, body: bytes, hook: str, views: Any = None, invalid: str | No
     return outcome
 
 
-@settings(FUZZ, max_examples=120)
+@settings(FUZZ, max_examples=250)
 @given(rayservice_worlds(damage=False))
 def test_valid_rayservices_in_every_phase(world: World) -> None:
     request, views = world
     fuzz("rayservice worlds /rayservice/sync", dumps(request), "sync", views)
 
 
-@settings(FUZZ, max_examples=120)
+@settings(FUZZ, max_examples=300)
 @given(rayservice_worlds())
 def test_hostile_rayservices_children_statuses_and_views(world: World) -> None:
     request, views = world
     fuzz("rayservice hostile worlds /rayservice/sync", dumps(request), "sync", views)
 
 
-@settings(FUZZ, max_examples=100)
+@settings(FUZZ, max_examples=250)
 @given(corrupted_rayservices())
 def test_a_valid_rayservice_with_one_corrupted_field(world: World) -> None:
     request, views = world
     fuzz("rayservice corrupted /rayservice/sync", dumps(request), "sync", views)
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=100)
 @given(invalid_rayservices())
 def test_an_invalid_rayservice_keeps_every_child_and_says_why(
     case: tuple[dict[str, Any], dict[str, ServeView], str],
@@ -99,7 +99,7 @@ def test_an_invalid_rayservice_keeps_every_child_and_says_why(
     assert outcome == "invalid", outcome
 
 
-@settings(FUZZ, max_examples=40)
+@settings(FUZZ, max_examples=60)
 @given(rayservice_worlds(), st.sampled_from(["someone-else", "", 5, ["x"]]))
 def test_managed_by_another_controller_changes_nothing(world: World, manager: Any) -> None:
     request, views = world
@@ -111,19 +111,19 @@ def test_managed_by_another_controller_changes_nothing(world: World, manager: An
         assert outcome in ("managed elsewhere", "bad request"), outcome
 
 
-@settings(FUZZ, max_examples=80)
+@settings(FUZZ, max_examples=150)
 @given(customize_bodies())
 def test_customize_asks_only_for_what_it_names(request: Any) -> None:
     fuzz("rayservice /rayservice/customize", dumps(request), "customize")
 
 
-@settings(FUZZ, max_examples=150)
+@settings(FUZZ, max_examples=300)
 @given(malformed_bodies(), st.sampled_from(HOOKS))
 def test_broken_bytes_on_the_rayservice_hooks(body: bytes, hook: str) -> None:
     fuzz("rayservice broken bytes", body, hook)
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=100)
 @given(rayservice_worlds(damage=False))
 def test_feeding_the_status_back_reaches_a_fixpoint(world: World) -> None:
     request, views = world
@@ -131,7 +131,7 @@ def test_feeding_the_status_back_reaches_a_fixpoint(world: World) -> None:
     event(f"{converge(dumps(request), NOW, views)} syncs to a fixpoint")
 
 
-@settings(FUZZ, max_examples=80)
+@settings(FUZZ, max_examples=150)
 @given(st.booleans().flatmap(lambda damage: rayservice_worlds(damage=damage)))
 def test_the_serve_views_word_never_costs_a_child(world: World) -> None:
     request, views = world
@@ -139,7 +139,7 @@ def test_the_serve_views_word_never_costs_a_child(world: World) -> None:
     event(check_views_cost_nothing(dumps(request), NOW, views))
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=120)
 @given(
     st.one_of(
         rayservice_worlds().map(lambda w: ("sync", dumps(w[0]))),
