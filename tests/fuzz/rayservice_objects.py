@@ -5,6 +5,7 @@ Secrets, and the poller's word on each cluster's Serve applications."""
 from __future__ import annotations
 
 import copy
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -130,5 +131,6 @@ def serve_views(draw: st.DrawFn, cluster: str, config: dict[str, Any] | None) ->
             (str(app.get("name") or "default"), Application(status, "", deployments, deployed))
         )
     failing = stamp(NOW - timedelta(seconds=5)) if kind == "failing" else None
-    capacity = draw(st.sampled_from([None, None, 0.0, 50.0, 100.0]))
+    # Ray's answer as the shell parses it (Python's json: NaN and Infinity too).
+    capacity = draw(st.sampled_from([None, None, 0.0, 50.0, 100.0, 30, math.nan, math.inf, 1e300]))
     return ServeView(url, tuple(apps), failing, "timed out" if failing else "", capacity)

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
-from app.rayservice.serve import ServeView
+from app.rayservice.serve import Application, ServeView
 from app.shell.http.app import create_app
 from app.shell.settings import Settings
 from tests.fuzz import count
@@ -31,7 +31,13 @@ from tests.fuzz.rayservice_hostile import (
     customize_bodies,
     invalid_rayservices,
 )
-from tests.fuzz.rayservice_run import check_core, check_http, check_views_cost_nothing, converge
+from tests.fuzz.rayservice_run import (
+    check_core,
+    check_http,
+    check_views_cost_nothing,
+    converge,
+    run_core,
+)
 from tests.fuzz.rayservice_strategies import NOW, PHASES, rayservice_worlds
 from tests.fuzz.strategies import dumps, malformed_bodies
 
@@ -180,7 +186,7 @@ def test_the_generators_reach_every_phase() -> None:
 CORPUS = Path(__file__).parent / "corpus" / "rayservice"
 CASES = sorted(CORPUS.glob("*.json"))
 FIELDS = {"why", "hook", "status", "kept", "gone", "body", "raw", "base64", "active", "pending"}
-FIELDS |= {"message"}
+FIELDS |= {"message", "views"}
 
 
 def body_of(case: dict[str, Any]) -> bytes:
@@ -189,6 +195,29 @@ def body_of(case: dict[str, Any]) -> bytes:
     if "base64" in case:
         return base64.b64decode(case["base64"])
     return json.dumps(case["body"]).encode()  # the json module: integers beyond 64 bits too
+
+
+def views_of(case: dict[str, Any]) -> dict[str, ServeView]:
+    """``views``: per cluster, the ``url``, ``applications`` (``[name, {status, deployed}]``
+    pairs, or null for never answered), ``failing_since`` and ``target_capacity``."""
+    found = {}
+    for cluster, view in case.get("views", {}).items():
+        apps = view.get("applications")
+        read = (
+            None
+            if apps is None
+            else tuple(
+                (name, Application(app["status"], deployed=app.get("deployed")))
+                for name, app in apps
+            )
+        )
+        found[cluster] = ServeView(
+            view["url"],
+            read,
+            view.get("failing_since"),
+            target_capacity=view.get("target_capacity"),
+        )
+    return found
 
 
 def test_the_rayservice_corpus_has_cases() -> None:
@@ -201,7 +230,9 @@ def test_the_rayservice_corpus_has_cases() -> None:
 def test_rayservice_corpus_case(path: Path) -> None:
     """A case: ``why``, the ``hook`` (``sync`` or ``customize``), the exact HTTP ``status``,
     the body, and optionally the answer's ``active`` and ``pending`` cluster ("" for none),
-    children ``kept`` or ``gone`` (``Kind/name``), and text the Ready ``message`` holds."""
+    children ``kept`` or ``gone`` (``Kind/name``), and text the Ready ``message`` holds. A case
+    with the Serve poller's ``views`` (which HTTP cannot carry) is judged on the core's answer
+    to them, and posted over HTTP too (no views there: the answer only has to be right)."""
     case = json.loads(path.read_text())
     assert set(case) <= FIELDS, sorted(set(case) - FIELDS)
     assert case["why"]
@@ -212,7 +243,13 @@ def test_rayservice_corpus_case(path: Path) -> None:
     check_http(body, response.status_code, response.content, case["hook"], NOW, GATEWAY_API)
     if response.status_code != 200 or case["hook"] == "customize":
         return
+    assert post(f"/rayservice/{case['hook']}", body).content == response.content
     answer = response.json()
+    if "views" in case:
+        check_core(body, "sync", NOW, views_of(case))
+        answered_bytes = run_core(body, "sync", NOW, views_of(case))
+        assert answered_bytes is not None
+        answer = json.loads(answered_bytes[0])
     status = answer["status"]
     for key, field in (("active", "activeServiceStatus"), ("pending", "pendingServiceStatus")):
         if key in case:
@@ -223,4 +260,3 @@ def test_rayservice_corpus_case(path: Path) -> None:
     answered = {f"{c['kind']}/{c['metadata']['name']}" for c in answer["children"]}
     assert set(case.get("kept", [])) <= answered, sorted(set(case["kept"]) - answered)
     assert not set(case.get("gone", [])) & answered, sorted(set(case["gone"]) & answered)
-    assert post(f"/rayservice/{case['hook']}", body).content == response.content
