@@ -16,7 +16,7 @@ from app.rayservice import children as built
 from app.rayservice.options import Options
 from app.rayservice.serve import Application, Deployment, ServeView
 from tests.fuzz.rayjob_strategies import NOW
-from tests.fuzz.strategies import one_in
+from tests.fuzz.strategies import JSON_VALUES, one_in
 
 RAYCLUSTER = "RayCluster.ray.io/v1"
 SERVICE = "Service.v1"
@@ -102,7 +102,14 @@ def url_of(cluster: str) -> str:
 
 
 # -- the Serve views ---------------------------------------------------------------------------
-APP_STATUSES = st.sampled_from(["RUNNING", "RUNNING", "DEPLOYING", "UNHEALTHY", "DEPLOY_FAILED"])
+APP_STATUSES = st.sampled_from(
+    ["RUNNING", "RUNNING", "DEPLOYING", "UNHEALTHY", "DEPLOY_FAILED", "running", ""]
+)
+# A deployed_app_config as Ray (or whatever answers at the dashboard's port) may report it.
+ODD = st.one_of(
+    st.sampled_from([{"name": "old"}, None, [], "x", {"name": math.nan}, {"x": 2**70}]),
+    JSON_VALUES,
+)
 
 
 @st.composite
@@ -124,7 +131,7 @@ def serve_views(draw: st.DrawFn, cluster: str, config: dict[str, Any] | None) ->
     apps = []
     common = draw(APP_STATUSES)
     for app in wanted.get("applications") or [{"name": "fruit", "import_path": "old"}]:
-        deployed = {**app, "runtime_env": {}} if perfect or not one_in(draw, 5) else {"name": "old"}
+        deployed = {**app, "runtime_env": {}} if perfect or not one_in(draw, 5) else draw(ODD)
         status = "RUNNING" if perfect else draw(APP_STATUSES) if one_in(draw, 4) else common
         deployments = (("Ingress", Deployment("HEALTHY" if status == "RUNNING" else status)),)
         apps.append(
