@@ -30,7 +30,8 @@ parent that may be stale, so the rules are about what an answer may leave out, a
     pending); an entry already listed keeps its deleteAfter (but in a suspend, which deletes
     every cluster at once);
 (h) each Serve intent goes to a live observed cluster at the address derived from the head
-    Service metaray's RayCluster controller owns for it (never from a status or a view);
+    Service metaray's RayCluster controller owns for it (never from a status or a view), one
+    per cluster;
 (i) names metaray makes are DNS labels (≤ 63) and its label values valid, given valid inputs;
 (j) the same body, views and clock give the same bytes, events and intents; feeding the
     answer's status back (same observed, views and clock) reaches a fixpoint;
@@ -267,6 +268,8 @@ def _serves(judged: Judged, target: str | None, parent: Mapping[str, Any]) -> No
 
 def _check_intents(judged: Judged, live: set[str], quiet: bool) -> None:
     urls = derived_urls(judged.request)
+    puts = [i.cluster for i in judged.intents if isinstance(i, ApplyServeConfig)]
+    assert len(puts) == len(set(puts)), f"two Serve configs for one cluster: {judged.intents}"
     for intent in judged.intents:
         if isinstance(intent, ApplyServeConfig):
             assert not quiet, f"a Serve config sent during a suspend or after giving up: {intent}"
