@@ -80,6 +80,31 @@ def endpoint_slice(service: str, targets: list[str], ready: bool) -> dict[str, A
     }
 
 
+def head_pod(cluster: dict[str, Any], rs_name: str, serve: str, running: bool) -> dict[str, Any]:
+    """The cluster's head pod as its controller makes it, labelled ``ray.io/serve``."""
+    name = cluster["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{name}-head",
+            "namespace": "default",
+            "uid": f"pod-{name}",
+            "labels": {
+                "ray.io/cluster": name,
+                "ray.io/node-type": "head",
+                "ray.io/serve": serve,
+                **built.originated(rs_name),
+            },
+            "ownerReferences": [
+                {"kind": "RayCluster", "uid": cluster["metadata"]["uid"], "controller": True}
+            ],
+        },
+        "spec": {"containers": [{"name": "ray-head"}]},
+        "status": {"phase": "Running", "podIP": "10.0.0.5"} if running else {"phase": "Pending"},
+    }
+
+
 def token_secret(cluster: dict[str, Any], rs_name: str) -> dict[str, Any]:
     name = cluster["metadata"]["name"]
     return {

@@ -8,7 +8,8 @@ pending cluster named or up, serving, upgrading, cut-over done with the old clus
 its delay, suspend staged, suspending, suspended or resumed, timing out, timed out), its
 observed RayClusters (built as the core builds them, with and without status, now and then
 terminating), its Services (and Gateway and HTTPRoute when incremental), the related head
-Services, EndpointSlices and token Secrets its customize hook asks for; and the Serve views
+Services, head pods (for the head-pod serve label), EndpointSlices and token Secrets its
+customize hook asks for; and the Serve views
 (applications RUNNING, DEPLOYING, UNHEALTHY or none, the config asked for or another, never
 answered, failing, at an address metaray did not derive). ``damage`` corrupts the status a
 quarter of the time and mutates the body a third of the time.
@@ -42,6 +43,7 @@ from tests.fuzz.rayservice_objects import (
     SLICE,
     cluster_status,
     endpoint_slice,
+    head_pod,
     head_service,
     serve_views,
     token_secret,
@@ -49,6 +51,7 @@ from tests.fuzz.rayservice_objects import (
 from tests.fuzz.strategies import mutations, one_in, paths
 from tests.rayservice.loop import SERVE_CONFIG, rayservice_object
 
+POD = "Pod.v1"
 SAMPLES_DIR = Path(__file__).parents[2] / "samples"
 IMAGES = ("rayproject/ray:2.52.0", "rayproject/ray:2.53.0")
 OTHER_CONFIG = SERVE_CONFIG.replace("price: 3", "price: 7")
@@ -237,6 +240,10 @@ class _World:
             hostile = self.draw(st.sampled_from(["", "", "", "", "foreign", "no-port"]))
             svc = head_service(obj, self.rs.name, hostile)
             self.related[SERVICE][f"default/{svc['metadata']['name']}"] = svc
+        if self.draw(st.booleans()):
+            serve = self.draw(st.sampled_from(["true", "false", "maybe"]))
+            pod = head_pod(obj, self.rs.name, serve, obj.get("status") == HEAD_READY)
+            self.related.setdefault(POD, {})[f"default/{pod['metadata']['name']}"] = pod
         auth = rs.spec.rayClusterConfig.get("authOptions") or {}
         if auth.get("mode") == "token" and not one_in(self.draw, 4):
             self.related[SECRET][f"default/{name}"] = token_secret(obj, self.rs.name)
