@@ -9,9 +9,9 @@ its delay, suspend staged, suspending, suspended or resumed, timing out, timed o
 observed RayClusters (built as the core builds them, with and without status, now and then
 terminating), its Services (and Gateway and HTTPRoute when incremental), the related head
 Services, head pods (for the head-pod serve label), EndpointSlices and token Secrets its
-customize hook asks for; and the Serve views
-(applications RUNNING, DEPLOYING, UNHEALTHY or none, the config asked for or another, never
-answered, failing, at an address metaray did not derive). ``damage`` corrupts the status a
+customize hook asks for; and the Serve views (applications RUNNING, DEPLOYING, UNHEALTHY or
+none, the config asked for or another, never answered, failing, at an address metaray did not
+derive). ``damage`` corrupts the status a
 quarter of the time and mutates the body a third of the time.
 """
 
