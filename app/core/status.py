@@ -14,14 +14,15 @@ def previous_status(parent: Mapping[str, Any]) -> dict[str, Any]:
     hand-edited status, or a request made up by hand, can hold them) and so what no answer
     that carries a field over could encode."""
     status = parent.get("status")
-    return _storable(status) if isinstance(status, Mapping) else {}
+    return storable(status) if isinstance(status, Mapping) else {}
 
 
-def _storable(value: Any) -> Any:
+def storable(value: Any) -> Any:
+    """``value`` without the integers beyond 64 bits it holds (at any depth)."""
     if isinstance(value, Mapping):
-        return {k: _storable(v) for k, v in value.items() if _fits(v)}
+        return {k: storable(v) for k, v in value.items() if _fits(v)}
     if isinstance(value, list):
-        return [_storable(v) for v in value if _fits(v)]
+        return [storable(v) for v in value if _fits(v)]
     return value
 
 

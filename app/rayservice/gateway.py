@@ -202,6 +202,6 @@ def _true(conditions: Any, *kinds: str) -> bool:
     found = {
         c.get("type"): c.get("status")
         for c in (conditions if isinstance(conditions, list) else [])
-        if isinstance(c, Mapping)
+        if isinstance(c, Mapping) and isinstance(c.get("type"), str)  # a key: hashable
     }
     return all(found.get(kind) == "True" for kind in kinds)

@@ -9,10 +9,11 @@ from typing import Any
 from app.core.desired import Desired
 from app.core.events import WARNING, Event
 from app.core.observed import Child, Observed
+from app.core.status import previous_status as previous_status  # re-exported: sync reads it here
 from app.core.time import stamp
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.status import condition
-from app.rayservice.status import VALIDATION_FAILED, Condition
+from app.rayservice.status import VALIDATION_FAILED, Condition, conditions_of
 
 
 def invalid(
@@ -23,11 +24,7 @@ def invalid(
         p.message if p.message.startswith("The RayService") else str(p) for p in invalid.problems
     )
     status = dict(previous)
-    others = [
-        c
-        for c in previous.get("conditions") or []
-        if isinstance(c, Mapping) and c.get("type") != Condition.READY
-    ]
+    others = [c for c in conditions_of(previous) if c.get("type") != Condition.READY]
     ready = condition(Condition.READY, "False", VALIDATION_FAILED, message, previous, stamp(now))
     status["conditions"] = [ready, *others]
     on_metadata = all(p.path.startswith(("metadata", "apiVersion")) for p in invalid.problems)
@@ -38,8 +35,3 @@ def invalid(
 
 def echo(observed: Observed) -> list[Child]:
     return [observed.applied[key] for key in sorted(observed.keys()) if key in observed.applied]
-
-
-def previous_status(parent: Mapping[str, Any]) -> dict[str, Any]:
-    status = parent.get("status")
-    return dict(status) if isinstance(status, Mapping) else {}

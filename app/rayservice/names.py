@@ -36,7 +36,8 @@ def head_service(rayservice: str) -> str:
 
 def serve_service(rayservice: str, custom: Mapping[str, Any] | None) -> str:
     """``<rs>-serve-svc``, or the name of the user's ``serveService``."""
-    name = ((custom or {}).get("metadata") or {}).get("name")
+    metadata = (custom or {}).get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
     return name if isinstance(name, str) and name else f"{rayservice}-serve-svc"
 
 

@@ -106,7 +106,8 @@ def decide(
     active = side(previous, ACTIVE)
     active = active if active in live else None
     pending = side(previous, PENDING)
-    pending = None if pending in terminating else pending
+    # A status that names one cluster on both sides (written by someone else) upgrades nothing.
+    pending = None if pending in terminating or pending == active else pending
     plan = Plan(active, pending, {})
 
     def for_goal(name: str) -> bool:

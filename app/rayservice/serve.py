@@ -8,6 +8,7 @@ data, never remembered: a restart of metaray re-applies nothing and forgets noth
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -154,7 +155,11 @@ def applied_capacity(view: ServeView | None) -> int | None:
     answered), 100 when it runs them without one."""
     if view is None or not view.fresh or not view.applications:
         return None
-    return 100 if view.target_capacity is None else round(view.target_capacity)
+    capacity = view.target_capacity
+    if capacity is None:
+        return 100
+    # Only a percent counts: the shell reads Ray's answer leniently (NaN, Infinity, 1e300).
+    return round(capacity) if math.isfinite(capacity) and 0 <= capacity <= 100 else None
 
 
 def running_config(view: ServeView) -> JSONConfig:

@@ -27,6 +27,7 @@ from app.raycluster.spec import (
     parse_spec,
     pydantic_problems,
 )
+from app.raycluster.template_checks import check_head_service
 from app.rayjob.spec import KUBERAY_MANAGER, MANAGERS
 
 MAX_RAYSERVICE_NAME = 47  # KubeRay: 53 minus "-" and the 5-character suffix of its clusters
@@ -222,6 +223,8 @@ def _check_spec(spec: RayServiceSpec, gateway_api: bool) -> Iterator[Problem]:
         )
     if spec.managedBy is not None and spec.managedBy not in MANAGERS:
         yield Problem("spec.managedBy", f"must be one of {', '.join(MANAGERS)}")
+    if spec.serveService is not None:  # copied into the serve Service: the shape it reads
+        yield from check_head_service("spec.serveService", spec.serveService)
     if strategy == Strategy.INCREMENTAL:
         yield from _check_incremental(spec, gateway_api)
 
@@ -282,7 +285,7 @@ def _cluster_spec(
         return parse_spec(cluster)
     except InvalidSpec as invalid:
         problems += [
-            Problem(_nested(p.path), f"{_SPEC}{p.message}")
+            Problem(_nested(p.path), f"{_SPEC}{_nested(p.path)}: {p.message}")
             for p in invalid.problems
             if p.path != "metadata.name"  # the RayService's own name rule says it better
         ]

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from app.core.observed import ObservedObject
+from app.core.status import storable
 from app.core.time import stamp
 from app.raycluster.spec import JSONObject
 from app.raycluster.status import condition
@@ -32,11 +33,14 @@ RUNNING = "Running"
 _SUBSTANTIVE = (ACTIVE, PENDING, "serviceStatus", "numServeEndpoints", "conditions", TO_DELETE)
 
 
+def conditions_of(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The status's conditions that are objects (a status anyone can write may hold others)."""
+    items = status.get("conditions")
+    return [c for c in items if isinstance(c, Mapping)] if isinstance(items, list) else []
+
+
 def previous_condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
-    for item in status.get("conditions") or []:
-        if isinstance(item, Mapping) and item.get("type") == kind:
-            return item
-    return None
+    return next((c for c in conditions_of(status) if c.get("type") == kind), None)
 
 
 def is_true(status: Mapping[str, Any], kind: str) -> bool:
@@ -65,7 +69,7 @@ def side_status(
         out["applicationStatuses"] = apps
     cluster = clusters.get(name)
     if cluster is not None and cluster.status:
-        out["rayClusterStatus"] = cluster.status
+        out["rayClusterStatus"] = storable(cluster.status)  # a hand-made request: any integer
     return out
 
 

@@ -38,6 +38,7 @@ from app.rayservice.status import (
     RUNNING,
     Condition,
     conditions,
+    conditions_of,
     finish,
     is_true,
     side_status,
@@ -257,11 +258,7 @@ def _status(
 
 def _kept_conditions(previous: Mapping[str, Any]) -> list[Any]:
     """Suspended (False, after a resume) is carried as it is."""
-    return [
-        c
-        for c in previous.get("conditions") or []
-        if isinstance(c, Mapping) and c.get("type") == Condition.SUSPENDED
-    ]
+    return [c for c in conditions_of(previous) if c.get("type") == Condition.SUSPENDED]
 
 
 def _events(rs: RayService, observed: Observed, answer: list[Child], plan: Plan) -> list[Event]:

@@ -24,7 +24,7 @@ from app.raycluster.spec import JSONObject
 from app.raycluster.status import condition
 from app.rayservice.plan import ACTIVE, PENDING, TO_DELETE, listed
 from app.rayservice.spec import INITIALIZING_TIMEOUT, RayService, timeout_seconds
-from app.rayservice.status import INITIALIZING, Condition, finish, previous_condition
+from app.rayservice.status import INITIALIZING, Condition, conditions_of, finish, previous_condition
 
 TIMED_OUT = "InitializingTimeout"
 REASON = "RayServiceInitializingTimeout"
@@ -64,7 +64,7 @@ def give_up(
     status["numServeEndpoints"], status["serviceStatus"] = 0, ""
     status["conditions"] = [
         condition(Condition.READY, "False", TIMED_OUT, message, previous, stamp(now)),
-        *(c for c in previous.get("conditions") or [] if c.get("type") != Condition.READY),
+        *(c for c in conditions_of(previous) if c.get("type") != Condition.READY),
     ]
     status[TO_DELETE] = _entries(rs, previous, clusters, now)
     return status, message
