@@ -232,7 +232,6 @@ class _World:
             rs.annotations,
             rs.spec.rayClusterConfig,
             names.goal_hash(rs.cluster_spec),
-            rs.spec.excludeHeadPodFromServeSvc,
         )
         obj = self.add(RAYCLUSTER, applied, cluster_status(self.draw))
         self.clusters[name] = obj
@@ -372,6 +371,8 @@ def _gateway_children(draw: st.DrawFn, world: _World, active: str, pending: str 
     backends = [gateway.Backend(active, 8000, 100 - weight)]
     if pending in world.clusters and pending is not None:
         backends.append(gateway.Backend(pending, 8000, weight))
-    route = gateway.route(rs.name, rs.namespace, backends, NOW - timedelta(seconds=60))
+    route = gateway.route(
+        rs.name, rs.namespace, backends, NOW - timedelta(seconds=60), rs.generation
+    )
     parents = [{"parentRef": {"name": gateway.gateway_name(rs.name)}, "conditions": accepted}]
     world.add(HTTPROUTE, route, {"parents": parents})
