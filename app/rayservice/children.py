@@ -79,8 +79,13 @@ def _label_template(group: JSONObject, labels: Mapping[str, str]) -> None:
 
 def _serve_port(head: Mapping[str, Any]) -> int:
     """The head container's ``serve`` port: where every node's Serve proxy listens."""
-    containers = ((head.get("template") or {}).get("spec") or {}).get("containers") or [{}]
-    for port in containers[0].get("ports") or []:
+    # Also read from an observed cluster's spec, which may hold anything: every level checked.
+    template = head.get("template")
+    pod = template.get("spec") if isinstance(template, Mapping) else None
+    containers = pod.get("containers") if isinstance(pod, Mapping) else None
+    first = containers[0] if isinstance(containers, list) and containers else None
+    ports = first.get("ports") if isinstance(first, Mapping) else None
+    for port in ports if isinstance(ports, list) else []:
         if isinstance(port, dict) and port.get("name") == "serve":
             number = port.get("containerPort")
             if isinstance(number, int):

@@ -150,6 +150,9 @@ def _check_metadata(parent: Mapping[str, Any]) -> Iterator[Problem]:
         yield Problem("apiVersion", "must be one of ray.io/v1, ray.io/v1alpha1")
     metadata = parent.get("metadata")
     metadata = metadata if isinstance(metadata, Mapping) else {}
+    for key in ("uid", "namespace"):  # copied into names and children
+        if not isinstance(metadata.get(key, ""), str):
+            yield Problem(f"metadata.{key}", "must be a string")
     for key in ("labels", "annotations"):
         values = metadata.get(key) or {}
         if not isinstance(values, Mapping) or not all(isinstance(v, str) for v in values.values()):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from hypothesis import strategies as st
@@ -119,6 +119,53 @@ def token_secret(cluster: dict[str, Any], rs_name: str) -> dict[str, Any]:
             ],
         },
         "data": {"auth_token": "dG9rZW4="},
+    }
+
+
+def gateway_object(rs_name: str) -> dict[str, Any]:
+    """The Gateway and HTTPRoute of an incremental upgrade as metaray last asked for them
+    (written out here: what the core reads is their shape, not its builder's arguments)."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": f"{rs_name}-gateway", "namespace": "default"},
+        "spec": {
+            "gatewayClassName": "istio",
+            "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}],
+        },
+    }
+
+
+def route_object(
+    rs_name: str, weights: dict[str, int], moved: datetime | None, generation: int
+) -> dict[str, Any]:
+    annotations = {"metaray.io/rayservice-generation": str(generation)}
+    if moved is not None:
+        annotations["metaray.io/traffic-migrated-at"] = stamp(moved)
+    refs = [
+        {
+            "kind": "Service",
+            "name": f"{c}-serve-svc",
+            "namespace": "default",
+            "port": 8000,
+            "weight": w,
+        }
+        for c, w in weights.items()
+    ]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": f"{rs_name}-httproute",
+            "namespace": "default",
+            "annotations": annotations,
+        },
+        "spec": {
+            "parentRefs": [{"name": f"{rs_name}-gateway", "namespace": "default"}],
+            "rules": [
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": refs}
+            ],
+        },
     }
 
 

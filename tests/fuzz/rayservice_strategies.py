@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from app.core.time import stamp
 from app.rayservice import children as built
 from app.rayservice import names
+from app.rayservice import sync as rayservice_sync
 from app.rayservice.serve import ServeView
 from app.rayservice.spec import RayService, parse_rayservice
 from tests.fuzz.rayjob_strategies import NOW, as_observed
@@ -43,8 +44,10 @@ from tests.fuzz.rayservice_objects import (
     SLICE,
     cluster_status,
     endpoint_slice,
+    gateway_object,
     head_pod,
     head_service,
+    route_object,
     serve_views,
     token_secret,
 )
@@ -224,15 +227,8 @@ class _World:
     def cluster(self, name: str, rs: RayService) -> None:
         if name in self.clusters:
             return
-        applied = built.ray_cluster(
-            name,
-            rs.namespace,
-            rs.name,
-            rs.labels,
-            rs.annotations,
-            rs.spec.rayClusterConfig,
-            names.goal_hash(rs.cluster_spec),
-        )
+        # The core's own builder, as its sync calls it (the builder's arguments move).
+        applied = rayservice_sync._cluster(rs, name)
         obj = self.add(RAYCLUSTER, applied, cluster_status(self.draw))
         self.clusters[name] = obj
         if obj.get("status") == HEAD_READY or one_in(self.draw, 6):
@@ -359,20 +355,18 @@ def rayservice_worlds(
 
 
 def _gateway_children(draw: st.DrawFn, world: _World, active: str, pending: str | None) -> None:
-    from app.rayservice import gateway
-
     rs = world.rs
     world.children.setdefault(GATEWAY, {})
     world.children.setdefault(HTTPROUTE, {})
-    gw = gateway.gateway(rs.name, rs.namespace, "istio")
-    accepted = [{"type": t, "status": "True"} for t in ("Accepted", "Programmed")]
-    world.add(GATEWAY, gw, {"conditions": accepted})
+    ok = not one_in(draw, 5)  # now and then the Gateway controller has not accepted them yet
+    programmed = [{"type": t, "status": str(ok)} for t in ("Accepted", "Programmed")]
+    world.add(GATEWAY, gateway_object(rs.name), {"conditions": programmed})
     weight = draw(st.sampled_from([0, 10, 50, 100])) if pending in world.clusters else 0
-    backends = [gateway.Backend(active, 8000, 100 - weight)]
+    weights = {active: 100 - weight}
     if pending in world.clusters and pending is not None:
-        backends.append(gateway.Backend(pending, 8000, weight))
-    route = gateway.route(
-        rs.name, rs.namespace, backends, NOW - timedelta(seconds=60), rs.generation
-    )
-    parents = [{"parentRef": {"name": gateway.gateway_name(rs.name)}, "conditions": accepted}]
+        weights[pending] = weight
+    moved = draw(st.sampled_from([NOW - timedelta(seconds=60), NOW, None]))
+    resolved = [{"type": t, "status": str(ok)} for t in ("Accepted", "ResolvedRefs")]
+    parents = [{"parentRef": {"name": f"{rs.name}-gateway"}, "conditions": resolved}]
+    route = route_object(rs.name, weights, moved, rs.generation)
     world.add(HTTPROUTE, route, {"parents": parents})
