@@ -9,8 +9,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from app.raycluster.problems import InvalidSpec, Problem
-from app.raycluster.spec import INT32_MAX, JSONObject, RayClusterSpec, parse_spec
+from app.raycluster.embedded import parse_embedded
+from app.raycluster.problems import Problem
+from app.raycluster.spec import INT32_MAX, JSONObject, RayClusterSpec
 from app.rayjob.spec import RayJobSpec
 
 
@@ -81,28 +82,6 @@ def cluster_spec(
     """The embedded cluster spec, checked by the RayCluster core as the cluster it becomes."""
     if spec.rayClusterSpec is None:
         return None
-    metadata = parent.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    cluster = {
-        "apiVersion": "ray.io/v1",
-        "kind": "RayCluster",
-        # The longest name the cluster can have: ``<rayjob>-<5 characters>``.
-        "metadata": {"name": f"{name}-xxxxx" if isinstance(name, str) else "invalid"},
-        "spec": spec.rayClusterSpec,
-    }
-    try:
-        return parse_spec(cluster)
-    except InvalidSpec as invalid:
-        problems += [
-            Problem(_nested(p.path), p.message)
-            for p in invalid.problems
-            if p.path != "metadata.name"  # the RayJob's own name rule says it better
-        ]
-        return None
-
-
-def _nested(path: str) -> str:
-    """A RayCluster problem's path, as a path in the RayJob."""
-    if path == "spec" or path.startswith(("spec.", "spec[")):
-        return "spec.rayClusterSpec" + path[len("spec") :]
-    return f"spec.rayClusterSpec ({path})"
+    cluster, found = parse_embedded(parent, "spec.rayClusterSpec", spec.rayClusterSpec)
+    problems += found
+    return cluster

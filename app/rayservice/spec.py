@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from app.raycluster.embedded import parse_embedded
 from app.raycluster.names import is_dns1035_label
 from app.raycluster.problems import InvalidSpec, Problem
 from app.raycluster.spec import (
@@ -24,7 +25,6 @@ from app.raycluster.spec import (
     JSONObject,
     RayClusterSpec,
     SpecModel,
-    parse_spec,
     pydantic_problems,
 )
 from app.raycluster.template_checks import check_head_service
@@ -276,29 +276,9 @@ def _check_incremental(spec: RayServiceSpec, gateway_api: bool) -> Iterator[Prob
 def _cluster_spec(
     parent: Mapping[str, Any], spec: RayServiceSpec, problems: list[Problem]
 ) -> RayClusterSpec | None:
-    metadata = parent.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    cluster = {
-        "apiVersion": "ray.io/v1",
-        "kind": "RayCluster",
-        "metadata": {"name": f"{name}-xxxxx" if isinstance(name, str) else "invalid"},
-        "spec": spec.rayClusterConfig,
-    }
-    try:
-        return parse_spec(cluster)
-    except InvalidSpec as invalid:
-        problems += [
-            Problem(_nested(p.path), f"{_SPEC}{_nested(p.path)}: {p.message}")
-            for p in invalid.problems
-            if p.path != "metadata.name"  # the RayService's own name rule says it better
-        ]
-        return None
-
-
-def _nested(path: str) -> str:
-    if path == "spec" or path.startswith(("spec.", "spec[")):
-        return "spec.rayClusterConfig" + path[len("spec") :]
-    return f"spec.rayClusterConfig ({path})"
+    cluster, found = parse_embedded(parent, "spec.rayClusterConfig", spec.rayClusterConfig)
+    problems += [Problem(p.path, f"{_SPEC}{p.path}: {p.message}") for p in found]
+    return cluster
 
 
 # libyaml's safe loader where PyYAML has it: a sync parses serveConfigV2 every time, and the
