@@ -9,7 +9,6 @@ from typing import Any
 from app.core.desired import Desired
 from app.core.events import WARNING, Event
 from app.core.observed import Child, Observed
-from app.core.status import previous_status as previous_status  # re-exported: sync reads it here
 from app.core.time import stamp
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.status import condition

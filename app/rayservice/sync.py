@@ -15,11 +15,12 @@ from app.core import kinds
 from app.core.desired import Desired
 from app.core.events import NORMAL, WARNING, Event
 from app.core.observed import Child, Observed
+from app.core.status import previous_status
 from app.core.time import stamp
 from app.raycluster.problems import InvalidSpec
 from app.raycluster.spec import JSONObject
 from app.rayservice import children, gateway, head_label, names, observe, routing, timeout
-from app.rayservice.keep import echo, invalid, previous_status
+from app.rayservice.keep import echo, invalid
 from app.rayservice.options import Options as Options  # re-exported: the core's users name it here
 from app.rayservice.plan import (
     ACTIVE,
