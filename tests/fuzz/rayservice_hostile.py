@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from app.rayservice.serve import ServeView
-from tests.fuzz.rayservice_strategies import TIMEOUT, rayservice_worlds
+from tests.fuzz.rayservice_strategies import TIMEOUT, as_served, rayservice_worlds
 from tests.fuzz.strategies import BREAKERS, JSON_VALUES, SPECIAL_TEXT, mutations, paths
 from tests.rayservice.loop import rayservice_object
 
@@ -52,6 +52,9 @@ def corrupted_rayservices(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Se
                 everywhere += [(where, kind, key, *path) for path in paths(obj)]
     hot = [path for path in everywhere if path[-1] in HOT]
     draw(mutations(body, hot * 4 + everywhere, most=1, values=BREAKERS))
+    for where in ("children", "related"):
+        if where in body:  # a mutation may have deleted it
+            body[where] = as_served(body[where])
     return body, views
 
 

@@ -248,8 +248,11 @@ def _appended_only(name: str, was: Any, now: Any) -> None:
     """A live cluster is never rebuilt: only worker groups appended (and its hash)."""
     old, new = mapping_of(mapping_of(was).get("spec")), mapping_of(mapping_of(now).get("spec"))
     assert new.get("headGroupSpec") == old.get("headGroupSpec"), f"{name}: head rebuilt"
-    groups = list(old.get("workerGroupSpecs") or [])
-    assert (new.get("workerGroupSpecs") or [])[: len(groups)] == groups, f"{name}: groups changed"
+    groups, now_groups = old.get("workerGroupSpecs") or [], new.get("workerGroupSpecs") or []
+    if not isinstance(groups, list) or not isinstance(now_groups, list):
+        assert now_groups == groups, f"{name}: groups changed"
+        return
+    assert now_groups[: len(groups)] == groups, f"{name}: groups changed"
 
 
 def _serves(judged: Judged, target: str | None, parent: Mapping[str, Any]) -> None:

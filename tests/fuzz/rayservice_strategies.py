@@ -351,7 +351,23 @@ def rayservice_worlds(
         draw(mutations(body, [("parent", "status", *p) for p in paths(status)], most=2))
     if damage and one_in(draw, 3):
         draw(mutations(body, list(paths(body)), most=2))
+        for where in ("children", "related"):
+            if where in body:  # a mutation may have deleted it
+                body[where] = as_served(body[where])
     return body, views
+
+
+def as_served(value: Any) -> Any:
+    """An observed object as an API server serves it: a JSON integer beyond 64 bits cannot be
+    stored as one and comes back as a float (a corrupted parent keeps it: the hook must refuse
+    or store-proof it; a child echoed with it would differ only in that rounding)."""
+    if isinstance(value, dict):
+        return {k: as_served(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_served(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return float(value)
+    return value
 
 
 def _gateway_children(draw: st.DrawFn, world: _World, active: str, pending: str | None) -> None:
